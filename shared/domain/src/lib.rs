@@ -1,0 +1,17 @@
+//! The domain of the admin Users tab: types that parse, ports, and the use cases
+//! (send a message, the delete routine, history, the user list). No AWS in here: the same
+//! code runs in Lambda (with `aws-adapters`), in the dev server and in tests (with
+//! [`memory::InMemoryBackend`]).
+
+pub mod access;
+pub mod cascade;
+pub mod deletion;
+pub mod job;
+pub mod memory;
+pub mod messaging;
+pub mod model;
+pub mod ports;
+pub mod types;
+pub mod users;
+
+pub use policy;

@@ -1,0 +1,184 @@
+//! Records as the use cases see them. Stored shapes live in the adapters.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// RFC 3339 UTC with milliseconds: sorts as text in DynamoDB sort keys.
+pub fn timestamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+pub fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
+}
+
+/// A row of `profiles`. Email and role are kept as stored; the use cases parse them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Profile {
+    pub user_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    pub display_name: String,
+    pub role: String,
+    pub created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<String>,
+    /// The Cognito username when it differs from `user_id`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_username: Option<String>,
+}
+
+impl Profile {
+    pub const TOMBSTONE_NAME: &'static str = "Deleted User";
+
+    pub fn is_tombstone(&self) -> bool {
+        self.deleted_at.is_some()
+    }
+
+    pub fn cognito_username(&self) -> &str {
+        self.auth_username.as_deref().unwrap_or(&self.user_id)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageStatus {
+    Pending,
+    Sent,
+    Failed,
+    Delivered,
+    Bounced,
+    Complained,
+}
+
+impl MessageStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageStatus::Pending => "pending",
+            MessageStatus::Sent => "sent",
+            MessageStatus::Failed => "failed",
+            MessageStatus::Delivered => "delivered",
+            MessageStatus::Bounced => "bounced",
+            MessageStatus::Complained => "complained",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<MessageStatus> {
+        Some(match s {
+            "pending" => MessageStatus::Pending,
+            "sent" => MessageStatus::Sent,
+            "failed" => MessageStatus::Failed,
+            "delivered" => MessageStatus::Delivered,
+            "bounced" => MessageStatus::Bounced,
+            "complained" => MessageStatus::Complained,
+            _ => return None,
+        })
+    }
+}
+
+/// A row of `admin_messages`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminMessage {
+    pub message_id: String,
+    pub sender_id: String,
+    pub recipient_id: String,
+    pub subject: String,
+    pub body: String,
+    pub status: MessageStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ses_message_id: Option<String>,
+    /// The provider's error code when `status` is `failed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    pub created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sent_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
+}
+
+/// `security_logs.event_type`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventType {
+    AdminSentUserMessage,
+    AdminDeletedUser,
+    AdminDeletionCompleted,
+    AdminActionDenied,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::AdminSentUserMessage => "admin_sent_user_message",
+            EventType::AdminDeletedUser => "admin_deleted_user",
+            EventType::AdminDeletionCompleted => "admin_deletion_completed",
+            EventType::AdminActionDenied => "admin_action_denied",
+        }
+    }
+}
+
+/// Who asked, from where. Ids only: nothing here is personal data beyond the source IP and
+/// user agent that the audit trail is meant to keep.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestMeta {
+    /// The raw `sub` claim, when there is one.
+    pub caller: Option<String>,
+    pub request_id: String,
+    pub source_ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// A row of `security_logs`. Append-only; never holds an email address, subject or body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityEvent {
+    /// Deterministic where an event must be written exactly once (for example
+    /// `<job_id>#deleted`), random otherwise.
+    pub event_id: String,
+    pub event_type: EventType,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor_id: Option<String>,
+    pub target_id: String,
+    pub created_at: String,
+    pub request_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_ip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    /// Event-specific string fields: `message_id`; `target_role`, `target_email_sha256`,
+    /// `job_id`; `action`, `reason`; `deleted` (JSON counts) for completions.
+    pub fields: BTreeMap<String, String>,
+}
+
+impl SecurityEvent {
+    pub fn new(event_id: String, event_type: EventType, target_id: &str, meta: &RequestMeta, at: &str) -> Self {
+        SecurityEvent {
+            event_id,
+            event_type,
+            actor_id: meta.caller.clone(),
+            target_id: target_id.to_owned(),
+            created_at: at.to_owned(),
+            request_id: meta.request_id.clone(),
+            source_ip: meta.source_ip.clone(),
+            user_agent: meta.user_agent.clone(),
+            fields: BTreeMap::new(),
+        }
+    }
+
+    pub fn with(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.fields.insert(key.to_owned(), value.into());
+        self
+    }
+}
+
+/// A page of results with an opaque cursor for the next one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+/// The key of one item, or a `LastEvaluatedKey`: attribute name → string value
+/// (every key attribute in this product is a string).
+pub type ItemKey = BTreeMap<String, String>;
