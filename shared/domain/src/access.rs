@@ -28,9 +28,10 @@ pub fn target_state(profile: Option<&Profile>, job: Option<&DeletionJob>) -> Tar
         },
         Some(p) => match job {
             // A job exists but the profile is not anonymised yet: the deletion is running.
-            Some(j) if !j.is_completed() => {
-                Target::Deleted { role: RoleName::parse(&j.target_role), deletion_finished: false }
-            }
+            Some(j) if !j.is_completed() => Target::Deleted {
+                role: RoleName::parse(&j.target_role),
+                deletion_finished: false,
+            },
             _ => Target::Active(RoleName::parse(&p.role)),
         },
     }

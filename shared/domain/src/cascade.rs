@@ -47,19 +47,28 @@ pub const CASCADE_PLAN: &[CascadeTable] = &[
         name: "sessions",
         env_var: "SESSIONS_TABLE",
         key: &["session_id"],
-        lookup: Lookup::Index { index: "by_user", attr: "user_id" },
+        lookup: Lookup::Index {
+            index: "by_user",
+            attr: "user_id",
+        },
     },
     CascadeTable {
         name: "help_requests",
         env_var: "HELP_REQUESTS_TABLE",
         key: &["request_id"],
-        lookup: Lookup::Index { index: "by_user", attr: "user_id" },
+        lookup: Lookup::Index {
+            index: "by_user",
+            attr: "user_id",
+        },
     },
     CascadeTable {
         name: "admin_messages",
         env_var: "ADMIN_MESSAGES_TABLE",
         key: &["message_id"],
-        lookup: Lookup::Index { index: "by_recipient", attr: "recipient_id" },
+        lookup: Lookup::Index {
+            index: "by_recipient",
+            attr: "recipient_id",
+        },
     },
 ];
 
@@ -69,8 +78,10 @@ pub const KEPT_TABLES: &[(&str, &str)] = &[
     ("PROFILES_TABLE", "anonymised in place into the tombstone (no email, \"Deleted User\")"),
     ("SECURITY_LOGS_TABLE", "append-only audit trail; holds ids and the email hash only"),
     ("DELETION_JOBS_TABLE", "the erasure receipt: ids, role, email hash and counts"),
-    ("IDEMPOTENCY_TABLE", "keyed by the sending admin; payload hashes only; expires after 24 h"),
-    ("RATE_LIMITS_TABLE", "per-admin counters keyed by id; expire within the hour"),
+    (
+        "IDEMPOTENCY_TABLE",
+        "idempotency keys and rate-limit windows of the acting admin: ids and payload hashes only; expire within 24 h",
+    ),
 ];
 
 pub fn table(name: &str) -> Option<&'static CascadeTable> {

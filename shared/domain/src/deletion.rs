@@ -31,7 +31,11 @@ pub struct DeletionSettings {
 
 impl Default for DeletionSettings {
     fn default() -> Self {
-        DeletionSettings { page_size: 250, lease_margin: Duration::from_secs(30), deletions_per_hour: 0 }
+        DeletionSettings {
+            page_size: 250,
+            lease_margin: Duration::from_secs(30),
+            deletions_per_hour: 0,
+        }
     }
 }
 
@@ -119,8 +123,14 @@ impl Deletion {
         acknowledged: bool,
         deadline: Instant,
     ) -> Result<DeleteOutcome, DeleteError> {
-        let span = tracing::info_span!("delete_user", actor = meta.caller.as_deref(), target = target.as_str());
-        self.delete_inner(meta, target, acknowledged, deadline).instrument(span).await
+        let span = tracing::info_span!(
+            "delete_user",
+            actor = meta.caller.as_deref(),
+            target = target.as_str()
+        );
+        self.delete_inner(meta, target, acknowledged, deadline)
+            .instrument(span)
+            .await
     }
 
     async fn delete_inner(
@@ -144,7 +154,15 @@ impl Deletion {
             acknowledged,
         });
         if let Decision::Deny(denial) = decision {
-            audit_denial(&*self.log, &*self.clock, meta, Action::DeleteUser, target_id, denial.code()).await;
+            audit_denial(
+                &*self.log,
+                &*self.clock,
+                meta,
+                Action::DeleteUser,
+                target_id,
+                denial.code(),
+            )
+            .await;
             return Err(DeleteError::Denied(denial));
         }
         let profile = profile.expect("policy allows only existing targets");
@@ -156,11 +174,23 @@ impl Deletion {
                     let bucket = format!("deletions#{}", meta.caller.as_deref().unwrap_or_default());
                     if let RateDecision::Limited { retry_after } = self
                         .limiter
-                        .take(&bucket, self.settings.deletions_per_hour, Duration::from_secs(3600), self.clock.now())
+                        .take(
+                            &bucket,
+                            self.settings.deletions_per_hour,
+                            Duration::from_secs(3600),
+                            self.clock.now(),
+                        )
                         .await?
                     {
-                        audit_denial(&*self.log, &*self.clock, meta, Action::DeleteUser, target_id, "rate_limited")
-                            .await;
+                        audit_denial(
+                            &*self.log,
+                            &*self.clock,
+                            meta,
+                            Action::DeleteUser,
+                            target_id,
+                            "rate_limited",
+                        )
+                        .await;
                         return Err(DeleteError::RateLimited { retry_after });
                     }
                 }
@@ -204,8 +234,9 @@ impl Deletion {
         }
         match self.run(job, deadline).await? {
             Run::Finished(job) => Ok(DeleteOutcome::Completed(job)),
-            Run::Elsewhere(job) => Ok(DeleteOutcome::InProgress(job)),
-            Run::Paused(job) => {
+            // Another runner holds the job. Queue a continuation anyway: if that runner dies,
+            // the worker picks the job up once its lease runs out.
+            Run::Elsewhere(job) | Run::Paused(job) => {
                 self.queue.enqueue(&job.user_id, &job.job_id).await?;
                 Ok(DeleteOutcome::InProgress(job))
             }
@@ -236,7 +267,11 @@ impl Deletion {
     }
 
     /// `GET /admin/users/{id}/deletion`
-    pub async fn status(&self, meta: &RequestMeta, target: &UserId) -> Result<Option<DeletionJob>, DeleteError> {
+    pub async fn status(
+        &self,
+        meta: &RequestMeta,
+        target: &UserId,
+    ) -> Result<Option<DeletionJob>, DeleteError> {
         let (caller, profile, job) = futures::try_join!(
             load_caller(&*self.profiles, meta),
             self.profiles.get(target.as_str()),
@@ -250,7 +285,15 @@ impl Deletion {
             acknowledged: false,
         });
         if let Decision::Deny(denial) = decision {
-            audit_denial(&*self.log, &*self.clock, meta, Action::ViewDeletion, target.as_str(), denial.code()).await;
+            audit_denial(
+                &*self.log,
+                &*self.clock,
+                meta,
+                Action::ViewDeletion,
+                target.as_str(),
+                denial.code(),
+            )
+            .await;
             return Err(DeleteError::Denied(denial));
         }
         Ok(job)
@@ -273,22 +316,42 @@ impl Deletion {
             acknowledged: false,
         });
         if let Decision::Deny(denial) = view {
-            audit_denial(&*self.log, &*self.clock, meta, Action::ViewDeletion, target.as_str(), denial.code()).await;
+            audit_denial(
+                &*self.log,
+                &*self.clock,
+                meta,
+                Action::ViewDeletion,
+                target.as_str(),
+                denial.code(),
+            )
+            .await;
             return Err(DeleteError::Denied(denial));
         }
         let ask = |acknowledged| {
-            policy::decide(policy::Request { action: Action::DeleteUser, caller, target: state, is_self, acknowledged })
+            policy::decide(policy::Request {
+                action: Action::DeleteUser,
+                caller,
+                target: state,
+                is_self,
+                acknowledged,
+            })
         };
         let (without, with) = (ask(false), ask(true));
         let counts = futures::future::try_join_all(
-            CASCADE_PLAN.iter().map(|t| self.user_data.count(t, target.as_str(), PREVIEW_CAP)),
+            CASCADE_PLAN
+                .iter()
+                .map(|t| self.user_data.count(t, target.as_str(), PREVIEW_CAP)),
         )
         .await?;
         let tables = CASCADE_PLAN
             .iter()
             .zip(counts)
             .map(|(t, c)| {
-                let text = if c.capped { format!("{}+", c.count) } else { c.count.to_string() };
+                let text = if c.capped {
+                    format!("{}+", c.count)
+                } else {
+                    c.count.to_string()
+                };
                 (t.name.to_owned(), text)
             })
             .collect();
@@ -306,18 +369,43 @@ impl Deletion {
         })
     }
 
-    /// Take the lease and run the remaining steps until done or out of time.
-    async fn run(&self, mut job: DeletionJob, deadline: Instant) -> Result<Run, DependencyError> {
+    /// Take the lease and run the remaining steps until done or out of time. On a failure the
+    /// lease is released (best effort) so that a retry can continue at once.
+    async fn run(&self, job: DeletionJob, deadline: Instant) -> Result<Run, DependencyError> {
         let me = uuid::Uuid::new_v4().to_string();
+        let user_id = job.user_id.clone();
+        let result = self.run_steps(job, deadline, &me).await;
+        if result.is_err() {
+            if let Ok(Some(stored)) = self.jobs.get(&user_id).await {
+                if stored.lease_owner.as_deref() == Some(me.as_str()) {
+                    let _ = self.pause(stored).await;
+                }
+            }
+        }
+        result
+    }
+
+    async fn run_steps(
+        &self,
+        mut job: DeletionJob,
+        deadline: Instant,
+        me: &str,
+    ) -> Result<Run, DependencyError> {
         let now = self.clock.now();
         let held_by_other = job.lease_owner.is_some()
-            && job.lease_until.as_deref().and_then(parse_timestamp).is_some_and(|until| until > now);
+            && job
+                .lease_until
+                .as_deref()
+                .and_then(parse_timestamp)
+                .is_some_and(|until| until > now);
         if held_by_other {
             return Ok(Run::Elsewhere(job));
         }
         let remaining = deadline.saturating_duration_since(Instant::now());
-        job.lease_owner = Some(me.clone());
-        job.lease_until = Some(timestamp(now + chrono_duration(remaining + self.settings.lease_margin)));
+        job.lease_owner = Some(me.to_owned());
+        job.lease_until = Some(timestamp(
+            now + chrono_duration(remaining + self.settings.lease_margin),
+        ));
         if !self.save(&mut job).await? {
             return Ok(Run::Elsewhere(self.jobs.get(&job.user_id).await?.unwrap_or(job)));
         }
@@ -334,7 +422,11 @@ impl Deletion {
             match step {
                 Step::Audit => {
                     let event = self
-                        .event(&job, format!("{}#deleted", job.job_id), EventType::AdminDeletedUser)
+                        .event(
+                            &job,
+                            format!("{}#deleted", job.job_id),
+                            EventType::AdminDeletedUser,
+                        )
                         .with("target_role", job.target_role.clone())
                         .with("job_id", job.job_id.clone());
                     let event = match &job.target_email_sha256 {
@@ -354,7 +446,8 @@ impl Deletion {
                     Anonymised::Done | Anonymised::Missing => job.step = Step::Cascade,
                     Anonymised::SendInFlight { until } => {
                         // A message to this user is being sent right now: let it finish first.
-                        let wait = (until - self.clock.now()).to_std().unwrap_or_default() + Duration::from_millis(5);
+                        let wait = (until - self.clock.now()).to_std().unwrap_or_default()
+                            + Duration::from_millis(5);
                         if Instant::now() + wait >= deadline {
                             return self.pause(job).await;
                         }
@@ -383,7 +476,11 @@ impl Deletion {
                 Step::Complete => {
                     let counts = serde_json::to_string(&job.counts()).unwrap_or_default();
                     let event = self
-                        .event(&job, format!("{}#completed", job.job_id), EventType::AdminDeletionCompleted)
+                        .event(
+                            &job,
+                            format!("{}#completed", job.job_id),
+                            EventType::AdminDeletionCompleted,
+                        )
                         .with("job_id", job.job_id.clone())
                         .with("deleted", counts);
                     self.log.append(&event).await?;
@@ -432,9 +529,19 @@ impl Deletion {
                 }
                 let page = self
                     .user_data
-                    .page(table, &job.user_id, progress.cursor.as_ref(), self.settings.page_size)
+                    .page(
+                        table,
+                        &job.user_id,
+                        progress.cursor.as_ref(),
+                        self.settings.page_size,
+                    )
                     .await?;
-                let TableProgress { pending, cursor, exhausted, .. } = progress;
+                let TableProgress {
+                    pending,
+                    cursor,
+                    exhausted,
+                    ..
+                } = progress;
                 *pending = page.keys;
                 *exhausted = page.next.is_none();
                 *cursor = page.next;
@@ -479,4 +586,3 @@ impl Deletion {
         SecurityEvent::new(event_id, kind, &job.user_id, &meta, &timestamp(self.clock.now()))
     }
 }
-

@@ -116,7 +116,12 @@ impl DeletionJob {
     pub fn counts(&self) -> BTreeMap<String, u64> {
         crate::cascade::CASCADE_PLAN
             .iter()
-            .map(|t| (t.name.to_owned(), self.progress.get(t.name).map_or(0, |p| p.deleted)))
+            .map(|t| {
+                (
+                    t.name.to_owned(),
+                    self.progress.get(t.name).map_or(0, |p| p.deleted),
+                )
+            })
             .collect()
     }
 

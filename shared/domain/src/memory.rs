@@ -38,7 +38,8 @@ pub struct AuthUser {
 #[derive(Debug, Default, Clone)]
 pub struct State {
     pub profiles: BTreeMap<String, Profile>,
-    pub send_leases: HashMap<String, DateTime<Utc>>,
+    /// Sends in flight per recipient and the latest lease expiry.
+    pub send_leases: HashMap<String, (u32, DateTime<Utc>)>,
     pub messages: BTreeMap<String, AdminMessage>,
     pub security_logs: BTreeMap<String, SecurityEvent>,
     pub jobs: BTreeMap<String, DeletionJob>,
@@ -63,6 +64,9 @@ pub struct SentMail {
     pub body: String,
 }
 
+/// Called with every accepted mail.
+pub type MailHook = Arc<dyn Fn(&OutgoingEmail) + Send + Sync>;
+
 /// The in-memory backend: implements every port.
 #[derive(Default)]
 pub struct InMemoryBackend {
@@ -70,7 +74,7 @@ pub struct InMemoryBackend {
     store_calls: AtomicU64,
     fail_at: AtomicU64,
     mail: Mutex<MailBehaviour>,
-    mail_hook: Mutex<Option<Arc<dyn Fn(&OutgoingEmail) + Send + Sync>>>,
+    mail_hook: Mutex<Option<MailHook>>,
 }
 
 impl InMemoryBackend {
@@ -103,14 +107,18 @@ impl InMemoryBackend {
     }
 
     /// Called with every mail the in-memory mailer accepts (the dev server writes `.eml` files).
-    pub fn on_mail(&self, hook: Arc<dyn Fn(&OutgoingEmail) + Send + Sync>) {
+    pub fn on_mail(&self, hook: MailHook) {
         *self.mail_hook.lock().unwrap_or_else(|e| e.into_inner()) = Some(hook);
     }
 
     fn io(&self, what: &'static str) -> StoreResult<()> {
         let n = self.store_calls.fetch_add(1, Ordering::SeqCst) + 1;
         if n == self.fail_at.load(Ordering::SeqCst) {
-            return Err(DependencyError::new(what, true, anyhow::anyhow!("injected failure at store call {n}")));
+            return Err(DependencyError::new(
+                what,
+                true,
+                anyhow::anyhow!("injected failure at store call {n}"),
+            ));
         }
         Ok(())
     }
@@ -120,13 +128,23 @@ impl InMemoryBackend {
     }
 
     pub fn put_auth_user(&self, username: &str) {
-        self.state().auth_users.insert(username.to_owned(), AuthUser { enabled: true, signed_out: false });
+        self.state().auth_users.insert(
+            username.to_owned(),
+            AuthUser {
+                enabled: true,
+                signed_out: false,
+            },
+        );
     }
 
     /// Insert an item into a generic user-data table (all attributes are strings).
     pub fn put_item(&self, table: &CascadeTable, item: BTreeMap<String, String>) {
         let key = item_key_string(table, &item);
-        self.state().tables.entry(table.name.to_owned()).or_default().insert(key, item);
+        self.state()
+            .tables
+            .entry(table.name.to_owned())
+            .or_default()
+            .insert(key, item);
     }
 
     /// Items of a user in any table of the plan.
@@ -136,7 +154,11 @@ impl InMemoryBackend {
             return st.messages.values().filter(|m| m.recipient_id == user_id).count();
         }
         let attr = lookup_attr(table);
-        st.tables.get(table.name).map_or(0, |t| t.values().filter(|i| i.get(attr).map(String::as_str) == Some(user_id)).count())
+        st.tables.get(table.name).map_or(0, |t| {
+            t.values()
+                .filter(|i| i.get(attr).map(String::as_str) == Some(user_id))
+                .count()
+        })
     }
 
     pub fn messaging(self: &Arc<Self>, settings: MessagingSettings) -> Messaging {
@@ -167,12 +189,29 @@ impl InMemoryBackend {
     }
 
     pub fn directory(self: &Arc<Self>) -> Directory {
-        Directory { profiles: self.clone(), log: self.clone(), clock: Arc::new(SystemClock) }
+        Directory {
+            profiles: self.clone(),
+            log: self.clone(),
+            clock: Arc::new(SystemClock),
+        }
     }
 
     /// Take the queued deletion continuations (the dev server's in-process worker).
     pub fn drain_queue(&self) -> Vec<(String, String)> {
         std::mem::take(&mut self.state().queue)
+    }
+}
+
+/// A send ended: its recipient's lease count goes down (the expiry still bounds a crashed send).
+fn release_lease(st: &mut State, message_id: &str) {
+    let pending = st
+        .messages
+        .get(message_id)
+        .filter(|m| m.status == MessageStatus::Pending);
+    if let Some(recipient) = pending.map(|m| m.recipient_id.clone()) {
+        if let Some(lease) = st.send_leases.get_mut(&recipient) {
+            lease.0 = lease.0.saturating_sub(1);
+        }
     }
 }
 
@@ -183,11 +222,20 @@ fn lookup_attr(table: &CascadeTable) -> &'static str {
 }
 
 fn item_key_string(table: &CascadeTable, item: &BTreeMap<String, String>) -> String {
-    table.key.iter().map(|k| item.get(*k).cloned().unwrap_or_default()).collect::<Vec<_>>().join("\u{1f}")
+    table
+        .key
+        .iter()
+        .map(|k| item.get(*k).cloned().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\u{1f}")
 }
 
 fn key_of(table: &CascadeTable, item: &BTreeMap<String, String>) -> ItemKey {
-    table.key.iter().filter_map(|k| item.get(*k).map(|v| ((*k).to_owned(), v.clone()))).collect()
+    table
+        .key
+        .iter()
+        .filter_map(|k| item.get(*k).map(|v| ((*k).to_owned(), v.clone())))
+        .collect()
 }
 
 #[async_trait]
@@ -207,7 +255,7 @@ impl Profiles for InMemoryBackend {
         if p.is_tombstone() {
             return Ok(Anonymised::Done);
         }
-        if let Some(until) = lease.filter(|u| *u > now) {
+        if let Some((_, until)) = lease.filter(|(n, u)| *n > 0 && *u > now) {
             return Ok(Anonymised::SendInFlight { until });
         }
         p.email = None;
@@ -220,7 +268,11 @@ impl Profiles for InMemoryBackend {
     async fn list(&self, query: &ListQuery) -> StoreResult<Page<Profile>> {
         self.io("profiles")?;
         let st = self.state();
-        let needle = query.search.as_deref().map(str::to_lowercase).filter(|s| !s.is_empty());
+        let needle = query
+            .search
+            .as_deref()
+            .map(str::to_lowercase)
+            .filter(|s| !s.is_empty());
         let after = query.cursor.clone();
         let mut items: Vec<Profile> = st
             .profiles
@@ -261,28 +313,43 @@ impl MessageOutbox for InMemoryBackend {
         if !ok {
             return Ok(Reserved::RecipientGone);
         }
-        let lease = st.send_leases.entry(message.recipient_id.clone()).or_insert(lease_until);
-        *lease = (*lease).max(lease_until);
+        let lease = st
+            .send_leases
+            .entry(message.recipient_id.clone())
+            .or_insert((0, lease_until));
+        lease.0 += 1;
+        lease.1 = lease.1.max(lease_until);
         st.messages.insert(message.message_id.clone(), message.clone());
         Ok(Reserved::Reserved)
     }
 
-    async fn mark_sent(&self, message_id: &str, ses_message_id: &str, at: &str, event: &SecurityEvent) -> StoreResult<()> {
+    async fn mark_sent(
+        &self,
+        message_id: &str,
+        ses_message_id: &str,
+        at: &str,
+        event: &SecurityEvent,
+    ) -> StoreResult<()> {
         self.io("admin_messages")?;
         let mut st = self.state();
+        release_lease(&mut st, message_id);
         if let Some(m) = st.messages.get_mut(message_id) {
             m.status = MessageStatus::Sent;
             m.ses_message_id = Some(ses_message_id.to_owned());
             m.sent_at = Some(at.to_owned());
             m.updated_at = Some(at.to_owned());
         }
-        st.security_logs.entry(event.event_id.clone()).or_insert_with(|| event.clone());
+        st.security_logs
+            .entry(event.event_id.clone())
+            .or_insert_with(|| event.clone());
         Ok(())
     }
 
     async fn mark_failed(&self, message_id: &str, error_code: &str, at: &str) -> StoreResult<()> {
         self.io("admin_messages")?;
-        if let Some(m) = self.state().messages.get_mut(message_id) {
+        let mut st = self.state();
+        release_lease(&mut st, message_id);
+        if let Some(m) = st.messages.get_mut(message_id) {
             m.status = MessageStatus::Failed;
             m.error_code = Some(error_code.to_owned());
             m.updated_at = Some(at.to_owned());
@@ -295,16 +362,29 @@ impl MessageOutbox for InMemoryBackend {
         Ok(self.state().messages.get(message_id).cloned())
     }
 
-    async fn history(&self, recipient_id: &str, limit: usize, cursor: Option<&str>) -> StoreResult<Page<AdminMessage>> {
+    async fn history(
+        &self,
+        recipient_id: &str,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> StoreResult<Page<AdminMessage>> {
         self.io("admin_messages")?;
         let st = self.state();
-        let mut all: Vec<&AdminMessage> = st.messages.values().filter(|m| m.recipient_id == recipient_id).collect();
+        let mut all: Vec<&AdminMessage> = st
+            .messages
+            .values()
+            .filter(|m| m.recipient_id == recipient_id)
+            .collect();
         all.sort_by(|a, b| (&b.created_at, &b.message_id).cmp(&(&a.created_at, &a.message_id)));
         let start = cursor
             .and_then(|c| all.iter().position(|m| m.message_id == c).map(|i| i + 1))
             .unwrap_or(0);
         let items: Vec<AdminMessage> = all.iter().skip(start).take(limit).map(|m| (*m).clone()).collect();
-        let next = if start + items.len() < all.len() { items.last().map(|m| m.message_id.clone()) } else { None };
+        let next = if start + items.len() < all.len() {
+            items.last().map(|m| m.message_id.clone())
+        } else {
+            None
+        };
         Ok(Page { items, next })
     }
 }
@@ -328,7 +408,11 @@ impl Mailer for InMemoryBackend {
         let behaviour = self.mail.lock().unwrap_or_else(|e| e.into_inner()).clone();
         match behaviour {
             MailBehaviour::Accept => {}
-            MailBehaviour::Reject => return Err(MailError::Rejected { code: "MessageRejected".into() }),
+            MailBehaviour::Reject => {
+                return Err(MailError::Rejected {
+                    code: "MessageRejected".into(),
+                })
+            }
             MailBehaviour::Throttle => {
                 return Err(MailError::Throttled {
                     code: "TooManyRequestsException".into(),
@@ -410,7 +494,13 @@ impl DeletionJobs for InMemoryBackend {
 
 #[async_trait]
 impl UserData for InMemoryBackend {
-    async fn page(&self, table: &CascadeTable, user_id: &str, cursor: Option<&ItemKey>, limit: usize) -> StoreResult<KeysPage> {
+    async fn page(
+        &self,
+        table: &CascadeTable,
+        user_id: &str,
+        cursor: Option<&ItemKey>,
+        limit: usize,
+    ) -> StoreResult<KeysPage> {
         self.io(table.name)?;
         let st = self.state();
         let mut keys: Vec<ItemKey> = if table.name == "admin_messages" {
@@ -451,7 +541,12 @@ impl UserData for InMemoryBackend {
                     st.messages.remove(id);
                 }
             } else if let Some(t) = st.tables.get_mut(table.name) {
-                let k = table.key.iter().map(|a| key.get(*a).cloned().unwrap_or_default()).collect::<Vec<_>>().join("\u{1f}");
+                let k = table
+                    .key
+                    .iter()
+                    .map(|a| key.get(*a).cloned().unwrap_or_default())
+                    .collect::<Vec<_>>()
+                    .join("\u{1f}");
                 t.remove(&k);
             }
         }
@@ -461,7 +556,10 @@ impl UserData for InMemoryBackend {
     async fn count(&self, table: &CascadeTable, user_id: &str, cap: u64) -> StoreResult<Count> {
         self.io(table.name)?;
         let n = self.count_user_items(table, user_id) as u64;
-        Ok(Count { count: n.min(cap), capped: n > cap })
+        Ok(Count {
+            count: n.min(cap),
+            capped: n > cap,
+        })
     }
 }
 
@@ -484,7 +582,11 @@ impl Idempotency for InMemoryBackend {
         if let Some((record, expires)) = st.idempotency.get(&id) {
             if *expires > now {
                 match record {
-                    IdempotencyRecord::InFlight { lease_until: l, message_id: m, fingerprint: f } if *l <= now && f == fingerprint => {
+                    IdempotencyRecord::InFlight {
+                        lease_until: l,
+                        message_id: m,
+                        fingerprint: f,
+                    } if *l <= now && f == fingerprint => {
                         message_id = m.clone();
                     }
                     other => return Ok(Claim::Taken(other.clone())),
@@ -493,7 +595,14 @@ impl Idempotency for InMemoryBackend {
         }
         st.idempotency.insert(
             id,
-            (IdempotencyRecord::InFlight { fingerprint: fingerprint.to_owned(), message_id: message_id.clone(), lease_until }, expires_at),
+            (
+                IdempotencyRecord::InFlight {
+                    fingerprint: fingerprint.to_owned(),
+                    message_id: message_id.clone(),
+                    lease_until,
+                },
+                expires_at,
+            ),
         );
         Ok(Claim::Claimed { message_id })
     }
@@ -503,7 +612,11 @@ impl Idempotency for InMemoryBackend {
         let mut st = self.state();
         if let Some((record, _)) = st.idempotency.get_mut(&format!("{scope}#{key}")) {
             if let IdempotencyRecord::InFlight { fingerprint, .. } = record {
-                *record = IdempotencyRecord::Done { fingerprint: fingerprint.clone(), status, response: response.to_owned() };
+                *record = IdempotencyRecord::Done {
+                    fingerprint: fingerprint.clone(),
+                    status,
+                    response: response.to_owned(),
+                };
             }
         }
         Ok(())
@@ -513,13 +626,21 @@ impl Idempotency for InMemoryBackend {
         self.io("idempotency")?;
         let mut st = self.state();
         let id = format!("{scope}#{key}");
-        if matches!(st.idempotency.get(&id), Some((IdempotencyRecord::InFlight { .. }, _))) {
+        if matches!(
+            st.idempotency.get(&id),
+            Some((IdempotencyRecord::InFlight { .. }, _))
+        ) {
             st.idempotency.remove(&id);
         }
         Ok(())
     }
 
-    async fn get(&self, scope: &str, key: &str, now: DateTime<Utc>) -> StoreResult<Option<IdempotencyRecord>> {
+    async fn get(
+        &self,
+        scope: &str,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<IdempotencyRecord>> {
         self.io("idempotency")?;
         Ok(self
             .state()
@@ -541,7 +662,13 @@ impl DeletionQueue for InMemoryBackend {
 
 #[async_trait]
 impl RateLimiter for InMemoryBackend {
-    async fn take(&self, bucket: &str, limit: u32, window: Duration, now: DateTime<Utc>) -> StoreResult<RateDecision> {
+    async fn take(
+        &self,
+        bucket: &str,
+        limit: u32,
+        window: Duration,
+        now: DateTime<Utc>,
+    ) -> StoreResult<RateDecision> {
         self.io("rate_limits")?;
         let w = window.as_secs().max(1) as i64;
         let slot = now.timestamp() / w;
@@ -552,7 +679,9 @@ impl RateLimiter for InMemoryBackend {
         }
         if entry.1 >= limit {
             let retry = (slot + 1) * w - now.timestamp();
-            return Ok(RateDecision::Limited { retry_after: Duration::from_secs(retry.max(1) as u64) });
+            return Ok(RateDecision::Limited {
+                retry_after: Duration::from_secs(retry.max(1) as u64),
+            });
         }
         entry.1 += 1;
         Ok(RateDecision::Allowed)

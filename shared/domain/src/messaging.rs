@@ -124,7 +124,11 @@ pub struct Sent {
 impl Messaging {
     /// Send one message. See DESIGN.md sections 1 and 3.
     pub async fn send(&self, meta: &RequestMeta, input: SendInput) -> Result<Sent, SendError> {
-        let span = tracing::info_span!("send_message", actor = meta.caller.as_deref(), target = input.target.as_str());
+        let span = tracing::info_span!(
+            "send_message",
+            actor = meta.caller.as_deref(),
+            target = input.target.as_str()
+        );
         self.send_inner(meta, input).instrument(span).await
     }
 
@@ -140,7 +144,15 @@ impl Messaging {
             acknowledged: false,
         });
         if let Decision::Deny(denial) = decision {
-            audit_denial(&*self.log, &*self.clock, meta, Action::SendMessage, target_id, denial.code()).await;
+            audit_denial(
+                &*self.log,
+                &*self.clock,
+                meta,
+                Action::SendMessage,
+                target_id,
+                denial.code(),
+            )
+            .await;
             return Err(SendError::Denied(denial));
         }
         let actor = meta.caller.clone().unwrap_or_default();
@@ -155,11 +167,23 @@ impl Messaging {
             let bucket = format!("messages#{actor}");
             if let RateDecision::Limited { retry_after } = self
                 .limiter
-                .take(&bucket, self.settings.messages_per_minute, Duration::from_secs(60), self.clock.now())
+                .take(
+                    &bucket,
+                    self.settings.messages_per_minute,
+                    Duration::from_secs(60),
+                    self.clock.now(),
+                )
                 .await?
             {
-                audit_denial(&*self.log, &*self.clock, meta, Action::SendMessage, target_id, "rate_limited")
-                    .await;
+                audit_denial(
+                    &*self.log,
+                    &*self.clock,
+                    meta,
+                    Action::SendMessage,
+                    target_id,
+                    "rate_limited",
+                )
+                .await;
                 return Err(SendError::RateLimited { retry_after });
             }
         }
@@ -183,7 +207,10 @@ impl Messaging {
         if let Some((key, _)) = idem {
             self.remember(&actor, &key, &result).await;
         }
-        result.map(|receipt| Sent { receipt, replayed: false })
+        result.map(|receipt| Sent {
+            receipt,
+            replayed: false,
+        })
     }
 
     /// Take the idempotency key, or answer from it.
@@ -208,7 +235,11 @@ impl Messaging {
                 Claim::Taken(record) => record,
             };
             match record {
-                IdempotencyRecord::Done { fingerprint: f, response, .. } => {
+                IdempotencyRecord::Done {
+                    fingerprint: f,
+                    response,
+                    ..
+                } => {
                     if f != fingerprint {
                         return Ok(ClaimOutcome::Answered(Err(SendError::IdempotencyConflict)));
                     }
@@ -232,15 +263,21 @@ impl Messaging {
     async fn remember(&self, actor: &str, key: &IdempotencyKey, result: &Result<SendReceipt, SendError>) {
         let stored = match result {
             Ok(receipt) => Some((201, StoredOutcome::Sent(receipt.clone()))),
-            Err(SendError::MailRejected { message_id, code }) => {
-                Some((502, StoredOutcome::Rejected { message_id: message_id.clone(), code: code.clone() }))
-            }
+            Err(SendError::MailRejected { message_id, code }) => Some((
+                502,
+                StoredOutcome::Rejected {
+                    message_id: message_id.clone(),
+                    code: code.clone(),
+                },
+            )),
             Err(_) => None,
         };
         let outcome = match stored {
             Some((status, outcome)) => {
                 let json = serde_json::to_string(&outcome).unwrap_or_default();
-                self.idempotency.complete(actor, key.as_str(), status, &json).await
+                self.idempotency
+                    .complete(actor, key.as_str(), status, &json)
+                    .await
             }
             None => self.idempotency.release(actor, key.as_str()).await,
         };
@@ -275,7 +312,11 @@ impl Messaging {
             sent_at: None,
             updated_at: None,
         };
-        match self.outbox.reserve(&message, now + chrono_duration(self.settings.send_lease)).await? {
+        match self
+            .outbox
+            .reserve(&message, now + chrono_duration(self.settings.send_lease))
+            .await?
+        {
             Reserved::Reserved => {}
             Reserved::RecipientGone => return Err(SendError::Denied(Denial::UserDeleted)),
             Reserved::Exists(existing) => match existing.status {
@@ -317,9 +358,16 @@ impl Messaging {
                     &sent_at,
                 )
                 .with("message_id", message_id);
-                self.outbox.mark_sent(message_id, &ses_message_id, &sent_at, &event).await?;
+                self.outbox
+                    .mark_sent(message_id, &ses_message_id, &sent_at, &event)
+                    .await?;
                 tracing::info!(message_id, "message sent");
-                Ok(SendReceipt { message_id: message_id.to_owned(), status: "sent".into(), ses_message_id, sent_at })
+                Ok(SendReceipt {
+                    message_id: message_id.to_owned(),
+                    status: "sent".into(),
+                    ses_message_id,
+                    sent_at,
+                })
             }
             Err(err) => {
                 let code = match &err {
@@ -331,7 +379,10 @@ impl Messaging {
                     tracing::error!(error = ?anyhow::Error::from(store), message_id, "could not mark the message failed; it stays pending");
                 }
                 Err(match err {
-                    MailError::Rejected { code } => SendError::MailRejected { message_id: message_id.to_owned(), code },
+                    MailError::Rejected { code } => SendError::MailRejected {
+                        message_id: message_id.to_owned(),
+                        code,
+                    },
                     MailError::Throttled { retry_after, .. } => SendError::MailThrottled { retry_after },
                     MailError::Unavailable { code, source } => SendError::MailUnavailable { code, source },
                 })
@@ -347,8 +398,10 @@ impl Messaging {
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<Page<AdminMessage>, HistoryError> {
-        let (caller, profile) =
-            futures::try_join!(load_caller(&*self.profiles, meta), self.profiles.get(target.as_str()))?;
+        let (caller, profile) = futures::try_join!(
+            load_caller(&*self.profiles, meta),
+            self.profiles.get(target.as_str())
+        )?;
         let decision = policy::decide(policy::Request {
             action: Action::ViewMessages,
             caller,
@@ -357,10 +410,21 @@ impl Messaging {
             acknowledged: false,
         });
         if let Decision::Deny(denial) = decision {
-            audit_denial(&*self.log, &*self.clock, meta, Action::ViewMessages, target.as_str(), denial.code()).await;
+            audit_denial(
+                &*self.log,
+                &*self.clock,
+                meta,
+                Action::ViewMessages,
+                target.as_str(),
+                denial.code(),
+            )
+            .await;
             return Err(HistoryError::Denied(denial));
         }
-        Ok(self.outbox.history(target.as_str(), limit.clamp(1, 100), cursor).await?)
+        Ok(self
+            .outbox
+            .history(target.as_str(), limit.clamp(1, 100), cursor)
+            .await?)
     }
 }
 
@@ -371,9 +435,16 @@ enum ClaimOutcome {
 
 fn replay(response: &str) -> Result<Sent, SendError> {
     match serde_json::from_str::<StoredOutcome>(response) {
-        Ok(StoredOutcome::Sent(receipt)) => Ok(Sent { receipt, replayed: true }),
+        Ok(StoredOutcome::Sent(receipt)) => Ok(Sent {
+            receipt,
+            replayed: true,
+        }),
         Ok(StoredOutcome::Rejected { message_id, code }) => Err(SendError::MailRejected { message_id, code }),
-        Err(e) => Err(SendError::Dependency(DependencyError::new("idempotency", false, e))),
+        Err(e) => Err(SendError::Dependency(DependencyError::new(
+            "idempotency",
+            false,
+            e,
+        ))),
     }
 }
 

@@ -10,7 +10,9 @@ pub fn timestamp(t: DateTime<Utc>) -> String {
 }
 
 pub fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// A row of `profiles`. Email and role are kept as stored; the use cases parse them.
@@ -152,7 +154,13 @@ pub struct SecurityEvent {
 }
 
 impl SecurityEvent {
-    pub fn new(event_id: String, event_type: EventType, target_id: &str, meta: &RequestMeta, at: &str) -> Self {
+    pub fn new(
+        event_id: String,
+        event_type: EventType,
+        target_id: &str,
+        meta: &RequestMeta,
+        at: &str,
+    ) -> Self {
         SecurityEvent {
             event_id,
             event_type,

@@ -32,7 +32,15 @@ impl Directory {
             acknowledged: false,
         });
         if let Decision::Deny(denial) = decision {
-            audit_denial(&*self.log, &*self.clock, meta, Action::ListUsers, "*", denial.code()).await;
+            audit_denial(
+                &*self.log,
+                &*self.clock,
+                meta,
+                Action::ListUsers,
+                "*",
+                denial.code(),
+            )
+            .await;
             return Err(ListError::Denied(denial));
         }
         let mut query = query.clone();

@@ -79,7 +79,10 @@ pub enum Target {
     Missing,
     /// A tombstone. `deletion_finished` is false while the deletion job is still running,
     /// in which case `role` is the role captured when the job started.
-    Deleted { role: RoleName, deletion_finished: bool },
+    Deleted {
+        role: RoleName,
+        deletion_finished: bool,
+    },
     Active(RoleName),
 }
 
@@ -233,10 +236,16 @@ pub fn decide(req: Request) -> Decision {
         Action::DeleteUser => {
             let target_role = match req.target {
                 Target::Missing => return Deny(Denial::UserNotFound),
-                Target::Deleted { deletion_finished: true, .. } => return Deny(Denial::UserDeleted),
+                Target::Deleted {
+                    deletion_finished: true,
+                    ..
+                } => return Deny(Denial::UserDeleted),
                 // A deletion still running: the request joins it, under the same rules
                 // as if it were starting it.
-                Target::Deleted { role, deletion_finished: false } => role,
+                Target::Deleted {
+                    role,
+                    deletion_finished: false,
+                } => role,
                 Target::Active(role) => role,
             };
             if req.is_self {

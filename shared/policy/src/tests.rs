@@ -98,14 +98,23 @@ fn caller_matches(p: C, c: Caller) -> bool {
 fn target_matches(p: T, t: Target) -> bool {
     let live_role = match t {
         Target::Active(r) => Some(r),
-        Target::Deleted { role, deletion_finished: false } => Some(role),
+        Target::Deleted {
+            role,
+            deletion_finished: false,
+        } => Some(role),
         _ => None,
     };
     match p {
         T::Any => true,
         T::Missing => t == Target::Missing,
         T::Tombstone => matches!(t, Target::Deleted { .. }),
-        T::TombstoneFinished => matches!(t, Target::Deleted { deletion_finished: true, .. }),
+        T::TombstoneFinished => matches!(
+            t,
+            Target::Deleted {
+                deletion_finished: true,
+                ..
+            }
+        ),
         T::PlainUser => live_role == Some(USER),
         T::Privileged => matches!(live_role, Some(r) if r != USER),
     }
@@ -152,8 +161,14 @@ fn targets() -> Vec<Target> {
     let mut v = vec![Target::Missing];
     for r in ROLES {
         v.push(Target::Active(r));
-        v.push(Target::Deleted { role: r, deletion_finished: false });
-        v.push(Target::Deleted { role: r, deletion_finished: true });
+        v.push(Target::Deleted {
+            role: r,
+            deletion_finished: false,
+        });
+        v.push(Target::Deleted {
+            role: r,
+            deletion_finished: true,
+        });
     }
     v
 }
@@ -177,7 +192,13 @@ fn every_request() -> Vec<Request> {
                         }
                     }
                     for acknowledged in [false, true] {
-                        out.push(Request { action, caller, target, is_self, acknowledged });
+                        out.push(Request {
+                            action,
+                            caller,
+                            target,
+                            is_self,
+                            acknowledged,
+                        });
                     }
                 }
             }
@@ -199,8 +220,14 @@ fn describe(r: &Request) -> String {
     let target = match r.target {
         Target::Missing => "missing".to_string(),
         Target::Active(x) => role(x).to_string(),
-        Target::Deleted { role: x, deletion_finished: false } => format!("{}(deleting)", role(x)),
-        Target::Deleted { role: x, deletion_finished: true } => format!("{}(deleted)", role(x)),
+        Target::Deleted {
+            role: x,
+            deletion_finished: false,
+        } => format!("{}(deleting)", role(x)),
+        Target::Deleted {
+            role: x,
+            deletion_finished: true,
+        } => format!("{}(deleted)", role(x)),
     };
     let answer = match decide(*r) {
         Decision::Allow => "allow".to_string(),
@@ -228,7 +255,11 @@ fn every_combination_matches_the_spec() {
             failures.push(format!("{} (expected {expected:?})", describe(req)));
         }
     }
-    assert!(failures.is_empty(), "policy disagrees with the spec table:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "policy disagrees with the spec table:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -236,15 +267,13 @@ fn every_spec_row_is_reached() {
     let all = every_request();
     for (i, row) in SPEC.iter().enumerate() {
         let reached = all.iter().any(|req| {
-            SPEC.iter()
-                .position(|(c, a, t, s, k, _)| {
-                    caller_matches(*c, req.caller)
-                        && action_matches(*a, req.action)
-                        && target_matches(*t, req.target)
-                        && flag_matches(*s, req.is_self)
-                        && flag_matches(*k, req.acknowledged)
-                })
-                == Some(i)
+            SPEC.iter().position(|(c, a, t, s, k, _)| {
+                caller_matches(*c, req.caller)
+                    && action_matches(*a, req.action)
+                    && target_matches(*t, req.target)
+                    && flag_matches(*s, req.is_self)
+                    && flag_matches(*k, req.acknowledged)
+            }) == Some(i)
         });
         assert!(reached, "spec row {i} is shadowed by an earlier row: {:?}", row.5);
     }
@@ -272,25 +301,55 @@ fn the_matrix_snapshot_lists_every_combination() {
 }
 
 fn req(action: Action, caller: Caller, target: Target, is_self: bool, acknowledged: bool) -> Request {
-    Request { action, caller, target, is_self, acknowledged }
+    Request {
+        action,
+        caller,
+        target,
+        is_self,
+        acknowledged,
+    }
 }
 
 #[test]
 fn an_admin_cannot_delete_an_owner() {
-    let d = decide(req(DeleteUser, Caller::Active(ADMIN), Target::Active(OWNER), false, true));
+    let d = decide(req(
+        DeleteUser,
+        Caller::Active(ADMIN),
+        Target::Active(OWNER),
+        false,
+        true,
+    ));
     assert_eq!(d, Decision::Deny(PrivilegedTarget));
 }
 
 #[test]
 fn an_admin_cannot_delete_another_admin_even_with_acknowledgement() {
-    let d = decide(req(DeleteUser, Caller::Active(ADMIN), Target::Active(ADMIN), false, true));
+    let d = decide(req(
+        DeleteUser,
+        Caller::Active(ADMIN),
+        Target::Active(ADMIN),
+        false,
+        true,
+    ));
     assert_eq!(d, Decision::Deny(PrivilegedTarget));
 }
 
 #[test]
 fn an_owner_deletes_an_admin_only_with_acknowledgement() {
-    let without = decide(req(DeleteUser, Caller::Active(OWNER), Target::Active(ADMIN), false, false));
-    let with = decide(req(DeleteUser, Caller::Active(OWNER), Target::Active(ADMIN), false, true));
+    let without = decide(req(
+        DeleteUser,
+        Caller::Active(OWNER),
+        Target::Active(ADMIN),
+        false,
+        false,
+    ));
+    let with = decide(req(
+        DeleteUser,
+        Caller::Active(OWNER),
+        Target::Active(ADMIN),
+        false,
+        true,
+    ));
     assert_eq!(without, Decision::Deny(AcknowledgementRequired));
     assert_eq!(with, Decision::Allow);
 }
@@ -298,7 +357,13 @@ fn an_owner_deletes_an_admin_only_with_acknowledgement() {
 #[test]
 fn nobody_deletes_themselves() {
     for role in [ADMIN, OWNER] {
-        let d = decide(req(DeleteUser, Caller::Active(role), Target::Active(role), true, true));
+        let d = decide(req(
+            DeleteUser,
+            Caller::Active(role),
+            Target::Active(role),
+            true,
+            true,
+        ));
         assert_eq!(d, Decision::Deny(SelfDeletion));
     }
 }
@@ -306,7 +371,13 @@ fn nobody_deletes_themselves() {
 #[test]
 fn a_user_role_has_no_rights() {
     for action in ACTIONS {
-        let d = decide(req(action, Caller::Active(USER), Target::Active(USER), false, false));
+        let d = decide(req(
+            action,
+            Caller::Active(USER),
+            Target::Active(USER),
+            false,
+            false,
+        ));
         assert_eq!(d, Decision::Deny(ForbiddenRole));
     }
 }
@@ -315,36 +386,78 @@ fn a_user_role_has_no_rights() {
 fn an_unknown_role_string_has_no_rights() {
     assert_eq!(RoleName::parse("Admin"), RoleName::Unknown);
     assert_eq!(RoleName::parse("superadmin"), RoleName::Unknown);
-    let d = decide(req(SendMessage, Caller::Active(UNKNOWN), Target::Active(USER), false, false));
+    let d = decide(req(
+        SendMessage,
+        Caller::Active(UNKNOWN),
+        Target::Active(USER),
+        false,
+        false,
+    ));
     assert_eq!(d, Decision::Deny(ForbiddenRole));
 }
 
 #[test]
 fn a_target_with_an_unknown_role_is_treated_as_privileged() {
-    let admin = decide(req(DeleteUser, Caller::Active(ADMIN), Target::Active(UNKNOWN), false, true));
+    let admin = decide(req(
+        DeleteUser,
+        Caller::Active(ADMIN),
+        Target::Active(UNKNOWN),
+        false,
+        true,
+    ));
     assert_eq!(admin, Decision::Deny(PrivilegedTarget));
-    let owner = decide(req(DeleteUser, Caller::Active(OWNER), Target::Active(UNKNOWN), false, true));
+    let owner = decide(req(
+        DeleteUser,
+        Caller::Active(OWNER),
+        Target::Active(UNKNOWN),
+        false,
+        true,
+    ));
     assert_eq!(owner, Decision::Allow);
 }
 
 #[test]
 fn a_deleted_caller_loses_access_at_once() {
-    let d = decide(req(SendMessage, Caller::Deleted, Target::Active(USER), false, false));
+    let d = decide(req(
+        SendMessage,
+        Caller::Deleted,
+        Target::Active(USER),
+        false,
+        false,
+    ));
     assert_eq!(d, Decision::Deny(Unauthenticated));
 }
 
 #[test]
 fn a_second_delete_joins_a_running_deletion_but_not_a_finished_one() {
-    let running = Target::Deleted { role: USER, deletion_finished: false };
-    let finished = Target::Deleted { role: USER, deletion_finished: true };
-    assert_eq!(decide(req(DeleteUser, Caller::Active(ADMIN), running, false, false)), Decision::Allow);
-    assert_eq!(decide(req(DeleteUser, Caller::Active(ADMIN), finished, false, false)), Decision::Deny(UserDeleted));
+    let running = Target::Deleted {
+        role: USER,
+        deletion_finished: false,
+    };
+    let finished = Target::Deleted {
+        role: USER,
+        deletion_finished: true,
+    };
+    assert_eq!(
+        decide(req(DeleteUser, Caller::Active(ADMIN), running, false, false)),
+        Decision::Allow
+    );
+    assert_eq!(
+        decide(req(DeleteUser, Caller::Active(ADMIN), finished, false, false)),
+        Decision::Deny(UserDeleted)
+    );
 }
 
 #[test]
 fn nobody_messages_a_deleted_user() {
-    let t = Target::Deleted { role: USER, deletion_finished: false };
-    assert_eq!(decide(req(SendMessage, Caller::Active(OWNER), t, false, false)), Decision::Deny(UserDeleted));
+    let t = Target::Deleted {
+        role: USER,
+        deletion_finished: false,
+    };
+    assert_eq!(
+        decide(req(SendMessage, Caller::Active(OWNER), t, false, false)),
+        Decision::Deny(UserDeleted)
+    );
 }
 
 #[test]

@@ -1,0 +1,241 @@
+//! `application/problem+json` answers (RFC 9457).
+
+use lambda_http::http::{header, HeaderValue, StatusCode};
+use lambda_http::{Body, Response};
+use serde_json::{Map, Value};
+use std::borrow::Cow;
+
+/// The stable machine codes (DESIGN.md section 3), plus the few the edge itself needs.
+pub mod code {
+    pub const INVALID_BODY: &str = "invalid_body";
+    pub const SUBJECT_INVALID: &str = "subject_invalid";
+    pub const BODY_INVALID: &str = "body_invalid";
+    pub const INVALID_USER_ID: &str = "invalid_user_id";
+    pub const UNAUTHENTICATED: &str = "unauthenticated";
+    pub const FORBIDDEN_ROLE: &str = "forbidden_role";
+    pub const SELF_DELETION: &str = "self_deletion";
+    pub const PRIVILEGED_TARGET: &str = "privileged_target";
+    pub const USER_NOT_FOUND: &str = "user_not_found";
+    pub const IDEMPOTENCY_CONFLICT: &str = "idempotency_conflict";
+    pub const USER_DELETED: &str = "user_deleted";
+    pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
+    pub const ACKNOWLEDGEMENT_REQUIRED: &str = "acknowledgement_required";
+    pub const NO_EMAIL_ADDRESS: &str = "no_email_address";
+    pub const RATE_LIMITED: &str = "rate_limited";
+    pub const MAIL_REJECTED: &str = "mail_rejected";
+    pub const DEPENDENCY_UNAVAILABLE: &str = "dependency_unavailable";
+    /// 500: an unexpected failure (opaque body).
+    pub const INTERNAL_ERROR: &str = "internal_error";
+    /// 405: the route exists but not with this method.
+    pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
+    /// 404: no route of this function matches the path (only on a misrouted event).
+    pub const NOT_FOUND: &str = "not_found";
+}
+
+/// The base of every problem `type` URI: `https://teleperson.com/problems/<code>`.
+pub const TYPE_BASE: &str = "https://teleperson.com/problems/";
+
+pub const CONTENT_TYPE: &str = "application/problem+json";
+
+/// A short human title per code (constant for a code, as RFC 9457 asks).
+pub fn title(code: &str) -> &'static str {
+    match code {
+        code::INVALID_BODY => "Invalid request body",
+        code::SUBJECT_INVALID => "Invalid subject",
+        code::BODY_INVALID => "Invalid message body",
+        code::INVALID_USER_ID => "Invalid user id",
+        code::UNAUTHENTICATED => "Not authenticated",
+        code::FORBIDDEN_ROLE => "Not allowed for this role",
+        code::SELF_DELETION => "Cannot delete your own account here",
+        code::PRIVILEGED_TARGET => "Only an owner can delete an admin or owner",
+        code::USER_NOT_FOUND => "User not found",
+        code::IDEMPOTENCY_CONFLICT => "Idempotency key conflict",
+        code::USER_DELETED => "User deleted",
+        code::PAYLOAD_TOO_LARGE => "Payload too large",
+        code::ACKNOWLEDGEMENT_REQUIRED => "Acknowledgement required",
+        code::NO_EMAIL_ADDRESS => "No email address",
+        code::RATE_LIMITED => "Too many requests",
+        code::MAIL_REJECTED => "Mail rejected",
+        code::DEPENDENCY_UNAVAILABLE => "Service temporarily unavailable",
+        code::METHOD_NOT_ALLOWED => "Method not allowed",
+        code::NOT_FOUND => "Not found",
+        _ => "Internal error",
+    }
+}
+
+/// One failure answer. Build it with [`Problem::new`] (or the mapping functions in
+/// [`crate::errors`]) and turn it into a response with [`Problem::respond`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub detail: Cow<'static, str>,
+    /// Seconds, sent as `Retry-After`.
+    pub retry_after: Option<u64>,
+    /// Methods for the `Allow` header of a 405.
+    pub allow: Option<&'static str>,
+    /// RFC 9457 extension members (for example `message_id` of a rejected message).
+    pub extensions: Map<String, Value>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<Cow<'static, str>>) -> Problem {
+        Problem { status, code, detail: detail.into(), retry_after: None, allow: None, extensions: Map::new() }
+    }
+
+    pub fn with_retry_after(mut self, seconds: u64) -> Problem {
+        self.retry_after = Some(seconds.max(1));
+        self
+    }
+
+    pub fn with_extension(mut self, key: &str, value: impl Into<Value>) -> Problem {
+        self.extensions.insert(key.to_owned(), value.into());
+        self
+    }
+
+    /// `400 invalid_body` with this detail.
+    pub fn invalid_body(detail: impl Into<Cow<'static, str>>) -> Problem {
+        Problem::new(StatusCode::BAD_REQUEST, code::INVALID_BODY, detail)
+    }
+
+    /// `401 unauthenticated`: the request carries no `sub` claim.
+    pub fn unauthenticated() -> Problem {
+        Problem::new(
+            StatusCode::UNAUTHORIZED,
+            code::UNAUTHENTICATED,
+            domain::policy::Denial::Unauthenticated.explain(),
+        )
+    }
+
+    /// `405 method_not_allowed` with an `Allow` header.
+    pub fn method_not_allowed(allow: &'static str) -> Problem {
+        let mut p = Problem::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            code::METHOD_NOT_ALLOWED,
+            format!("This resource answers {allow} only."),
+        );
+        p.allow = Some(allow);
+        p
+    }
+
+    /// `404 not_found`: the path is not one of this function's routes.
+    pub fn not_found() -> Problem {
+        Problem::new(StatusCode::NOT_FOUND, code::NOT_FOUND, "There is no such resource.")
+    }
+
+    /// `500 internal_error`, opaque. Logs `cause` with its chain: use it where the cause is
+    /// known and not logged elsewhere.
+    pub fn internal(cause: &anyhow::Error) -> Problem {
+        tracing::error!(error = ?cause, status = 500, code = code::INTERNAL_ERROR, "request failed");
+        Problem::opaque_internal()
+    }
+
+    /// `500 internal_error` without logging (the caller logged the cause).
+    pub(crate) fn opaque_internal() -> Problem {
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            code::INTERNAL_ERROR,
+            "An unexpected error occurred. Quote the request id when reporting it.",
+        )
+    }
+
+    /// The problem document as JSON.
+    pub fn to_json(&self, request_id: &str) -> Value {
+        let mut doc = Map::new();
+        for (k, v) in &self.extensions {
+            doc.insert(k.clone(), v.clone());
+        }
+        doc.insert("type".into(), Value::from(format!("{TYPE_BASE}{}", self.code)));
+        doc.insert("title".into(), Value::from(title(self.code)));
+        doc.insert("status".into(), Value::from(self.status.as_u16()));
+        doc.insert("detail".into(), Value::from(self.detail.as_ref()));
+        doc.insert("code".into(), Value::from(self.code));
+        doc.insert("request_id".into(), Value::from(request_id));
+        Value::Object(doc)
+    }
+
+    /// The response. Client errors are logged here (status and code only, at info level);
+    /// server errors were logged with their cause where they were mapped.
+    pub fn respond(self, request_id: &str) -> Response<Body> {
+        if self.status.is_client_error() {
+            tracing::info!(status = self.status.as_u16(), code = self.code, "request refused");
+        }
+        let body = self.to_json(request_id).to_string();
+        let mut response = Response::new(Body::Text(body));
+        *response.status_mut() = self.status;
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(seconds) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if let Some(allow) = self.allow {
+            headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_problem_document_has_every_rfc_9457_member_and_the_code() {
+        let p = Problem::new(StatusCode::CONFLICT, code::IDEMPOTENCY_CONFLICT, "reused");
+        let doc = p.to_json("req-1");
+        assert_eq!(doc["type"], "https://teleperson.com/problems/idempotency_conflict");
+        assert_eq!(doc["title"], "Idempotency key conflict");
+        assert_eq!(doc["status"], 409);
+        assert_eq!(doc["detail"], "reused");
+        assert_eq!(doc["code"], "idempotency_conflict");
+        assert_eq!(doc["request_id"], "req-1");
+    }
+
+    #[test]
+    fn extensions_never_override_the_standard_members() {
+        let p = Problem::invalid_body("x").with_extension("code", "spoofed").with_extension("message_id", "m-1");
+        let doc = p.to_json("r");
+        assert_eq!(doc["code"], "invalid_body");
+        assert_eq!(doc["message_id"], "m-1");
+    }
+
+    #[test]
+    fn a_problem_response_carries_its_headers() {
+        let r = Problem::new(StatusCode::TOO_MANY_REQUESTS, code::RATE_LIMITED, "slow down")
+            .with_retry_after(0)
+            .respond("r");
+        assert_eq!(r.status(), 429);
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
+        assert_eq!(r.headers()["retry-after"], "1");
+        let r = Problem::method_not_allowed("GET, POST").respond("r");
+        assert_eq!(r.headers()["allow"], "GET, POST");
+    }
+
+    #[test]
+    fn every_code_has_a_title() {
+        for c in [
+            code::INVALID_BODY,
+            code::SUBJECT_INVALID,
+            code::BODY_INVALID,
+            code::INVALID_USER_ID,
+            code::UNAUTHENTICATED,
+            code::FORBIDDEN_ROLE,
+            code::SELF_DELETION,
+            code::PRIVILEGED_TARGET,
+            code::USER_NOT_FOUND,
+            code::IDEMPOTENCY_CONFLICT,
+            code::USER_DELETED,
+            code::PAYLOAD_TOO_LARGE,
+            code::ACKNOWLEDGEMENT_REQUIRED,
+            code::NO_EMAIL_ADDRESS,
+            code::RATE_LIMITED,
+            code::MAIL_REJECTED,
+            code::DEPENDENCY_UNAVAILABLE,
+            code::METHOD_NOT_ALLOWED,
+            code::NOT_FOUND,
+        ] {
+            assert_ne!(title(c), "Internal error", "{c}");
+        }
+    }
+}
