@@ -163,31 +163,6 @@ impl Messaging {
             .and_then(|e| EmailAddress::parse(e).ok())
             .ok_or(SendError::NoEmailAddress)?;
 
-        if self.settings.messages_per_minute > 0 {
-            let bucket = format!("messages#{actor}");
-            if let RateDecision::Limited { retry_after } = self
-                .limiter
-                .take(
-                    &bucket,
-                    self.settings.messages_per_minute,
-                    Duration::from_secs(60),
-                    self.clock.now(),
-                )
-                .await?
-            {
-                audit_denial(
-                    &*self.log,
-                    &*self.clock,
-                    meta,
-                    Action::SendMessage,
-                    target_id,
-                    "rate_limited",
-                )
-                .await;
-                return Err(SendError::RateLimited { retry_after });
-            }
-        }
-
         let mut message_id = uuid::Uuid::new_v4().to_string();
         let idem = match &input.idempotency_key {
             None => None,
@@ -203,6 +178,14 @@ impl Messaging {
             }
         };
 
+        // Replays above cost nothing; a new send counts against the admin's limit.
+        if let Err(limited) = self.take_rate(meta, &actor, target_id).await {
+            if let Some((key, _)) = &idem {
+                self.remember(&actor, key, &Err(SendError::RateLimited { retry_after: Duration::ZERO })).await;
+            }
+            return Err(limited);
+        }
+
         let result = self.deliver(meta, &actor, &message_id, to, &input).await;
         if let Some((key, _)) = idem {
             self.remember(&actor, &key, &result).await;
@@ -211,6 +194,22 @@ impl Messaging {
             receipt,
             replayed: false,
         })
+    }
+
+    async fn take_rate(&self, meta: &RequestMeta, actor: &str, target_id: &str) -> Result<(), SendError> {
+        if self.settings.messages_per_minute == 0 {
+            return Ok(());
+        }
+        let bucket = format!("messages#{actor}");
+        let decision = self
+            .limiter
+            .take(&bucket, self.settings.messages_per_minute, Duration::from_secs(60), self.clock.now())
+            .await?;
+        if let RateDecision::Limited { retry_after } = decision {
+            audit_denial(&*self.log, &*self.clock, meta, Action::SendMessage, target_id, "rate_limited").await;
+            return Err(SendError::RateLimited { retry_after });
+        }
+        Ok(())
     }
 
     /// Take the idempotency key, or answer from it.
