@@ -6,6 +6,7 @@
 pub mod access;
 pub mod cascade;
 pub mod deletion;
+pub mod delivery;
 pub mod job;
 pub mod memory;
 pub mod messaging;

@@ -188,6 +188,13 @@ impl InMemoryBackend {
         }
     }
 
+    pub fn delivery(self: &Arc<Self>) -> crate::delivery::Delivery {
+        crate::delivery::Delivery {
+            log: self.clone(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
     pub fn directory(self: &Arc<Self>) -> Directory {
         Directory {
             profiles: self.clone(),
@@ -648,6 +655,32 @@ impl Idempotency for InMemoryBackend {
             .get(&format!("{scope}#{key}"))
             .filter(|(_, exp)| *exp > now)
             .map(|(r, _)| r.clone()))
+    }
+}
+
+#[async_trait]
+impl DeliveryLog for InMemoryBackend {
+    async fn record_delivery(
+        &self,
+        ses_message_id: &str,
+        update: DeliveryUpdate,
+        at: &str,
+    ) -> StoreResult<Recorded> {
+        self.io("admin_messages")?;
+        let mut st = self.state();
+        let Some(m) = st
+            .messages
+            .values_mut()
+            .find(|m| m.ses_message_id.as_deref() == Some(ses_message_id))
+        else {
+            return Ok(Recorded::UnknownMessage);
+        };
+        if !update.applies_to(m.status) {
+            return Ok(Recorded::Unchanged);
+        }
+        m.status = update.status();
+        m.updated_at = Some(at.to_owned());
+        Ok(Recorded::Updated)
     }
 }
 

@@ -181,7 +181,14 @@ impl Messaging {
         // Replays above cost nothing; a new send counts against the admin's limit.
         if let Err(limited) = self.take_rate(meta, &actor, target_id).await {
             if let Some((key, _)) = &idem {
-                self.remember(&actor, key, &Err(SendError::RateLimited { retry_after: Duration::ZERO })).await;
+                self.remember(
+                    &actor,
+                    key,
+                    &Err(SendError::RateLimited {
+                        retry_after: Duration::ZERO,
+                    }),
+                )
+                .await;
             }
             return Err(limited);
         }
@@ -203,10 +210,23 @@ impl Messaging {
         let bucket = format!("messages#{actor}");
         let decision = self
             .limiter
-            .take(&bucket, self.settings.messages_per_minute, Duration::from_secs(60), self.clock.now())
+            .take(
+                &bucket,
+                self.settings.messages_per_minute,
+                Duration::from_secs(60),
+                self.clock.now(),
+            )
             .await?;
         if let RateDecision::Limited { retry_after } = decision {
-            audit_denial(&*self.log, &*self.clock, meta, Action::SendMessage, target_id, "rate_limited").await;
+            audit_denial(
+                &*self.log,
+                &*self.clock,
+                meta,
+                Action::SendMessage,
+                target_id,
+                "rate_limited",
+            )
+            .await;
             return Err(SendError::RateLimited { retry_after });
         }
         Ok(())

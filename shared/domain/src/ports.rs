@@ -324,3 +324,60 @@ impl Clock for ManualClock {
         *self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
+
+/// What an SES event says about a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryUpdate {
+    Delivered,
+    /// A permanent (hard) bounce.
+    Bounced,
+    Complained,
+    /// SES refused to send it (for example a virus was found).
+    Rejected,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    Updated,
+    /// The row already holds this or a later status (SES events are at-least-once and unordered).
+    Unchanged,
+    /// No message has this provider id (for example it was erased with its recipient).
+    UnknownMessage,
+}
+
+#[async_trait]
+pub trait DeliveryLog: Send + Sync {
+    /// Move the message with this provider id forward to `update`, stamped `at`.
+    async fn record_delivery(
+        &self,
+        ses_message_id: &str,
+        update: DeliveryUpdate,
+        at: &str,
+    ) -> StoreResult<Recorded>;
+}
+
+impl DeliveryUpdate {
+    /// The status a message takes.
+    pub fn status(self) -> crate::model::MessageStatus {
+        use crate::model::MessageStatus;
+        match self {
+            DeliveryUpdate::Delivered => MessageStatus::Delivered,
+            DeliveryUpdate::Bounced => MessageStatus::Bounced,
+            DeliveryUpdate::Complained => MessageStatus::Complained,
+            DeliveryUpdate::Rejected => MessageStatus::Failed,
+        }
+    }
+
+    /// Whether a message in status `current` may move to this update's status. Delivery only
+    /// follows a send; a bounce or complaint wins over a delivery; nothing moves a message back.
+    pub fn applies_to(self, current: crate::model::MessageStatus) -> bool {
+        use crate::model::MessageStatus::*;
+        match self {
+            DeliveryUpdate::Delivered => matches!(current, Pending | Sent),
+            DeliveryUpdate::Bounced | DeliveryUpdate::Rejected => {
+                matches!(current, Pending | Sent | Delivered)
+            }
+            DeliveryUpdate::Complained => matches!(current, Pending | Sent | Delivered | Bounced),
+        }
+    }
+}

@@ -295,11 +295,18 @@ async fn history_is_newest_first_and_paginated() {
 #[tokio::test]
 async fn replays_do_not_count_against_the_limit() {
     let b = seeded(0);
-    let m = b.messaging(MessagingSettings { messages_per_minute: 1, ..settings() });
+    let m = b.messaging(MessagingSettings {
+        messages_per_minute: 1,
+        ..settings()
+    });
     for _ in 0..5 {
-        m.send(&meta("admin-1"), input("user-1", None, "x", Some("one"))).await.unwrap();
+        m.send(&meta("admin-1"), input("user-1", None, "x", Some("one")))
+            .await
+            .unwrap();
     }
-    let new = m.send(&meta("admin-1"), input("user-1", None, "y", Some("two"))).await;
+    let new = m
+        .send(&meta("admin-1"), input("user-1", None, "y", Some("two")))
+        .await;
     assert!(matches!(new, Err(SendError::RateLimited { .. })), "{new:?}");
     // The refused key is free again once the window allows it (it was not stored as an answer).
     assert!(b.snapshot().idempotency.keys().all(|k| !k.ends_with("#two")));
