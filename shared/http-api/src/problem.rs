@@ -80,7 +80,14 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<Cow<'static, str>>) -> Problem {
-        Problem { status, code, detail: detail.into(), retry_after: None, allow: None, extensions: Map::new() }
+        Problem {
+            status,
+            code,
+            detail: detail.into(),
+            retry_after: None,
+            allow: None,
+            extensions: Map::new(),
+        }
     }
 
     pub fn with_retry_after(mut self, seconds: u64) -> Problem {
@@ -120,7 +127,11 @@ impl Problem {
 
     /// `404 not_found`: the path is not one of this function's routes.
     pub fn not_found() -> Problem {
-        Problem::new(StatusCode::NOT_FOUND, code::NOT_FOUND, "There is no such resource.")
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            code::NOT_FOUND,
+            "There is no such resource.",
+        )
     }
 
     /// `500 internal_error`, opaque. Logs `cause` with its chain: use it where the cause is
@@ -184,7 +195,10 @@ mod tests {
     fn a_problem_document_has_every_rfc_9457_member_and_the_code() {
         let p = Problem::new(StatusCode::CONFLICT, code::IDEMPOTENCY_CONFLICT, "reused");
         let doc = p.to_json("req-1");
-        assert_eq!(doc["type"], "https://teleperson.com/problems/idempotency_conflict");
+        assert_eq!(
+            doc["type"],
+            "https://teleperson.com/problems/idempotency_conflict"
+        );
         assert_eq!(doc["title"], "Idempotency key conflict");
         assert_eq!(doc["status"], 409);
         assert_eq!(doc["detail"], "reused");
@@ -194,7 +208,9 @@ mod tests {
 
     #[test]
     fn extensions_never_override_the_standard_members() {
-        let p = Problem::invalid_body("x").with_extension("code", "spoofed").with_extension("message_id", "m-1");
+        let p = Problem::invalid_body("x")
+            .with_extension("code", "spoofed")
+            .with_extension("message_id", "m-1");
         let doc = p.to_json("r");
         assert_eq!(doc["code"], "invalid_body");
         assert_eq!(doc["message_id"], "m-1");

@@ -1,0 +1,255 @@
+//! The deletion worker on SQS events, on the in-memory backend: partial batch failures,
+//! poison messages, busy jobs, failing stores and the time budget.
+
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use deletion_worker::WorkerApp;
+use domain::deletion::{DeleteOutcome, DeletionSettings};
+use domain::job::JobStatus;
+use domain::memory::InMemoryBackend;
+use domain::model::{Profile, RequestMeta};
+use domain::types::UserId;
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+fn profile(id: &str, role: &str) -> Profile {
+    Profile {
+        user_id: id.into(),
+        email: Some(format!("{id}@example.com")),
+        display_name: format!("Name of {id}"),
+        role: role.into(),
+        created_at: "2025-01-01T00:00:00.000Z".into(),
+        deleted_at: None,
+        auth_username: None,
+    }
+}
+
+fn backend() -> Arc<InMemoryBackend> {
+    let b = InMemoryBackend::new();
+    for (id, role) in [
+        ("owner-1", "owner"),
+        ("admin-2", "admin"),
+        ("user-1", "user"),
+        ("user-2", "user"),
+    ] {
+        b.put_profile(profile(id, role));
+        b.put_auth_user(id);
+    }
+    b
+}
+
+fn worker(b: &Arc<InMemoryBackend>, budget: Duration) -> WorkerApp {
+    WorkerApp {
+        deletion: b.deletion(DeletionSettings::default()),
+        budget,
+    }
+}
+
+/// Starts the deletion of `user` with no time at all: the job is created, paused and queued.
+async fn paused_job(b: &Arc<InMemoryBackend>, user: &str) -> String {
+    let meta = RequestMeta {
+        caller: Some("owner-1".into()),
+        request_id: "req-1".into(),
+        ..RequestMeta::default()
+    };
+    let target = UserId::parse(user).unwrap();
+    let outcome = b
+        .deletion(DeletionSettings::default())
+        .delete(&meta, &target, true, tokio::time::Instant::now())
+        .await
+        .expect("the deletion starts");
+    match outcome {
+        DeleteOutcome::InProgress(job) => job.job_id,
+        other => panic!("expected a paused job, got {other:?}"),
+    }
+}
+
+fn record(message_id: &str, body: &str) -> Value {
+    json!({
+        "messageId": message_id,
+        "receiptHandle": format!("handle-{message_id}"),
+        "body": body,
+        "attributes": {"ApproximateReceiveCount": "1"},
+        "messageAttributes": {},
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:teleperson-deletion-queue",
+        "awsRegion": "eu-west-1"
+    })
+}
+
+fn continuation(message_id: &str, user: &str, job: &str) -> Value {
+    record(message_id, &json!({"user_id": user, "job_id": job}).to_string())
+}
+
+fn event(records: Vec<Value>) -> LambdaEvent<SqsEvent> {
+    let payload: SqsEvent = serde_json::from_value(json!({ "Records": records })).expect("an SQS event");
+    LambdaEvent::new(payload, Context::default())
+}
+
+fn failures(r: &SqsBatchResponse) -> Vec<&str> {
+    r.batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect()
+}
+
+fn completed(b: &InMemoryBackend, user: &str) -> bool {
+    b.snapshot()
+        .jobs
+        .get(user)
+        .is_some_and(|j| j.status == JobStatus::Completed)
+}
+
+#[tokio::test]
+async fn a_batch_continues_every_job_and_reports_no_failures() {
+    let b = backend();
+    let j1 = paused_job(&b, "user-1").await;
+    let j2 = paused_job(&b, "admin-2").await;
+    b.drain_queue();
+    let w = worker(&b, Duration::from_secs(60));
+    let r = deletion_worker::handle(
+        &w,
+        event(vec![
+            continuation("m-1", "user-1", &j1),
+            continuation("m-2", "admin-2", &j2),
+        ]),
+    )
+    .await
+    .unwrap();
+    assert!(failures(&r).is_empty());
+    assert!(completed(&b, "user-1") && completed(&b, "admin-2"));
+    assert!(b.drain_queue().is_empty(), "nothing left to continue");
+}
+
+#[tokio::test]
+async fn a_malformed_record_among_good_ones_is_dropped_and_the_others_complete() {
+    let b = backend();
+    let j1 = paused_job(&b, "user-1").await;
+    let j2 = paused_job(&b, "user-2").await;
+    let w = worker(&b, Duration::from_secs(60));
+    let r = deletion_worker::handle(
+        &w,
+        event(vec![
+            continuation("m-1", "user-1", &j1),
+            record("m-poison", "{not json"),
+            record("m-wrong", r#"{"user":"user-2"}"#),
+            continuation("m-2", "user-2", &j2),
+        ]),
+    )
+    .await
+    .unwrap();
+    assert!(failures(&r).is_empty(), "a poison message is not retried");
+    assert!(completed(&b, "user-1") && completed(&b, "user-2"));
+}
+
+#[tokio::test]
+async fn only_the_record_whose_job_is_busy_is_reported_for_retry() {
+    let b = backend();
+    let j1 = paused_job(&b, "user-1").await;
+    let j2 = paused_job(&b, "user-2").await;
+    {
+        let mut st = b.state();
+        let job = st.jobs.get_mut("user-2").unwrap();
+        job.lease_owner = Some("another-runner".into());
+        job.lease_until = Some("2999-01-01T00:00:00.000Z".into());
+    }
+    let w = worker(&b, Duration::from_secs(60));
+    let r = deletion_worker::handle(
+        &w,
+        event(vec![
+            continuation("m-1", "user-1", &j1),
+            continuation("m-2", "user-2", &j2),
+        ]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(failures(&r), ["m-2"]);
+    assert!(completed(&b, "user-1"));
+    assert!(!completed(&b, "user-2"));
+}
+
+#[tokio::test]
+async fn a_failing_store_reports_the_record_for_retry_and_the_retry_completes() {
+    let b = backend();
+    let j1 = paused_job(&b, "user-1").await;
+    let w = worker(&b, Duration::from_secs(60));
+    b.fail_at(1);
+    let r = deletion_worker::handle(&w, event(vec![continuation("m-1", "user-1", &j1)]))
+        .await
+        .unwrap();
+    assert_eq!(failures(&r), ["m-1"]);
+    b.fail_at(0);
+    let r = deletion_worker::handle(&w, event(vec![continuation("m-1", "user-1", &j1)]))
+        .await
+        .unwrap();
+    assert!(failures(&r).is_empty());
+    assert!(completed(&b, "user-1"));
+}
+
+#[tokio::test]
+async fn a_stray_message_without_a_job_is_done() {
+    let b = backend();
+    let w = worker(&b, Duration::from_secs(60));
+    let r = deletion_worker::handle(&w, event(vec![continuation("m-1", "user-1", "no-such-job")]))
+        .await
+        .unwrap();
+    assert!(failures(&r).is_empty());
+    assert!(b.snapshot().jobs.is_empty());
+}
+
+#[tokio::test]
+async fn out_of_budget_the_job_is_requeued_not_retried() {
+    let b = backend();
+    let j1 = paused_job(&b, "user-1").await;
+    b.drain_queue();
+    let w = worker(&b, Duration::ZERO);
+    let r = deletion_worker::handle(&w, event(vec![continuation("m-1", "user-1", &j1)]))
+        .await
+        .unwrap();
+    assert!(failures(&r).is_empty());
+    assert_eq!(b.drain_queue(), vec![("user-1".to_owned(), j1)]);
+    assert!(!completed(&b, "user-1"));
+}
+
+#[tokio::test]
+async fn a_failing_record_without_a_message_id_fails_the_whole_batch() {
+    let b = backend();
+    let j1 = paused_job(&b, "user-1").await;
+    let w = worker(&b, Duration::from_secs(60));
+    let mut rec = continuation("x", "user-1", &j1);
+    rec.as_object_mut().unwrap().remove("messageId");
+    b.fail_at(1);
+    assert!(deletion_worker::handle(&w, event(vec![rec])).await.is_err());
+}
+
+#[test]
+fn the_lambda_deadline_caps_the_budget_with_a_five_second_margin() {
+    let budget = Duration::from_secs(60);
+    assert_eq!(deletion_worker::budget(budget, &Context::default()), budget);
+    let mut ctx = Context::default();
+    let soon = SystemTime::now() + Duration::from_secs(4);
+    ctx.deadline = soon.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+    assert_eq!(deletion_worker::budget(budget, &ctx), Duration::ZERO);
+    let later = SystemTime::now() + Duration::from_secs(900);
+    ctx.deadline = later.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+    assert_eq!(deletion_worker::budget(budget, &ctx), budget);
+}
+
+/// The sample SQS event kept beside the function: both jobs complete.
+#[tokio::test]
+async fn the_sample_event_completes_both_jobs() {
+    let b = backend();
+    paused_job(&b, "user-1").await;
+    paused_job(&b, "admin-2").await;
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("events/sqs-continue-deletion.json");
+    let payload: SqsEvent = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let r = deletion_worker::handle(
+        &worker(&b, Duration::from_secs(60)),
+        LambdaEvent::new(payload, Context::default()),
+    )
+    .await
+    .unwrap();
+    assert!(failures(&r).is_empty());
+    assert!(completed(&b, "user-1") && completed(&b, "admin-2"));
+}

@@ -1,0 +1,83 @@
+//! `GET /admin/users?q=&limit=&cursor=`: the Users tab's table, through [`Directory::list`].
+
+use domain::model::{Profile, RequestMeta};
+use domain::ports::ListQuery;
+use domain::users::Directory;
+use http_api::{errors, request, response, Problem};
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use serde::Serialize;
+use tracing::Instrument;
+
+pub const DEFAULT_LIMIT: usize = 25;
+pub const MAX_LIMIT: usize = 100;
+/// Longest search text, in characters.
+pub const MAX_QUERY: usize = 200;
+
+#[derive(Debug, Serialize)]
+struct UserItem<'a> {
+    user_id: &'a str,
+    email: Option<&'a str>,
+    display_name: &'a str,
+    role: &'a str,
+    created_at: &'a str,
+}
+
+impl<'a> From<&'a Profile> for UserItem<'a> {
+    fn from(p: &'a Profile) -> Self {
+        UserItem {
+            user_id: &p.user_id,
+            email: p.email.as_deref(),
+            display_name: &p.display_name,
+            role: &p.role,
+            created_at: &p.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct UserPage<'a> {
+    items: Vec<UserItem<'a>>,
+    next_cursor: Option<&'a str>,
+}
+
+/// The function's handler. Infallible: every failure is a problem+json answer.
+pub async fn handle(app: &Directory, req: Request) -> Response<Body> {
+    let meta = request::meta(&req);
+    let span = tracing::info_span!("http", request_id = %meta.request_id, method = %req.method());
+    async {
+        let result = match *req.method() {
+            Method::GET => list(app, &meta, &req).await,
+            _ => Err(Problem::method_not_allowed("GET")),
+        };
+        result.unwrap_or_else(|problem| problem.respond(&meta.request_id))
+    }
+    .instrument(span)
+    .await
+}
+
+async fn list(app: &Directory, meta: &RequestMeta, req: &Request) -> Result<Response<Body>, Problem> {
+    request::require_caller(meta)?;
+    let (limit, cursor) = request::page(req, DEFAULT_LIMIT, MAX_LIMIT)?;
+    let search = match request::query(req, "q").map(str::trim) {
+        None | Some("") => None,
+        Some(q) if q.chars().count() > MAX_QUERY || q.chars().any(char::is_control) => {
+            return Err(Problem::invalid_body(format!(
+                "q must be at most {MAX_QUERY} printable characters."
+            )))
+        }
+        Some(q) => Some(q.to_owned()),
+    };
+    let query = ListQuery {
+        search,
+        limit,
+        cursor,
+        include_deleted: false,
+    };
+    let page = app.list(meta, &query).await.map_err(errors::list_error)?;
+    let answer = UserPage {
+        items: page.items.iter().map(UserItem::from).collect(),
+        next_cursor: page.next.as_deref(),
+    };
+    Ok(response::json(StatusCode::OK, &answer, &meta.request_id))
+}

@@ -1,0 +1,197 @@
+//! The user list through real API Gateway v2 events, on the in-memory backend.
+
+use domain::memory::InMemoryBackend;
+use domain::model::{EventType, Profile};
+use domain::users::Directory;
+use http_api::event::ApiEvent;
+use lambda_http::{Body, Response};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+fn profile(id: &str, role: &str, email: Option<&str>, name: &str) -> Profile {
+    Profile {
+        user_id: id.into(),
+        email: email.map(Into::into),
+        display_name: name.into(),
+        role: role.into(),
+        created_at: "2025-01-01T00:00:00.000Z".into(),
+        deleted_at: None,
+        auth_username: None,
+    }
+}
+
+fn backend() -> Arc<InMemoryBackend> {
+    let b = InMemoryBackend::new();
+    b.put_profile(profile(
+        "admin-1",
+        "admin",
+        Some("admin1@teleperson.com"),
+        "Ada Admin",
+    ));
+    b.put_profile(profile(
+        "plain-1",
+        "user",
+        Some("plain1@example.com"),
+        "Pat Plain",
+    ));
+    b.put_profile(profile("user-1", "user", Some("user1@example.com"), "Uma User"));
+    b.put_profile(profile("user-2", "user", None, "Nora No-Mail"));
+    let mut gone = profile("gone-1", "user", None, Profile::TOMBSTONE_NAME);
+    gone.deleted_at = Some("2025-02-01T00:00:00.000Z".into());
+    b.put_profile(gone);
+    b
+}
+
+fn list(caller: &str) -> ApiEvent {
+    ApiEvent::new("GET", "/admin/users").caller(caller)
+}
+
+async fn call(app: &Directory, event: ApiEvent) -> Response<Body> {
+    list_users::handle(app, event.into_request().expect("a valid API Gateway v2 event")).await
+}
+
+fn body_json(r: &Response<Body>) -> Value {
+    match r.body() {
+        Body::Text(t) => serde_json::from_str(t).expect("a JSON body"),
+        other => panic!("expected a text body, got {other:?}"),
+    }
+}
+
+fn assert_problem(r: &Response<Body>, status: u16, code: &str) {
+    let doc = body_json(r);
+    assert_eq!(
+        (r.status().as_u16(), doc["code"].as_str()),
+        (status, Some(code)),
+        "{doc}"
+    );
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+}
+
+fn ids(doc: &Value) -> Vec<&str> {
+    doc["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["user_id"].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn an_admin_lists_the_users_without_tombstones() {
+    let b = backend();
+    let r = call(&b.directory(), list("admin-1")).await;
+    assert_eq!(r.status(), 200);
+    let doc = body_json(&r);
+    assert_eq!(ids(&doc), ["admin-1", "plain-1", "user-1", "user-2"]);
+    assert_eq!(
+        doc["items"][2],
+        json!({"user_id": "user-1", "email": "user1@example.com", "display_name": "Uma User", "role": "user",
+               "created_at": "2025-01-01T00:00:00.000Z"})
+    );
+    assert!(doc["items"][3]["email"].is_null());
+    assert!(doc["next_cursor"].is_null());
+}
+
+#[tokio::test]
+async fn the_list_is_searched_and_paged() {
+    let b = backend();
+    let d = b.directory();
+    let doc = body_json(&call(&d, list("admin-1").query("q", "EXAMPLE.com")).await);
+    assert_eq!(ids(&doc), ["plain-1", "user-1"]);
+
+    let first = body_json(&call(&d, list("admin-1").query("limit", "2")).await);
+    assert_eq!(ids(&first), ["admin-1", "plain-1"]);
+    let cursor = first["next_cursor"].as_str().expect("a next page");
+    let second = body_json(&call(&d, list("admin-1").query("limit", "2").query("cursor", cursor)).await);
+    assert_eq!(ids(&second), ["user-1", "user-2"]);
+}
+
+#[tokio::test]
+async fn a_plain_user_is_forbidden_role_and_the_refusal_is_audited() {
+    let b = backend();
+    let before = b.snapshot();
+    assert_problem(
+        &call(&b.directory(), list("plain-1")).await,
+        403,
+        "forbidden_role",
+    );
+    let after = b.snapshot();
+    assert_eq!(before.profiles, after.profiles);
+    assert_eq!(after.security_logs.len(), 1);
+    let e = after.security_logs.values().next().expect("an audit row");
+    assert_eq!(e.event_type, EventType::AdminActionDenied);
+    assert_eq!(e.actor_id.as_deref(), Some("plain-1"));
+    assert_eq!(e.fields["action"], "list_users");
+    assert_eq!(e.fields["reason"], "forbidden_role");
+}
+
+#[tokio::test]
+async fn a_request_without_claims_is_unauthenticated_and_not_audited() {
+    let b = backend();
+    assert_problem(
+        &call(&b.directory(), ApiEvent::new("GET", "/admin/users")).await,
+        401,
+        "unauthenticated",
+    );
+    assert!(b.snapshot().security_logs.is_empty());
+    assert_problem(
+        &call(&b.directory(), list("stranger-1")).await,
+        401,
+        "unauthenticated",
+    );
+    assert_eq!(
+        b.snapshot().security_logs.len(),
+        1,
+        "a sub without a profile is audited"
+    );
+}
+
+#[tokio::test]
+async fn bad_query_parameters_are_invalid_body() {
+    let b = backend();
+    let d = b.directory();
+    for event in [
+        list("admin-1").query("limit", "0"),
+        list("admin-1").query("limit", "many"),
+        list("admin-1").query("q", &"q".repeat(201)),
+    ] {
+        assert_problem(&call(&d, event).await, 400, "invalid_body");
+    }
+}
+
+#[tokio::test]
+async fn a_failing_store_is_dependency_unavailable() {
+    let b = backend();
+    b.fail_at(1);
+    let r = call(&b.directory(), list("admin-1")).await;
+    assert_problem(&r, 503, "dependency_unavailable");
+    assert_eq!(r.headers()["retry-after"], "1");
+}
+
+#[tokio::test]
+async fn other_methods_are_method_not_allowed() {
+    let b = backend();
+    let r = call(
+        &b.directory(),
+        ApiEvent::new("POST", "/admin/users").caller("admin-1"),
+    )
+    .await;
+    assert_problem(&r, 405, "method_not_allowed");
+}
+
+/// The sample events kept beside the function answer as their names say.
+#[tokio::test]
+async fn the_sample_events_answer_as_documented() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("events");
+    for (file, status) in [("list-users.json", 200), ("list-users-no-claims.json", 401)] {
+        let text = std::fs::read_to_string(dir.join(file)).unwrap();
+        let req = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let r = list_users::handle(&backend().directory(), req).await;
+        assert_eq!(r.status().as_u16(), status, "{file}");
+    }
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        2,
+        "every sample event is checked here"
+    );
+}

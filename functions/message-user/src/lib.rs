@@ -1,0 +1,151 @@
+//! `POST /admin/users/{userId}/messages` (send) and `GET /admin/users/{userId}/messages`
+//! (history). The handler reads path, claims and body, parses them into domain types, calls
+//! [`Messaging`], and maps the result to HTTP. Rules live in the policy crate, IO in the
+//! adapters.
+
+use domain::messaging::{Messaging, SendInput};
+use domain::model::{AdminMessage, RequestMeta};
+use domain::types::{IdempotencyKey, MessageBody, Subject};
+use http_api::{body, code, errors, request, response, Problem};
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use serde::{Deserialize, Serialize};
+use tracing::Instrument;
+
+/// Header that marks an answer replayed from an earlier request with the same key.
+pub const REPLAYED_HEADER: &str = "idempotent-replayed";
+pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+
+/// History page size: default and maximum.
+pub const DEFAULT_LIMIT: usize = 20;
+pub const MAX_LIMIT: usize = 100;
+
+/// The request body. `subject` missing, `null` or blank means the default subject; `body`
+/// missing or `null` is an empty body (`400 body_invalid`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SendBody {
+    #[serde(default)]
+    subject: Option<String>,
+    #[serde(default)]
+    body: Option<String>,
+}
+
+/// One row of the history answer.
+#[derive(Debug, Serialize)]
+struct HistoryItem<'a> {
+    message_id: &'a str,
+    sender_id: &'a str,
+    subject: &'a str,
+    body: &'a str,
+    status: &'a str,
+    ses_message_id: Option<&'a str>,
+    error_code: Option<&'a str>,
+    created_at: &'a str,
+    sent_at: Option<&'a str>,
+}
+
+impl<'a> From<&'a AdminMessage> for HistoryItem<'a> {
+    fn from(m: &'a AdminMessage) -> Self {
+        HistoryItem {
+            message_id: &m.message_id,
+            sender_id: &m.sender_id,
+            subject: &m.subject,
+            body: &m.body,
+            status: m.status.as_str(),
+            ses_message_id: m.ses_message_id.as_deref(),
+            error_code: m.error_code.as_deref(),
+            created_at: &m.created_at,
+            sent_at: m.sent_at.as_deref(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct HistoryPage<'a> {
+    items: Vec<HistoryItem<'a>>,
+    next_cursor: Option<&'a str>,
+}
+
+/// The function's handler. Infallible: every failure is a problem+json answer.
+pub async fn handle(app: &Messaging, req: Request) -> Response<Body> {
+    let meta = request::meta(&req);
+    let span = tracing::info_span!("http", request_id = %meta.request_id, method = %req.method());
+    async {
+        let result = match *req.method() {
+            Method::POST => send(app, &meta, &req).await,
+            Method::GET => history(app, &meta, &req).await,
+            _ => Err(Problem::method_not_allowed("GET, POST")),
+        };
+        result.unwrap_or_else(|problem| problem.respond(&meta.request_id))
+    }
+    .instrument(span)
+    .await
+}
+
+async fn send(app: &Messaging, meta: &RequestMeta, req: &Request) -> Result<Response<Body>, Problem> {
+    request::require_caller(meta)?;
+    let target = request::user_id(req)?;
+    let idempotency_key = idempotency_key(req)?;
+    let input: SendBody = body::read_json(req)?.unwrap_or(SendBody {
+        subject: None,
+        body: None,
+    });
+    let subject = Subject::parse(input.subject.as_deref())
+        .map_err(|e| errors::parse_error(code::SUBJECT_INVALID, "subject", &e))?;
+    let body = MessageBody::parse(input.body.as_deref().unwrap_or(""))
+        .map_err(|e| errors::parse_error(code::BODY_INVALID, "body", &e))?;
+
+    let sent = app
+        .send(
+            meta,
+            SendInput {
+                target,
+                subject,
+                body,
+                idempotency_key,
+            },
+        )
+        .await
+        .map_err(errors::send_error)?;
+    let answer = response::json(StatusCode::CREATED, &sent.receipt, &meta.request_id);
+    Ok(if sent.replayed {
+        response::with_header(answer, REPLAYED_HEADER, "true")
+    } else {
+        answer
+    })
+}
+
+/// The optional `Idempotency-Key` header: 1..=255 visible ASCII characters, given once.
+fn idempotency_key(req: &Request) -> Result<Option<IdempotencyKey>, Problem> {
+    let mut values = req.headers().get_all(IDEMPOTENCY_KEY_HEADER).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    let invalid = || {
+        Problem::invalid_body(format!(
+            "The Idempotency-Key header must be given once, as 1 to {} visible ASCII characters.",
+            IdempotencyKey::MAX_LEN
+        ))
+    };
+    if values.next().is_some() {
+        return Err(invalid());
+    }
+    let text = value.to_str().map_err(|_| invalid())?;
+    IdempotencyKey::parse(text).map(Some).map_err(|_| invalid())
+}
+
+async fn history(app: &Messaging, meta: &RequestMeta, req: &Request) -> Result<Response<Body>, Problem> {
+    request::require_caller(meta)?;
+    let target = request::user_id(req)?;
+    let (limit, cursor) = request::page(req, DEFAULT_LIMIT, MAX_LIMIT)?;
+    let page = app
+        .history(meta, &target, limit, cursor.as_deref())
+        .await
+        .map_err(errors::history_error)?;
+    let answer = HistoryPage {
+        items: page.items.iter().map(HistoryItem::from).collect(),
+        next_cursor: page.next.as_deref(),
+    };
+    Ok(response::json(StatusCode::OK, &answer, &meta.request_id))
+}

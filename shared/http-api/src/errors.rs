@@ -1,0 +1,274 @@
+//! One mapping per use-case error to status + code (DESIGN.md section 3).
+//!
+//! This is the boundary: every 5xx is logged here, once, with its full cause chain
+//! (`error = ?anyhow::Error`), and answered with an opaque body. Client errors carry a
+//! helpful `detail`; nothing in any of them echoes a stored email, subject or body.
+
+use crate::problem::{code, Problem};
+use domain::deletion::DeleteError;
+use domain::messaging::{HistoryError, SendError};
+use domain::policy::Denial;
+use domain::ports::DependencyError;
+use domain::types::ParseError;
+use domain::users::ListError;
+use lambda_http::http::StatusCode;
+use std::time::Duration;
+
+/// A policy refusal: the policy's own status, code and explanation.
+pub fn denied(denial: Denial) -> Problem {
+    let status = StatusCode::from_u16(denial.status()).unwrap_or(StatusCode::FORBIDDEN);
+    Problem::new(status, denial.code(), denial.explain())
+}
+
+/// A value that did not parse: `400 <code>` with `"<what> <rule>"` as the detail, for example
+/// `subject must be at most 200 characters (got 201)`.
+pub fn parse_error(code: &'static str, what: &str, err: &ParseError) -> Problem {
+    Problem::new(StatusCode::BAD_REQUEST, code, format!("{what} {err}."))
+}
+
+/// `POST /admin/users/{id}/messages`
+pub fn send_error(err: SendError) -> Problem {
+    match &err {
+        SendError::Denied(d) => denied(*d),
+        SendError::NoEmailAddress => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            code::NO_EMAIL_ADDRESS,
+            "This user has no usable email address, so no message can be sent.",
+        ),
+        SendError::IdempotencyConflict => Problem::new(
+            StatusCode::CONFLICT,
+            code::IDEMPOTENCY_CONFLICT,
+            "This Idempotency-Key was already used with a different request.",
+        ),
+        SendError::IdempotencyInProgress => Problem::new(
+            StatusCode::CONFLICT,
+            code::IDEMPOTENCY_CONFLICT,
+            "A request with this Idempotency-Key is still in progress. Retry shortly.",
+        )
+        .with_retry_after(1),
+        SendError::RateLimited { retry_after } => rate_limited(
+            "Too many messages from this account. Try again later.",
+            Some(*retry_after),
+        ),
+        SendError::MailThrottled { retry_after } => rate_limited(
+            "The mail provider is throttling sends. Try again shortly.",
+            *retry_after,
+        ),
+        SendError::MailRejected {
+            message_id,
+            code: provider_code,
+        } => {
+            tracing::warn!(
+                status = 502,
+                code = code::MAIL_REJECTED,
+                message_id = message_id.as_str(),
+                provider_code = provider_code.as_str(),
+                "the mail provider rejected the message"
+            );
+            Problem::new(
+                StatusCode::BAD_GATEWAY,
+                code::MAIL_REJECTED,
+                format!(
+                    "The mail provider refused this message ({provider_code}). It is recorded as failed."
+                ),
+            )
+            .with_extension("message_id", message_id.as_str())
+        }
+        SendError::MailUnavailable { .. } => unavailable(anyhow::Error::from(err)),
+        SendError::Dependency(e) => {
+            let retryable = e.retryable;
+            dependency(retryable, anyhow::Error::from(err))
+        }
+    }
+}
+
+/// `GET /admin/users/{id}/messages`
+pub fn history_error(err: HistoryError) -> Problem {
+    match &err {
+        HistoryError::Denied(d) => denied(*d),
+        HistoryError::Dependency(e) => {
+            let retryable = e.retryable;
+            dependency(retryable, anyhow::Error::from(err))
+        }
+    }
+}
+
+/// `DELETE /admin/users/{id}`, its status and its preview.
+pub fn delete_error(err: DeleteError) -> Problem {
+    match &err {
+        DeleteError::Denied(d) => denied(*d),
+        DeleteError::RateLimited { retry_after } => rate_limited(
+            "Too many deletions from this account. Try again later.",
+            Some(*retry_after),
+        ),
+        DeleteError::Dependency(e) => {
+            let retryable = e.retryable;
+            dependency(retryable, anyhow::Error::from(err))
+        }
+    }
+}
+
+/// `GET /admin/users`
+pub fn list_error(err: ListError) -> Problem {
+    match &err {
+        ListError::Denied(d) => denied(*d),
+        ListError::Dependency(e) => {
+            let retryable = e.retryable;
+            dependency(retryable, anyhow::Error::from(err))
+        }
+    }
+}
+
+/// A bare dependency failure (for example from the deletion worker's own reads).
+pub fn dependency_error(err: DependencyError) -> Problem {
+    let retryable = err.retryable;
+    dependency(retryable, anyhow::Error::from(err))
+}
+
+/// Whole seconds for `Retry-After`, rounded up, at least 1.
+pub fn retry_after_seconds(d: Duration) -> u64 {
+    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    secs.max(1)
+}
+
+fn rate_limited(detail: &'static str, retry_after: Option<Duration>) -> Problem {
+    let seconds = retry_after.map_or(1, retry_after_seconds);
+    Problem::new(StatusCode::TOO_MANY_REQUESTS, code::RATE_LIMITED, detail).with_retry_after(seconds)
+}
+
+/// Retryable: `503 dependency_unavailable` + `Retry-After: 1`; otherwise an opaque 500.
+fn dependency(retryable: bool, err: anyhow::Error) -> Problem {
+    if retryable {
+        unavailable(err)
+    } else {
+        tracing::error!(error = ?err, status = 500, code = code::INTERNAL_ERROR, "request failed");
+        Problem::opaque_internal()
+    }
+}
+
+fn unavailable(err: anyhow::Error) -> Problem {
+    tracing::error!(error = ?err, status = 503, code = code::DEPENDENCY_UNAVAILABLE, "request failed");
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        code::DEPENDENCY_UNAVAILABLE,
+        "A service this request depends on is unavailable. Try again shortly.",
+    )
+    .with_retry_after(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dep(retryable: bool) -> DependencyError {
+        DependencyError::new("profiles", retryable, anyhow::anyhow!("socket closed"))
+    }
+
+    /// Every row of DESIGN.md section 3 that a use-case error can produce.
+    #[test]
+    fn each_send_error_maps_to_its_status_and_code() {
+        let rows: Vec<(SendError, u16, &str)> = vec![
+            (SendError::Denied(Denial::Unauthenticated), 401, "unauthenticated"),
+            (SendError::Denied(Denial::ForbiddenRole), 403, "forbidden_role"),
+            (SendError::Denied(Denial::UserNotFound), 404, "user_not_found"),
+            (SendError::Denied(Denial::UserDeleted), 410, "user_deleted"),
+            (SendError::NoEmailAddress, 422, "no_email_address"),
+            (SendError::IdempotencyConflict, 409, "idempotency_conflict"),
+            (SendError::IdempotencyInProgress, 409, "idempotency_conflict"),
+            (
+                SendError::RateLimited {
+                    retry_after: Duration::from_millis(1500),
+                },
+                429,
+                "rate_limited",
+            ),
+            (
+                SendError::MailThrottled { retry_after: None },
+                429,
+                "rate_limited",
+            ),
+            (
+                SendError::MailRejected {
+                    message_id: "m".into(),
+                    code: "MessageRejected".into(),
+                },
+                502,
+                "mail_rejected",
+            ),
+            (
+                SendError::MailUnavailable {
+                    code: "ServiceUnavailable".into(),
+                    source: anyhow::anyhow!("down"),
+                },
+                503,
+                "dependency_unavailable",
+            ),
+            (SendError::Dependency(dep(true)), 503, "dependency_unavailable"),
+            (SendError::Dependency(dep(false)), 500, "internal_error"),
+        ];
+        for (err, status, code) in rows {
+            let p = send_error(err);
+            assert_eq!((p.status.as_u16(), p.code), (status, code));
+        }
+    }
+
+    #[test]
+    fn rate_limits_round_retry_after_up_to_whole_seconds() {
+        let p = send_error(SendError::RateLimited {
+            retry_after: Duration::from_millis(1500),
+        });
+        assert_eq!(p.retry_after, Some(2));
+        let p = send_error(SendError::MailThrottled { retry_after: None });
+        assert_eq!(p.retry_after, Some(1));
+        assert_eq!(retry_after_seconds(Duration::ZERO), 1);
+        assert_eq!(retry_after_seconds(Duration::from_secs(59)), 59);
+    }
+
+    #[test]
+    fn a_retryable_dependency_failure_asks_to_retry_after_one_second() {
+        let p = delete_error(DeleteError::Dependency(dep(true)));
+        assert_eq!((p.status.as_u16(), p.retry_after), (503, Some(1)));
+        let p = list_error(ListError::Dependency(dep(false)));
+        assert_eq!((p.status.as_u16(), p.retry_after), (500, None));
+    }
+
+    #[test]
+    fn server_error_details_are_opaque() {
+        for p in [
+            send_error(SendError::Dependency(dep(false))),
+            history_error(HistoryError::Dependency(dep(true))),
+            dependency_error(dep(true)),
+        ] {
+            assert!(!p.detail.contains("socket"), "{}", p.detail);
+            assert!(!p.detail.contains("profiles"), "{}", p.detail);
+        }
+    }
+
+    #[test]
+    fn every_denial_keeps_the_policys_status_and_code() {
+        for d in [
+            Denial::Unauthenticated,
+            Denial::ForbiddenRole,
+            Denial::SelfDeletion,
+            Denial::PrivilegedTarget,
+            Denial::UserNotFound,
+            Denial::UserDeleted,
+            Denial::AcknowledgementRequired,
+        ] {
+            let p = delete_error(DeleteError::Denied(d));
+            assert_eq!((p.status.as_u16(), p.code), (d.status(), d.code()));
+            assert_eq!(p.detail, d.explain());
+        }
+    }
+
+    #[test]
+    fn a_parse_error_names_the_field_and_the_rule() {
+        let p = parse_error(
+            code::SUBJECT_INVALID,
+            "subject",
+            &ParseError::TooLong { max: 200, len: 201 },
+        );
+        assert_eq!(p.status, 400);
+        assert_eq!(p.detail, "subject must be at most 200 characters (got 201).");
+    }
+}
