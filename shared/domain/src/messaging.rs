@@ -67,8 +67,17 @@ enum StoredOutcome {
     Rejected { message_id: String, code: String },
 }
 
+/// Options of a send.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SendOptions {
+    /// Send even though the user's last message bounced hard or drew a complaint.
+    pub send_anyway: bool,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
+    #[error("the recipient's last message {}: send anyway to override", .last_status.as_str())]
+    RecipientUndeliverable { last_status: MessageStatus },
     #[error("denied: {}", .0.code())]
     Denied(Denial),
     #[error("the recipient has no usable email address")]
@@ -124,15 +133,30 @@ pub struct Sent {
 impl Messaging {
     /// Send one message. See DESIGN.md sections 1 and 3.
     pub async fn send(&self, meta: &RequestMeta, input: SendInput) -> Result<Sent, SendError> {
+        self.send_with(meta, input, SendOptions::default()).await
+    }
+
+    /// [`send`](Self::send) with options.
+    pub async fn send_with(
+        &self,
+        meta: &RequestMeta,
+        input: SendInput,
+        options: SendOptions,
+    ) -> Result<Sent, SendError> {
         let span = tracing::info_span!(
             "send_message",
             actor = meta.caller.as_deref(),
             target = input.target.as_str()
         );
-        self.send_inner(meta, input).instrument(span).await
+        self.send_inner(meta, input, options).instrument(span).await
     }
 
-    async fn send_inner(&self, meta: &RequestMeta, input: SendInput) -> Result<Sent, SendError> {
+    async fn send_inner(
+        &self,
+        meta: &RequestMeta,
+        input: SendInput,
+        options: SendOptions,
+    ) -> Result<Sent, SendError> {
         let target_id = input.target.as_str();
         let (caller, target) =
             futures::try_join!(load_caller(&*self.profiles, meta), self.profiles.get(target_id))?;
@@ -162,6 +186,16 @@ impl Messaging {
             .as_deref()
             .and_then(|e| EmailAddress::parse(e).ok())
             .ok_or(SendError::NoEmailAddress)?;
+        if !options.send_anyway {
+            // A hard bounce or a complaint on the last message: sending again hurts the
+            // sender's reputation, so it takes an explicit "send anyway".
+            let last = self.outbox.history(target_id, 1, None).await?;
+            if let Some(status) = last.items.first().map(|m| m.status) {
+                if matches!(status, MessageStatus::Bounced | MessageStatus::Complained) {
+                    return Err(SendError::RecipientUndeliverable { last_status: status });
+                }
+            }
+        }
 
         let mut message_id = uuid::Uuid::new_v4().to_string();
         let idem = match &input.idempotency_key {

@@ -312,3 +312,38 @@ async fn replays_do_not_count_against_the_limit() {
     assert!(b.snapshot().idempotency.keys().all(|k| !k.ends_with("#two")));
     assert_eq!(b.snapshot().sent_mail.len(), 1);
 }
+
+#[tokio::test]
+async fn after_a_hard_bounce_only_send_anyway_sends_again() {
+    use domain::messaging::SendOptions;
+    let b = seeded(0);
+    let m = b.messaging(settings());
+    let first = m
+        .send(&meta("admin-1"), input("user-1", None, "x", None))
+        .await
+        .unwrap();
+    let ses_id = first.receipt.ses_message_id.clone();
+    b.delivery()
+        .apply(&format!(r#"{{"eventType":"Bounce","bounce":{{"bounceType":"Permanent"}},"mail":{{"messageId":"{ses_id}"}}}}"#))
+        .await
+        .unwrap();
+    let again = m.send(&meta("admin-1"), input("user-1", None, "y", None)).await;
+    assert!(
+        matches!(
+            again,
+            Err(SendError::RecipientUndeliverable {
+                last_status: MessageStatus::Bounced
+            })
+        ),
+        "{again:?}"
+    );
+    assert_eq!(b.snapshot().sent_mail.len(), 1);
+    m.send_with(
+        &meta("admin-1"),
+        input("user-1", None, "y", None),
+        SendOptions { send_anyway: true },
+    )
+    .await
+    .unwrap();
+    assert_eq!(b.snapshot().sent_mail.len(), 2);
+}
