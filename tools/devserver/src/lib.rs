@@ -1,0 +1,402 @@
+//! The local dev server: hosts the Lambda functions' own handlers on an embedded in-memory
+//! backend with seeded demo data, writes mail to an outbox folder as `.eml`, runs the
+//! deletion worker in-process and serves the reference Users tab page.
+//!
+//! Every API request goes the way it goes in AWS: the HTTP request becomes an API Gateway
+//! HTTP API (payload 2.0) event JSON, `lambda_http` parses that JSON into its `Request`, the
+//! function's `handle` answers, and the answer goes back as HTTP. Only the identity differs:
+//! the page's `X-Dev-User` header stands in for the Cognito JWT's `sub` claim.
+
+pub mod gateway;
+pub mod outbox;
+pub mod seed;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path as AxumPath, Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, MethodRouter};
+use axum::{Json, Router};
+use domain::deletion::{DeletionSettings, Resumed};
+use domain::memory::InMemoryBackend;
+use domain::messaging::{Messaging, MessagingSettings, DEFAULT_REPLY_TO};
+use domain::ports::DeletionQueue;
+use domain::users::Directory;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tower_http::services::ServeDir;
+
+use delete_user::DeleteApp;
+
+/// Requests larger than this are refused by the dev server itself. It is above the
+/// functions' own 64 KiB limit, so a body between the two reaches the function, whose
+/// `413 payload_too_large` is what the client sees (as in AWS).
+pub const MAX_REQUEST_BODY: usize = 256 * 1024;
+
+/// Settings of one dev server.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where `.eml` files go.
+    pub outbox: PathBuf,
+    /// The reference page (served from disk, so editing it needs no rebuild).
+    pub static_dir: PathBuf,
+    /// Served at `/openapi.yaml` when it exists.
+    pub openapi: PathBuf,
+    /// The `DELETE` handler's time budget (`DELETE_BUDGET_MS` in Lambda).
+    pub delete_budget: Duration,
+    /// The in-process worker's budget per queued job (`WORKER_BUDGET_MS` in Lambda).
+    pub worker_budget: Duration,
+    /// How often the in-process worker polls the queue.
+    pub worker_interval: Duration,
+    /// `MAIL_FROM`
+    pub mail_from: String,
+    /// `SUPPORT_REPLY_TO`
+    pub reply_to: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let root = workspace_root();
+        Config {
+            outbox: PathBuf::from("outbox"),
+            static_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("static"),
+            openapi: root.join("docs").join("openapi.yaml"),
+            delete_budget: Duration::from_millis(20_000),
+            worker_budget: Duration::from_millis(60_000),
+            worker_interval: Duration::from_millis(250),
+            mail_from: "no-reply@teleperson.com".into(),
+            reply_to: DEFAULT_REPLY_TO.into(),
+        }
+    }
+}
+
+/// The repository root (two levels above this crate).
+pub fn workspace_root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .parent()
+        .and_then(|p| p.parent())
+        .map(PathBuf::from)
+        .unwrap_or(manifest)
+}
+
+/// The running dev server's state: the backend and the use cases the handlers get.
+pub struct DevServer {
+    pub backend: Arc<InMemoryBackend>,
+    pub seeded: seed::Seeded,
+    pub config: Config,
+    messaging: Messaging,
+    delete: DeleteApp,
+    directory: Directory,
+}
+
+impl DevServer {
+    /// A seeded in-memory backend whose mailer writes into `config.outbox`.
+    pub fn new(config: Config) -> Arc<DevServer> {
+        let backend = InMemoryBackend::new();
+        let seeded = seed::seed(&backend);
+        let dir = config.outbox.clone();
+        backend.on_mail(Arc::new(move |email| match outbox::write_eml(&dir, email) {
+            Ok(path) => tracing::info!(message_id = %email.message_id, file = %path.display(), "mail written to the outbox"),
+            Err(err) => tracing::error!(message_id = %email.message_id, error = %err, "could not write the mail to the outbox"),
+        }));
+        let messaging = backend.messaging(MessagingSettings {
+            mail_from: config.mail_from.clone(),
+            reply_to: config.reply_to.clone(),
+            ..MessagingSettings::default()
+        });
+        let delete = DeleteApp {
+            deletion: backend.deletion(DeletionSettings::default()),
+            budget: config.delete_budget,
+        };
+        let directory = backend.directory();
+        Arc::new(DevServer {
+            backend,
+            seeded,
+            config,
+            messaging,
+            delete,
+            directory,
+        })
+    }
+
+    /// The in-process deletion worker: drains the queue like the SQS-triggered function and
+    /// continues each job under the worker budget. A job that is busy elsewhere or hit an
+    /// error goes back on the queue (SQS would redeliver it).
+    pub fn spawn_worker(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let app = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(app.config.worker_interval).await;
+                for (user_id, job_id) in app.backend.drain_queue() {
+                    let deadline = tokio::time::Instant::now() + app.config.worker_budget;
+                    let requeue = match app.delete.deletion.resume(&user_id, deadline).await {
+                        Ok(Resumed::Completed(job)) => {
+                            tracing::info!(job_id = %job.job_id, "worker: deletion completed");
+                            false
+                        }
+                        Ok(Resumed::Continued(job)) => {
+                            tracing::info!(job_id = %job.job_id, step = job.step.as_str(), "worker: deletion continues");
+                            false
+                        }
+                        Ok(Resumed::NoJob) => false,
+                        Ok(Resumed::Busy) => true,
+                        Err(err) => {
+                            tracing::warn!(%job_id, error = %err, "worker: deletion step failed; retrying");
+                            true
+                        }
+                    };
+                    if requeue {
+                        if let Err(err) = app.backend.enqueue(&user_id, &job_id).await {
+                            tracing::error!(%job_id, error = %err, "worker: could not re-enqueue");
+                        }
+                    }
+                }
+            }
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Function {
+    ListUsers,
+    MessageUser,
+    DeleteUser,
+}
+
+impl Function {
+    fn name(self) -> &'static str {
+        match self {
+            Function::ListUsers => "list-users",
+            Function::MessageUser => "message-user",
+            Function::DeleteUser => "delete-user",
+        }
+    }
+}
+
+type App = Arc<DevServer>;
+
+/// One API route: the route key API Gateway would match and the function behind it.
+fn api(method: axum::http::Method, route_key: &'static str, function: Function) -> MethodRouter<App> {
+    let handler = move |State(app): State<App>,
+                        ConnectInfo(peer): ConnectInfo<SocketAddr>,
+                        params: Option<AxumPath<BTreeMap<String, String>>>,
+                        req: Request| async move {
+        invoke(
+            app,
+            function,
+            route_key,
+            peer,
+            params.map(|p| p.0).unwrap_or_default(),
+            req,
+        )
+        .await
+    };
+    axum::routing::on(
+        axum::routing::MethodFilter::try_from(method).unwrap_or(axum::routing::MethodFilter::GET),
+        handler,
+    )
+}
+
+async fn invoke(
+    app: App,
+    function: Function,
+    route_key: &'static str,
+    peer: SocketAddr,
+    path_parameters: BTreeMap<String, String>,
+    req: Request,
+) -> Response {
+    let started = std::time::Instant::now();
+    let (parts, body) = req.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, MAX_REQUEST_BODY).await else {
+        return gateway::problem(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "Payload too large",
+            "Request bodies over 64 KiB are refused.",
+        );
+    };
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let event = gateway::event(&gateway::Incoming {
+        route_key,
+        method: &parts.method,
+        path: parts.uri.path(),
+        raw_query: parts.uri.query(),
+        headers: &parts.headers,
+        path_parameters,
+        body: &body,
+        source_ip: peer.ip(),
+        request_id: request_id.clone(),
+    });
+    let lambda_req = match gateway::lambda_request(&event.to_string(), function.name()) {
+        Ok(r) => r,
+        Err(err) => {
+            tracing::error!(error = %err, "the event did not parse as an API Gateway v2 request");
+            return gateway::gateway_message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
+        }
+    };
+    // Run the function in its own task: a panic becomes API Gateway's 500, as in AWS.
+    let task = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            match function {
+                Function::ListUsers => list_users::handle(&app.directory, lambda_req).await,
+                Function::MessageUser => message_user::handle(&app.messaging, lambda_req).await,
+                Function::DeleteUser => delete_user::handle(&app.delete, lambda_req).await,
+            }
+        })
+    };
+    let response = match task.await {
+        Ok(r) => gateway::into_http(r),
+        Err(err) => {
+            tracing::error!(function = function.name(), error = %err, "the function panicked");
+            gateway::gateway_message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+        }
+    };
+    tracing::info!(
+        route = route_key,
+        status = response.status().as_u16(),
+        ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        %request_id,
+        "api"
+    );
+    response
+}
+
+async fn not_found() -> Response {
+    gateway::gateway_message(StatusCode::NOT_FOUND, "Not Found")
+}
+
+/// `GET /dev/identities`: who the "Signed in as" picker offers (dev only).
+async fn identities(State(app): State<App>) -> Response {
+    let st = app.backend.state();
+    let list: Vec<_> = app
+        .seeded
+        .identities
+        .iter()
+        .map(|i| {
+            let profile = st.profiles.get(&i.user_id);
+            let deleted = profile.is_none_or(|p| p.is_tombstone());
+            json!({
+                "user_id": i.user_id,
+                "display_name": i.display_name,
+                "role": profile.filter(|_| !deleted).map_or(i.role.as_str(), |p| p.role.as_str()),
+                "deleted": deleted,
+            })
+        })
+        .collect();
+    Json(json!({ "items": list })).into_response()
+}
+
+/// `GET /dev/outbox`: the `.eml` files written so far, newest first (dev only).
+async fn outbox_list(State(app): State<App>) -> Response {
+    let dir = app.config.outbox.clone();
+    let items = tokio::task::spawn_blocking(move || outbox::list(&dir))
+        .await
+        .unwrap_or_default();
+    Json(json!({ "dir": app.config.outbox.display().to_string(), "items": items })).into_response()
+}
+
+/// `GET /dev/outbox/{file}`: one `.eml`, as text (dev only).
+async fn outbox_file(State(app): State<App>, AxumPath(file): AxumPath<String>) -> Response {
+    if !outbox::is_safe_name(&file) {
+        return not_found().await;
+    }
+    match tokio::fs::read(app.config.outbox.join(&file)).await {
+        Ok(bytes) => {
+            let mut r = Response::new(Body::from(bytes));
+            r.headers_mut().insert(
+                "content-type",
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            r
+        }
+        Err(_) => not_found().await,
+    }
+}
+
+async fn openapi(State(app): State<App>) -> Response {
+    match tokio::fs::read(&app.config.openapi).await {
+        Ok(bytes) => {
+            let mut r = Response::new(Body::from(bytes));
+            r.headers_mut()
+                .insert("content-type", HeaderValue::from_static("application/yaml"));
+            r
+        }
+        Err(_) => (StatusCode::NOT_FOUND, "docs/openapi.yaml does not exist yet\n").into_response(),
+    }
+}
+
+async fn no_store(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert("cache-control", HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Every route: the API (as API Gateway routes it), the dev-only helpers and the page.
+pub fn router(app: App) -> Router {
+    use axum::http::Method;
+    use Function::*;
+    let api_routes = Router::new()
+        .route(
+            "/admin/users",
+            api(Method::GET, "GET /admin/users", ListUsers).fallback(not_found),
+        )
+        .route(
+            "/admin/users/{userId}",
+            api(Method::DELETE, "DELETE /admin/users/{userId}", DeleteUser).fallback(not_found),
+        )
+        .route(
+            "/admin/users/{userId}/messages",
+            api(Method::POST, "POST /admin/users/{userId}/messages", MessageUser)
+                .merge(api(
+                    Method::GET,
+                    "GET /admin/users/{userId}/messages",
+                    MessageUser,
+                ))
+                .fallback(not_found),
+        )
+        .route(
+            "/admin/users/{userId}/deletion",
+            api(Method::GET, "GET /admin/users/{userId}/deletion", DeleteUser).fallback(not_found),
+        )
+        .route(
+            "/admin/users/{userId}/deletion-preview",
+            api(
+                Method::GET,
+                "GET /admin/users/{userId}/deletion-preview",
+                DeleteUser,
+            )
+            .fallback(not_found),
+        )
+        .route("/admin/{*rest}", axum::routing::any(not_found));
+    let dev_routes = Router::new()
+        .route("/dev/identities", get(identities))
+        .route("/dev/outbox", get(outbox_list))
+        .route("/dev/outbox/{file}", get(outbox_file))
+        .route("/openapi.yaml", get(openapi));
+    let page = Router::new()
+        .fallback_service(ServeDir::new(&app.config.static_dir))
+        .layer(axum::middleware::map_response(no_store));
+    api_routes.merge(dev_routes).merge(page).with_state(app)
+}
+
+/// Serves `app` on `listener` (with the in-process deletion worker) until the process ends.
+pub async fn serve(listener: tokio::net::TcpListener, app: App) -> std::io::Result<()> {
+    let worker = app.spawn_worker();
+    let result = axum::serve(
+        listener,
+        router(app).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await;
+    worker.abort();
+    result
+}

@@ -1,0 +1,848 @@
+// Teleperson admin, Users tab: the reference page. Plain ES module, no build step.
+// Talks to the same API as production; the dev server's "Signed in as" identity travels in the
+// X-Dev-User header (in AWS the Cognito JWT authorizer supplies the caller instead).
+
+const DEFAULT_SUBJECT = 'A message from Teleperson';
+const SUPPORT_INBOX = 'hello@teleperson.com';
+const PAGE_SIZE = 25;
+const MAX_SUBJECT = 200;
+const MAX_BODY = 10000;
+const POLL_MS = 600;
+const IDENTITY_KEY = 'teleperson.dev.signedInAs';
+const NOBODY = '';
+
+const TABLE_LABELS = {
+  transactions: 'Transactions',
+  followed_companies: 'Followed companies',
+  billing_records: 'Billing records',
+  sessions: 'Sessions',
+  help_requests: 'Help requests',
+  admin_messages: 'Messages received',
+};
+
+const STEP_LABELS = {
+  audit: 'Recording the audit event',
+  lock_out: 'Signing the user out everywhere',
+  anonymise: 'Anonymising the profile',
+  cascade: 'Removing their data',
+  delete_auth: 'Removing the sign-in account',
+  complete: 'Finishing up',
+  done: 'Done',
+};
+
+// What each stable error code means, in words for the person at the keyboard.
+const ERROR_TEXT = {
+  unauthenticated: 'You are not signed in, or your account no longer has access. Choose who you are in “Signed in as”.',
+  forbidden_role: 'Only admins and owners can do this.',
+  self_deletion: 'You can’t delete your own account here. Use the account-deletion flow in your profile instead.',
+  privileged_target: 'Only an owner can delete an admin or an owner.',
+  user_not_found: 'This user no longer exists.',
+  user_deleted: 'This user has been deleted.',
+  acknowledgement_required: 'Deleting an administrator needs the “I understand this removes an administrator” box ticked.',
+  no_email_address: 'This user has no email address on file, so they can’t be messaged.',
+  invalid_user_id: 'That user id is not valid.',
+  invalid_body: 'The request was not understood. Reload the page and try again.',
+  subject_invalid: `The subject must be 1–${MAX_SUBJECT} characters, on one line.`,
+  body_invalid: `The message must be between 1 and ${MAX_BODY.toLocaleString('en-US')} characters.`,
+  payload_too_large: 'The message is too large to send (the limit is 64 KiB).',
+  idempotency_conflict: 'This message was already submitted with different content. Reload and try again.',
+  rate_limited: 'You are doing that too often.',
+  mail_rejected: 'The email provider refused this message. Check the address, or try again later.',
+  dependency_unavailable: 'A service we depend on is unavailable right now. Please try again in a moment.',
+};
+
+const state = {
+  user: NOBODY,
+  identities: [],
+  q: '',
+  cursor: null,
+  shown: 0,
+  listSeq: 0,
+  openComposer: null,
+  drafts: new Map(),
+  names: new Map(),
+  deleting: new Map(),
+  dialog: null,
+  openingDialog: false,
+};
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const els = {};
+
+// ---------------------------------------------------------------------------------------
+// small helpers
+// ---------------------------------------------------------------------------------------
+
+function h(tag, props = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === 'class') el.className = v;
+    else if (k === 'text') el.textContent = v;
+    else if (k === 'dataset') Object.assign(el.dataset, v);
+    else if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
+    else if (typeof v === 'boolean') el[k] = v;
+    else el.setAttribute(k, v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : String(c));
+  }
+  return el;
+}
+
+const svg = (markup) => {
+  const t = document.createElement('template');
+  t.innerHTML = markup.trim();
+  return t.content.firstChild;
+};
+const trashIcon = () =>
+  svg('<svg width="16" height="16" viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round" aria-hidden="true"><path d="M3 6h18"/><path d="M8 6V4a2 2 0 0 1 2-2h4a2 2 0 0 1 2 2v2"/><path d="M19 6l-1 14a2 2 0 0 1-2 2H8a2 2 0 0 1-2-2L5 6"/><path d="M10 11v6M14 11v6"/></svg>');
+const warnIcon = () =>
+  svg('<svg width="18" height="18" viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" aria-hidden="true"><path d="M12 9v4"/><path d="M12 17h.01"/><path d="M10.3 3.9 1.8 18a2 2 0 0 0 1.7 3h17a2 2 0 0 0 1.7-3L13.7 3.9a2 2 0 0 0-3.4 0z"/></svg>');
+
+const dateFmt = new Intl.DateTimeFormat('en-US', { year: 'numeric', month: 'short', day: 'numeric' });
+const dateTimeFmt = new Intl.DateTimeFormat('en-US', { month: 'short', day: 'numeric', year: 'numeric', hour: 'numeric', minute: '2-digit' });
+const fmtDate = (iso, f = dateFmt) => {
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? '' : f.format(d);
+};
+const plural = (n, one, many = `${one}s`) => `${n.toLocaleString('en-US')} ${n === 1 ? one : many}`;
+const initials = (name) =>
+  name.split(/\s+/).filter(Boolean).slice(0, 2).map((p) => p[0].toUpperCase()).join('') || '?';
+const AVATAR_COLORS = ['#3451d1', '#0f766e', '#b45309', '#7c3aed', '#be185d', '#0369a1', '#4d7c0f', '#9f1239'];
+const avatarColor = (id) => AVATAR_COLORS[[...id].reduce((a, c) => (a * 31 + c.charCodeAt(0)) >>> 0, 7) % AVATAR_COLORS.length];
+/** "12" → "12", "10000+" → "10,000+". */
+const fmtCount = (text) => {
+  const m = /^(\d+)(\+?)$/.exec(String(text));
+  return m ? `${Number(m[1]).toLocaleString('en-US')}${m[2]}` : String(text);
+};
+const isPrivileged = (role) => role === 'admin' || role === 'owner';
+const enc = encodeURIComponent;
+
+function toast(text) {
+  const t = h('div', { class: 'toast', text });
+  els.toasts.append(t);
+  setTimeout(() => t.remove(), 6000);
+}
+
+// ---------------------------------------------------------------------------------------
+// API
+// ---------------------------------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, problem, retryAfter) {
+    super(problem?.detail || problem?.title || problem?.message || `HTTP ${status}`);
+    this.status = status;
+    this.code = problem?.code || null;
+    this.title = problem?.title || problem?.message || null;
+    this.detail = problem?.detail || null;
+    this.retryAfter = retryAfter ? Number(retryAfter) : null;
+  }
+}
+
+async function api(method, path, { body, headers = {}, as = state.user } = {}) {
+  const h2 = { Accept: 'application/json, application/problem+json', ...headers };
+  if (as) h2['X-Dev-User'] = as;
+  const init = { method, headers: h2 };
+  if (body !== undefined) {
+    h2['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  let res;
+  try {
+    res = await fetch(path, init);
+  } catch {
+    throw new ApiError(0, { title: 'Network error', detail: 'Could not reach the server. Check that the dev server is running and try again.' });
+  }
+  const text = await res.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = null;
+  }
+  if (!res.ok) throw new ApiError(res.status, data || {}, res.headers.get('Retry-After'));
+  return { status: res.status, data };
+}
+
+/** The error in words: the friendly sentence for its code, else the API's own detail/title. */
+function describe(err) {
+  if (!(err instanceof ApiError)) return 'Something went wrong. Please try again.';
+  let text = (err.code && ERROR_TEXT[err.code]) || err.detail || err.title;
+  if (!text) text = err.status >= 500 ? 'The server had a problem. Please try again.' : `The request failed (HTTP ${err.status}).`;
+  if (err.retryAfter) text += ` Try again in ${plural(err.retryAfter, 'second')}.`;
+  return text;
+}
+
+function errorNotice(err, heading) {
+  return h('div', { class: 'notice error', role: 'alert' }, h('strong', { text: heading }), describe(err));
+}
+
+// ---------------------------------------------------------------------------------------
+// identity picker
+// ---------------------------------------------------------------------------------------
+
+const currentIdentity = () => state.identities.find((i) => i.user_id === state.user) || null;
+
+async function loadIdentities() {
+  let items = [];
+  try {
+    const res = await fetch('/dev/identities');
+    items = (await res.json()).items || [];
+  } catch {
+    items = [];
+  }
+  state.identities = items;
+  const saved = localStorage.getItem(IDENTITY_KEY);
+  const valid = saved !== null && (saved === NOBODY || items.some((i) => i.user_id === saved));
+  state.user = valid ? saved : items[0]?.user_id ?? NOBODY;
+  renderIdentities();
+}
+
+function renderIdentities() {
+  const sel = els.identity;
+  sel.replaceChildren(
+    ...state.identities.map((i) =>
+      h('option', { value: i.user_id, text: `${i.display_name} — ${i.role}${i.deleted ? ' (deleted)' : ''}` }),
+    ),
+    h('option', { value: NOBODY, text: 'Nobody (signed out)' }),
+  );
+  sel.value = state.user;
+  for (const i of state.identities) state.names.set(i.user_id, i.display_name);
+}
+
+// ---------------------------------------------------------------------------------------
+// the users table
+// ---------------------------------------------------------------------------------------
+
+function setTableMessage(title, text) {
+  if (!title) {
+    els.tableMessage.hidden = true;
+    els.tableMessage.replaceChildren();
+    return;
+  }
+  els.tableMessage.hidden = false;
+  els.tableMessage.replaceChildren(h('strong', { text: title }), text ? h('span', { text }) : null);
+}
+
+function updateCount() {
+  const q = state.q ? ` matching “${state.q}”` : '';
+  els.count.textContent = state.shown ? `Showing ${plural(state.shown, 'user')}${q}` : '';
+}
+
+async function loadUsers({ reset }) {
+  const seq = ++state.listSeq;
+  if (reset) {
+    state.cursor = null;
+    closeComposer({ focusRow: false });
+  }
+  const params = new URLSearchParams({ limit: String(PAGE_SIZE) });
+  if (state.q) params.set('q', state.q);
+  if (!reset && state.cursor) params.set('cursor', state.cursor);
+  els.loadMore.disabled = true;
+  if (reset) els.body.setAttribute('aria-busy', 'true');
+  try {
+    const { data } = await api('GET', `/admin/users?${params}`);
+    if (seq !== state.listSeq) return null;
+    const rows = data.items.map(renderRow);
+    if (reset) {
+      els.body.replaceChildren(...rows);
+      state.shown = 0;
+    } else {
+      els.body.append(...rows);
+    }
+    state.shown += rows.length;
+    state.cursor = data.next_cursor || null;
+    els.loadMore.hidden = !state.cursor;
+    if (state.shown === 0) {
+      setTableMessage(state.q ? `No users match “${state.q}”` : 'No users yet', state.q ? 'Try a different name or email.' : '');
+    } else {
+      setTableMessage(null);
+    }
+    updateCount();
+    return rows;
+  } catch (err) {
+    if (seq !== state.listSeq) return null;
+    if (reset) {
+      els.body.replaceChildren();
+      state.shown = 0;
+    }
+    els.loadMore.hidden = !state.cursor;
+    const title = err.status === 401 ? 'You are signed out' : err.status === 403 ? 'You don’t have access to the Users tab' : 'The users could not be loaded';
+    setTableMessage(title, describe(err));
+    updateCount();
+    return null;
+  } finally {
+    if (seq === state.listSeq) {
+      els.loadMore.disabled = false;
+      els.body.removeAttribute('aria-busy');
+    }
+  }
+}
+
+function renderRow(user) {
+  state.names.set(user.user_id, user.display_name);
+  const isMe = user.user_id === state.user;
+  const composerId = `composer-${user.user_id}`;
+  const trash = h(
+    'button',
+    {
+      type: 'button',
+      class: 'icon-btn',
+      'aria-label': `Delete ${user.display_name}`,
+      title: `Delete ${user.display_name}`,
+      onclick: (e) => {
+        e.stopPropagation();
+        openDeleteDialog(user, row);
+      },
+      onkeydown: (e) => e.stopPropagation(),
+    },
+    trashIcon(),
+  );
+  const row = h(
+    'tr',
+    {
+      class: 'user-row',
+      tabindex: '0',
+      'aria-expanded': 'false',
+      'aria-controls': composerId,
+      dataset: { userId: user.user_id },
+      onclick: (e) => {
+        if (e.target.closest('button, a, input, textarea')) return;
+        toggleComposer(user, row);
+      },
+      onkeydown: (e) => onRowKey(e, user, row),
+    },
+    h(
+      'td',
+      {},
+      h(
+        'div',
+        { class: 'name-cell' },
+        h('span', { class: 'avatar', style: `background:${avatarColor(user.user_id)}`, 'aria-hidden': 'true', text: initials(user.display_name) }),
+        h('span', { class: 'name', text: user.display_name }),
+        isMe ? h('span', { class: 'you-tag', text: 'You' }) : null,
+        state.deleting.has(user.user_id) ? h('span', { class: 'state-tag', text: 'Deleting…' }) : null,
+      ),
+    ),
+    h('td', { class: 'email' }, user.email ? user.email : h('span', { class: 'none', text: 'No email address' })),
+    h('td', {}, h('span', { class: `badge role-${['owner', 'admin'].includes(user.role) ? user.role : 'user'}`, text: user.role })),
+    h('td', { class: 'created' }, h('time', { datetime: user.created_at, text: fmtDate(user.created_at) })),
+    h('td', { class: 'col-actions' }, trash),
+  );
+  row._user = user;
+  return row;
+}
+
+function onRowKey(e, user, row) {
+  if (e.target !== row) return;
+  if (e.key === 'Enter' || e.key === ' ') {
+    e.preventDefault();
+    toggleComposer(user, row);
+  } else if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+    e.preventDefault();
+    const rows = [...els.body.querySelectorAll('tr.user-row')];
+    const next = rows[rows.indexOf(row) + (e.key === 'ArrowDown' ? 1 : -1)];
+    next?.focus();
+  }
+}
+
+function rowOf(userId) {
+  return [...els.body.querySelectorAll('tr.user-row')].find((r) => r.dataset.userId === userId) || null;
+}
+
+/** Removes a deleted user's row (and composer); returns the element that should get focus. */
+function removeRow(userId) {
+  const row = rowOf(userId);
+  if (!row) return els.search;
+  if (state.openComposer === userId) closeComposer({ focusRow: false });
+  const rows = [...els.body.querySelectorAll('tr.user-row')];
+  const i = rows.indexOf(row);
+  const next = rows[i + 1] || rows[i - 1] || els.search;
+  row.remove();
+  state.shown = Math.max(0, state.shown - 1);
+  updateCount();
+  if (state.shown === 0) setTableMessage('No users left here', state.cursor ? 'Load more to see the next page.' : '');
+  return next;
+}
+
+// ---------------------------------------------------------------------------------------
+// the composer (message a user)
+// ---------------------------------------------------------------------------------------
+
+function toggleComposer(user, row) {
+  if (state.openComposer === user.user_id) closeComposer({ focusRow: true });
+  else openComposer(user, row);
+}
+
+function closeComposer({ focusRow }) {
+  const id = state.openComposer;
+  if (!id) return;
+  const panel = document.getElementById(`composer-${id}`);
+  if (panel) {
+    const form = $('form', panel);
+    if (form) state.drafts.set(id, { subject: form.elements.subject.value, body: form.elements.body.value });
+    panel.closest('tr')?.remove();
+  }
+  const row = rowOf(id);
+  row?.setAttribute('aria-expanded', 'false');
+  state.openComposer = null;
+  if (focusRow) row?.focus();
+}
+
+function openComposer(user, row) {
+  closeComposer({ focusRow: false });
+  state.openComposer = user.user_id;
+  row.setAttribute('aria-expanded', 'true');
+  const id = user.user_id;
+  const draft = state.drafts.get(id) || { subject: DEFAULT_SUBJECT, body: '' };
+  const noEmail = !user.email;
+
+  const subject = h('input', { type: 'text', id: `subject-${id}`, name: 'subject', maxlength: String(MAX_SUBJECT), required: true, autocomplete: 'off' });
+  subject.value = draft.subject;
+  const body = h('textarea', { id: `body-${id}`, name: 'body', rows: '6', maxlength: String(MAX_BODY), required: true, placeholder: `Write to ${user.display_name}…` });
+  body.value = draft.body;
+  const counter = h('span', { class: 'counter', 'aria-live': 'off' });
+  const updateCounter = () => {
+    counter.textContent = `${body.value.length.toLocaleString('en-US')} / ${MAX_BODY.toLocaleString('en-US')}`;
+  };
+  body.addEventListener('input', updateCounter);
+  updateCounter();
+  const send = h('button', { type: 'submit', class: 'btn primary', disabled: noEmail }, 'Send');
+  const result = h('div', { class: 'result', role: 'status', 'aria-live': 'polite' });
+  const historyList = h('ul', { 'aria-label': `Messages sent to ${user.display_name}` });
+  const form = h(
+    'form',
+    { class: 'composer-form', novalidate: '', 'aria-label': `Message ${user.display_name}` },
+    h('h3', { text: `Message ${user.display_name}` }),
+    noEmail ? h('div', { class: 'notice warn', style: 'margin-bottom:12px' }, ERROR_TEXT.no_email_address) : null,
+    h('div', { class: 'field' }, h('label', { for: subject.id, text: 'Subject' }), subject),
+    h(
+      'div',
+      { class: 'field' },
+      h('label', { for: body.id, text: 'Message' }),
+      body,
+      h(
+        'div',
+        { class: 'field-hint' },
+        h('span', { text: user.email ? `To ${user.email} · replies go to ${SUPPORT_INBOX}` : 'No email address on file' }),
+        counter,
+      ),
+    ),
+    h('div', { class: 'actions' }, send, h('button', { type: 'button', class: 'btn ghost', onclick: () => closeComposer({ focusRow: true }) }, 'Close')),
+    result,
+  );
+  let idempotency = { key: null, fingerprint: null };
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const subj = subject.value.trim();
+    const text = body.value;
+    result.replaceChildren();
+    if (!text.trim()) {
+      result.replaceChildren(h('div', { class: 'notice error', role: 'alert' }, 'Write a message first.'));
+      body.focus();
+      return;
+    }
+    // The same content re-sent (e.g. after a network error) reuses its key: the API answers
+    // the first result instead of sending twice.
+    const fingerprint = JSON.stringify([id, subj, text]);
+    if (idempotency.fingerprint !== fingerprint) idempotency = { key: crypto.randomUUID(), fingerprint };
+    if (send.getAttribute('aria-disabled') === 'true') return;
+    // aria-disabled (not disabled) while sending, so the button keeps the keyboard focus.
+    send.setAttribute('aria-disabled', 'true');
+    send.replaceChildren(h('span', { class: 'spinner', 'aria-hidden': 'true' }), 'Sending…');
+    try {
+      const { data } = await api('POST', `/admin/users/${enc(id)}/messages`, {
+        body: { subject: subj, body: text },
+        headers: { 'Idempotency-Key': idempotency.key },
+      });
+      idempotency = { key: null, fingerprint: null };
+      result.replaceChildren(
+        h(
+          'div',
+          { class: 'notice success' },
+          h('strong', { text: `Message sent to ${user.display_name}.` }),
+          'Message id ',
+          h('code', { text: data.message_id }),
+          ' · ',
+          h('a', { href: '/dev/outbox', target: '_blank', rel: 'noopener', text: 'view the outbox' }),
+        ),
+      );
+      body.value = '';
+      updateCounter();
+      state.drafts.delete(id);
+      loadHistory(id, historyList);
+    } catch (err) {
+      result.replaceChildren(errorNotice(err, 'The message was not sent.'));
+      if (err.code === 'subject_invalid') subject.focus();
+      else if (err.code === 'body_invalid' || err.code === 'payload_too_large') body.focus();
+      if (err.code === 'user_deleted' || err.code === 'user_not_found') loadHistory(id, historyList);
+    } finally {
+      send.removeAttribute('aria-disabled');
+      send.replaceChildren('Send');
+    }
+  });
+
+  const panel = h(
+    'div',
+    {
+      class: 'composer',
+      id: `composer-${id}`,
+      role: 'region',
+      'aria-label': `Message ${user.display_name}`,
+      onkeydown: (e) => {
+        if (e.key === 'Escape') {
+          e.preventDefault();
+          closeComposer({ focusRow: true });
+        }
+      },
+    },
+    form,
+    h('aside', { class: 'history' }, h('h3', { text: 'Message history' }), historyList),
+  );
+  const composerRow = h('tr', { class: 'composer-row' }, h('td', { colspan: '5' }, panel));
+  row.after(composerRow);
+  loadHistory(id, historyList);
+  subject.focus();
+}
+
+async function loadHistory(userId, list) {
+  list.replaceChildren(h('li', { class: 'empty' }, 'Loading…'));
+  try {
+    const { data } = await api('GET', `/admin/users/${enc(userId)}/messages?limit=20`);
+    const items = data.items || [];
+    if (!items.length) {
+      list.replaceChildren(h('li', { class: 'empty', text: 'No messages sent to this user yet.' }));
+      return;
+    }
+    list.replaceChildren(
+      ...items.map((m) => {
+        const when = m.sent_at || m.created_at;
+        const sender = state.names.get(m.sender_id) || 'an admin';
+        return h(
+          'li',
+          { dataset: { messageId: m.message_id } },
+          h('div', { class: 'msg-head' }, h('span', { class: 'msg-subject', text: m.subject }), h('span', { class: `status status-${m.status}`, text: m.status })),
+          h('div', { class: 'msg-meta', text: `${fmtDate(when, dateTimeFmt)} · by ${sender}` }),
+          m.body ? h('div', { class: 'msg-body', text: m.body }) : null,
+        );
+      }),
+    );
+  } catch (err) {
+    list.replaceChildren(h('li', { class: 'empty' }, `Message history unavailable: ${describe(err)}`));
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// the delete dialog
+// ---------------------------------------------------------------------------------------
+
+function denialText(code) {
+  switch (code) {
+    case 'privileged_target':
+      return ['You can’t delete an admin or an owner', 'Only an owner can delete an admin or an owner. Ask an owner if this account has to go.'];
+    case 'self_deletion':
+      return ['You can’t delete your own account here', 'Use the account-deletion flow in your profile instead.'];
+    case 'forbidden_role':
+      return ['You don’t have permission', 'Only admins and owners can delete users.'];
+    case 'unauthenticated':
+      return ['You are signed out', ERROR_TEXT.unauthenticated];
+    case 'user_deleted':
+      return ['Already deleted', 'This user has already been deleted.'];
+    case 'user_not_found':
+      return ['User not found', ERROR_TEXT.user_not_found];
+    default:
+      return ['This user can’t be deleted', ERROR_TEXT[code] || 'The deletion is not allowed.'];
+  }
+}
+
+async function openDeleteDialog(user, row) {
+  if (state.dialog || state.openingDialog) return;
+  state.openingDialog = true;
+  const trash = $('button.icon-btn', row);
+  trash.setAttribute('aria-busy', 'true');
+  const me = currentIdentity();
+  let preview = null;
+  let previewError = null;
+  try {
+    preview = (await api('GET', `/admin/users/${enc(user.user_id)}/deletion-preview`)).data;
+  } catch (err) {
+    previewError = err;
+  } finally {
+    trash.removeAttribute('aria-busy');
+    state.openingDialog = false;
+  }
+
+  const running = state.deleting.get(user.user_id);
+  let denied = null;
+  let ackRequired = false;
+  if (preview) {
+    denied = preview.allowed ? null : preview.denied_code || 'forbidden_role';
+    ackRequired = !!preview.acknowledgement_required;
+  } else if (previewError?.code && previewError.status < 500) {
+    denied = previewError.code;
+  } else if (me?.role === 'admin' && isPrivileged(user.role)) {
+    denied = 'privileged_target';
+  } else {
+    ackRequired = me?.role === 'owner' && isPrivileged(user.role);
+  }
+  // A deletion already under way is joined, not refused.
+  if (running) denied = null;
+
+  const dialog = els.dialog;
+  const confirm = h('button', { type: 'button', class: 'btn danger', id: 'delete-confirm' }, 'Delete permanently');
+  const cancel = h('button', { type: 'button', class: 'btn secondary', onclick: () => dialog.close() }, 'Cancel');
+  const error = h('div', { class: 'dialog-error', role: 'alert' });
+  const barFill = h('span');
+  const progressText = h('span');
+  const progressCount = h('span');
+  const progress = h(
+    'div',
+    { class: 'progress-box', hidden: true },
+    h('div', { class: 'progress-label' }, progressText, progressCount),
+    h('div', { class: 'bar', role: 'progressbar', 'aria-label': 'Deletion progress', 'aria-valuemin': '0', 'aria-valuemax': '100' }, barFill),
+  );
+  const ack = h('input', { type: 'checkbox', id: 'delete-ack' });
+  const ackLabel = ackRequired
+    ? h('label', { class: 'ack', for: 'delete-ack' }, ack, h('span', { text: 'I understand this removes an administrator' }))
+    : null;
+
+  let total = null;
+  let exact = false;
+  let previewBox = null;
+  if (preview) {
+    const names = [...Object.keys(TABLE_LABELS).filter((n) => n in preview.tables), ...Object.keys(preview.tables).filter((n) => !(n in TABLE_LABELS))];
+    // Counts are exact, or "<cap>+" past the preview's cap: then the total is a lower bound.
+    exact = names.every((n) => /^\d+$/.test(preview.tables[n]));
+    total = names.reduce((a, n) => a + (parseInt(preview.tables[n], 10) || 0), 0);
+    previewBox = h(
+      'div',
+      { class: 'preview' },
+      h('h3', { text: 'What will be removed' }),
+      h(
+        'table',
+        {},
+        h(
+          'tbody',
+          {},
+          names.map((n) => h('tr', {}, h('td', { text: TABLE_LABELS[n] || n }), h('td', { class: 'n', text: fmtCount(preview.tables[n]) }))),
+          h('tr', {}, h('td', { text: 'Sign-in account' }), h('td', { class: 'n', text: '1' })),
+        ),
+      ),
+      h('div', { class: 'foot', text: 'The profile is anonymised to “Deleted User” and kept as a tombstone. The audit log keeps ids and an email hash only.' }),
+    );
+  } else if (previewError && !denied) {
+    previewBox = errorNotice(previewError, 'The preview could not be loaded.');
+  }
+
+  let deniedBox = null;
+  if (denied) {
+    const [title, text] = denialText(denied);
+    deniedBox = h('div', { class: 'notice warn', id: 'delete-denied' }, h('strong', { text: title }), text);
+  }
+
+  const ctx = { user, row, ackRequired, total, exact, confirm, cancel, error, progress, barFill, progressText, progressCount, ack, actor: state.user, done: false };
+  state.dialog = ctx;
+
+  const refresh = () => {
+    confirm.disabled = !!denied || (ackRequired && !ack.checked) || !!state.deleting.get(user.user_id);
+  };
+  ack.addEventListener('change', refresh);
+  confirm.addEventListener('click', () => runDeletion(ctx));
+  refresh();
+
+  dialog.replaceChildren(
+    h(
+      'div',
+      { class: 'dialog-body' },
+      h('div', { class: 'dialog-head' }, h('span', { class: 'danger-icon' }, warnIcon()), h('h2', { id: 'delete-title', text: `Delete ${user.display_name}?` })),
+      h(
+        'p',
+        { id: 'delete-desc' },
+        'This permanently deletes ',
+        h('strong', { text: user.display_name }),
+        user.email ? ` (${user.email})` : '',
+        isPrivileged(user.role) ? `, who is ${user.role === 'owner' ? 'an owner' : 'an admin'},` : '',
+        ' and all of their data. This can’t be undone.',
+      ),
+      deniedBox,
+      previewBox,
+      denied ? null : ackLabel,
+      progress,
+      error,
+      h('div', { class: 'dialog-actions' }, cancel, confirm),
+    ),
+  );
+  dialog.showModal();
+  if (running) showProgress(ctx, running.last);
+  // Focus the first control (the acknowledgement box when there is one).
+  const first = dialog.querySelector('input:not([disabled]), button:not([disabled])');
+  first?.focus();
+}
+
+function onDialogClose() {
+  const ctx = state.dialog;
+  state.dialog = null;
+  if (!ctx) return;
+  const target = ctx.focusAfter || (document.contains(ctx.row) ? ctx.row : els.search);
+  target?.focus();
+}
+
+function markDeleting(userId, on) {
+  const row = rowOf(userId);
+  if (!row) return;
+  row.classList.toggle('is-deleting', on);
+  const cell = $('.name-cell', row);
+  const tag = $('.state-tag', cell);
+  if (on && !tag) cell.append(h('span', { class: 'state-tag', text: 'Deleting…' }));
+  if (!on) tag?.remove();
+}
+
+async function runDeletion(ctx) {
+  const { user, confirm, cancel, error } = ctx;
+  error.replaceChildren();
+  confirm.disabled = true;
+  confirm.replaceChildren(h('span', { class: 'spinner', 'aria-hidden': 'true' }), 'Deleting…');
+  const job = { actor: ctx.actor, last: null };
+  state.deleting.set(user.user_id, job);
+  markDeleting(user.user_id, true);
+  try {
+    const body = ctx.ackRequired && ctx.ack.checked ? { acknowledge_privileged: true } : undefined;
+    const { status, data } = await api('DELETE', `/admin/users/${enc(user.user_id)}`, { body, as: ctx.actor });
+    if (status === 200 && data.status === 'completed') {
+      finishDeletion(user, data.deleted);
+      return;
+    }
+    cancel.textContent = 'Close';
+    showProgress(ctx, null);
+    pollDeletion(user, job);
+  } catch (err) {
+    state.deleting.delete(user.user_id);
+    markDeleting(user.user_id, false);
+    if (state.dialog === ctx) {
+      error.replaceChildren(errorNotice(err, `${user.display_name} was not deleted.`));
+      confirm.replaceChildren('Delete permanently');
+      confirm.disabled = (ctx.ackRequired && !ctx.ack.checked) || err.code === 'privileged_target' || err.code === 'forbidden_role' || err.code === 'self_deletion';
+    } else {
+      toast(`${user.display_name} was not deleted: ${describe(err)}`);
+    }
+  }
+}
+
+function showProgress(ctx, status) {
+  if (state.dialog !== ctx) return;
+  ctx.progress.hidden = false;
+  ctx.cancel.textContent = 'Close';
+  ctx.confirm.disabled = true;
+  ctx.confirm.replaceChildren(h('span', { class: 'spinner', 'aria-hidden': 'true' }), 'Deleting…');
+  const step = status?.step || 'audit';
+  const deleted = status?.deleted ? Object.values(status.deleted).reduce((a, n) => a + Number(n || 0), 0) : 0;
+  ctx.progressText.textContent = `${STEP_LABELS[step] || step}…`;
+  ctx.progressCount.textContent =
+    ctx.total && ctx.exact ? `${deleted.toLocaleString('en-US')} of ${ctx.total.toLocaleString('en-US')} items` : `${plural(deleted, 'item')} removed`;
+  const order = ['audit', 'lock_out', 'anonymise', 'cascade', 'delete_auth', 'complete', 'done'];
+  let pct;
+  if (step === 'cascade' && ctx.total) pct = 15 + Math.min(80, (deleted / ctx.total) * 80);
+  else if (step === 'cascade') pct = 50;
+  else pct = step === 'delete_auth' || step === 'complete' || step === 'done' ? 97 : (order.indexOf(step) + 1) * 4;
+  ctx.barFill.style.width = `${Math.round(pct)}%`;
+  ctx.barFill.parentElement.setAttribute('aria-valuenow', String(Math.round(pct)));
+}
+
+async function pollDeletion(user, job) {
+  let failures = 0;
+  for (;;) {
+    await new Promise((r) => setTimeout(r, POLL_MS));
+    if (state.deleting.get(user.user_id) !== job) return;
+    try {
+      const { data } = await api('GET', `/admin/users/${enc(user.user_id)}/deletion`, { as: job.actor });
+      failures = 0;
+      job.last = data;
+      if (data.status === 'completed') {
+        finishDeletion(user, data.deleted);
+        return;
+      }
+      if (state.dialog?.user.user_id === user.user_id) showProgress(state.dialog, data);
+    } catch (err) {
+      failures += 1;
+      if ((err.status >= 400 && err.status < 500) || failures >= 10) {
+        state.deleting.delete(user.user_id);
+        markDeleting(user.user_id, false);
+        const msg = `Could not follow the deletion of ${user.display_name}: ${describe(err)}`;
+        if (state.dialog?.user.user_id === user.user_id) state.dialog.error.replaceChildren(h('div', { class: 'notice error' }, msg));
+        else toast(msg);
+        return;
+      }
+    }
+  }
+}
+
+function finishDeletion(user, deleted) {
+  state.deleting.delete(user.user_id);
+  const n = deleted ? Object.values(deleted).reduce((a, x) => a + Number(x || 0), 0) : 0;
+  const ctx = state.dialog;
+  const next = removeRow(user.user_id);
+  if (ctx && ctx.user.user_id === user.user_id) {
+    ctx.focusAfter = next;
+    els.dialog.close();
+  }
+  toast(`${user.display_name} was deleted. ${plural(n, 'item')} removed.`);
+}
+
+// ---------------------------------------------------------------------------------------
+// start
+// ---------------------------------------------------------------------------------------
+
+async function main() {
+  els.identity = $('#signed-in-as');
+  els.search = $('#search');
+  els.body = $('#users-body');
+  els.loadMore = $('#load-more');
+  els.count = $('#count');
+  els.tableMessage = $('#table-message');
+  els.dialog = $('#delete-dialog');
+  els.toasts = $('#toasts');
+
+  els.dialog.addEventListener('close', onDialogClose);
+  // Esc closes the open composer (also when focus is on the page itself, not inside it).
+  document.addEventListener('keydown', (e) => {
+    if (e.key !== 'Escape' || state.dialog || !state.openComposer || e.defaultPrevented) return;
+    if (e.target === document.body || e.target.closest?.('.composer')) {
+      e.preventDefault();
+      closeComposer({ focusRow: true });
+    }
+  });
+  els.identity.addEventListener('change', () => {
+    state.user = els.identity.value;
+    localStorage.setItem(IDENTITY_KEY, state.user);
+    loadUsers({ reset: true });
+  });
+
+  const url = new URL(location.href);
+  state.q = (url.searchParams.get('q') || '').trim();
+  els.search.value = state.q;
+  let timer = null;
+  els.search.addEventListener('input', () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      state.q = els.search.value.trim();
+      const u = new URL(location.href);
+      if (state.q) u.searchParams.set('q', state.q);
+      else u.searchParams.delete('q');
+      history.replaceState(null, '', u);
+      loadUsers({ reset: true });
+    }, 250);
+  });
+
+  els.loadMore.addEventListener('click', async () => {
+    const rows = await loadUsers({ reset: false });
+    if (rows?.length && els.loadMore.hidden) rows[0].focus();
+  });
+
+  await loadIdentities();
+  await loadUsers({ reset: true });
+  document.body.dataset.ready = 'true';
+}
+
+main();

@@ -1,0 +1,538 @@
+//! The dev server over real HTTP: each test starts its own server (seeded in-memory backend,
+//! its own outbox folder) on 127.0.0.1:0 and talks to it with a minimal HTTP/1.1 client.
+
+use devserver::{Config, DevServer};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+struct Server {
+    addr: SocketAddr,
+    app: Arc<DevServer>,
+    outbox: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.outbox);
+    }
+}
+
+async fn start_with(configure: impl FnOnce(&mut Config)) -> Server {
+    let outbox = std::env::temp_dir().join(format!("devserver-test-{}", uuid_like()));
+    let mut config = Config {
+        outbox: outbox.clone(),
+        ..Config::default()
+    };
+    configure(&mut config);
+    let app = DevServer::new(config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local addr");
+    tokio::spawn(devserver::serve(listener, app.clone()));
+    Server { addr, app, outbox }
+}
+
+async fn start() -> Server {
+    start_with(|_| {}).await
+}
+
+fn uuid_like() -> String {
+    format!("{}-{:?}", std::process::id(), std::thread::current().id())
+        .replace(|c: char| !c.is_ascii_alphanumeric(), "")
+        + &format!(
+            "{}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        )
+}
+
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One request on a fresh connection (`Connection: close`), read to the end.
+async fn call(server: &Server, method: &str, path: &str, user: Option<&str>, body: Option<&[u8]>) -> Answer {
+    let mut stream = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("connect to the dev server");
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nUser-Agent: api-test\r\n",
+        server.addr
+    );
+    if let Some(u) = user {
+        head.push_str(&format!("X-Dev-User: {u}\r\n"));
+    }
+    if let Some(b) = body {
+        head.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            b.len()
+        ));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.expect("write head");
+    if let Some(b) = body {
+        // The server may answer (413) before reading everything; a reset here is fine.
+        let _ = stream.write_all(b).await;
+    }
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw).await;
+    parse(&raw)
+}
+
+fn parse(raw: &[u8]) -> Answer {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("an HTTP response head");
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+        })
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    if chunked {
+        body = dechunk(&body);
+    }
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&b[eol + 2..eol + 2 + size]);
+        b = &b[eol + 2 + size + 2..];
+    }
+    out
+}
+
+fn id_of(server: &Server, name: &str) -> String {
+    let st = server.app.backend.state();
+    st.profiles
+        .values()
+        .find(|p| p.display_name == name)
+        .map(|p| p.user_id.clone())
+        .unwrap_or_else(|| panic!("no seeded user named {name}"))
+}
+
+fn outbox_files(server: &Server) -> Vec<PathBuf> {
+    std::fs::read_dir(&server.outbox)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn an_admin_lists_users_page_by_page_and_can_search() {
+    let s = start().await;
+    let admin = s.app.seeded.admins[0].clone();
+    let first = call(&s, "GET", "/admin/users?limit=10", Some(&admin), None).await;
+    assert_eq!(first.status, 200, "{}", String::from_utf8_lossy(&first.body));
+    let page = first.json();
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 10);
+    for key in ["user_id", "email", "display_name", "role", "created_at"] {
+        assert!(items[0].get(key).is_some(), "missing {key} in {}", items[0]);
+    }
+    let cursor = page["next_cursor"].as_str().expect("a next cursor");
+    let second = call(
+        &s,
+        "GET",
+        &format!("/admin/users?limit=10&cursor={cursor}"),
+        Some(&admin),
+        None,
+    )
+    .await
+    .json();
+    let firsts: Vec<&str> = items.iter().map(|u| u["user_id"].as_str().unwrap()).collect();
+    assert!(second["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|u| !firsts.contains(&u["user_id"].as_str().unwrap())));
+
+    let found = call(&s, "GET", "/admin/users?q=ana%20lima", Some(&admin), None)
+        .await
+        .json();
+    let names: Vec<&str> = found["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["display_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Ana Lima"]);
+
+    // The tombstone is never listed.
+    let all = call(&s, "GET", "/admin/users?limit=100", Some(&admin), None)
+        .await
+        .json();
+    assert!(all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|u| u["display_name"] != "Deleted User"));
+}
+
+#[tokio::test]
+async fn sending_a_message_writes_an_eml_with_the_support_reply_to() {
+    let s = start().await;
+    let admin = s.app.seeded.admins[0].clone();
+    let ana = id_of(&s, "Ana Lima");
+    let body =
+        json!({"subject": "Über your account ✓", "body": "Hello Ana,\nplease check your billing details."});
+    let answer = call(
+        &s,
+        "POST",
+        &format!("/admin/users/{ana}/messages"),
+        Some(&admin),
+        Some(body.to_string().as_bytes()),
+    )
+    .await;
+    assert_eq!(answer.status, 201, "{}", String::from_utf8_lossy(&answer.body));
+    let receipt = answer.json();
+    assert_eq!(receipt["status"], "sent");
+    let message_id = receipt["message_id"].as_str().unwrap().to_owned();
+    assert!(receipt["ses_message_id"].as_str().is_some_and(|s| !s.is_empty()));
+    assert!(receipt["sent_at"].as_str().is_some());
+
+    let files = outbox_files(&s);
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(files[0]
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .contains(&message_id));
+    let eml = std::fs::read_to_string(&files[0]).unwrap();
+    let (head, _) = eml.split_once("\r\n\r\n").expect("a header block");
+    let lines: Vec<&str> = head.split("\r\n").collect();
+    assert!(lines.contains(&"To: ana.lima@example.org"), "{head}");
+    assert!(lines.contains(&"From: no-reply@teleperson.com"), "{head}");
+    assert!(lines.contains(&"Reply-To: hello@teleperson.com"), "{head}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("Subject: =?UTF-8?B?")),
+        "{head}"
+    );
+    assert!(
+        lines.contains(&"Content-Type: text/plain; charset=utf-8"),
+        "{head}"
+    );
+
+    // It shows up in the history, newest first.
+    let history = call(
+        &s,
+        "GET",
+        &format!("/admin/users/{ana}/messages"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(history.status, 200);
+    let items = history.json()["items"].as_array().unwrap().clone();
+    assert_eq!(items[0]["message_id"], message_id.as_str());
+    assert_eq!(items[0]["status"], "sent");
+
+    let listed = call(&s, "GET", "/dev/outbox", None, None).await.json();
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn messaging_a_user_without_an_email_address_is_422() {
+    let s = start().await;
+    let owner = s.app.seeded.owner.clone();
+    let target = s.app.seeded.no_email.clone();
+    let answer = call(
+        &s,
+        "POST",
+        &format!("/admin/users/{target}/messages"),
+        Some(&owner),
+        Some(br#"{"body":"hi"}"#),
+    )
+    .await;
+    assert_eq!(answer.status, 422);
+    assert_eq!(answer.json()["code"], "no_email_address");
+    assert!(outbox_files(&s).is_empty());
+}
+
+#[tokio::test]
+async fn deleting_a_user_answers_200_with_counts_and_the_user_leaves_the_list() {
+    let s = start().await;
+    let admin = s.app.seeded.admins[0].clone();
+    let ben = id_of(&s, "Benjamin Okafor");
+    let preview = call(
+        &s,
+        "GET",
+        &format!("/admin/users/{ben}/deletion-preview"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(preview.status, 200);
+    let preview = preview.json();
+    assert_eq!(preview["allowed"], true);
+    assert_eq!(preview["acknowledgement_required"], false);
+    let expected: u64 = preview["tables"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_str().unwrap().parse::<u64>().unwrap())
+        .sum();
+
+    let answer = call(&s, "DELETE", &format!("/admin/users/{ben}"), Some(&admin), None).await;
+    assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
+    let done = answer.json();
+    assert_eq!(done["status"], "completed");
+    assert!(done["job_id"].as_str().is_some());
+    let deleted = done["deleted"].as_object().unwrap();
+    for t in domain::cascade::CASCADE_PLAN {
+        assert!(deleted.contains_key(t.name), "no count for {}", t.name);
+    }
+    assert_eq!(
+        deleted.values().map(|v| v.as_u64().unwrap()).sum::<u64>(),
+        expected
+    );
+    assert!(expected > 0);
+
+    let list = call(&s, "GET", "/admin/users?limit=100", Some(&admin), None)
+        .await
+        .json();
+    assert!(list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|u| u["user_id"] != ben.as_str()));
+    let status = call(
+        &s,
+        "GET",
+        &format!("/admin/users/{ben}/deletion"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(status.status, 200);
+    assert_eq!(status.json()["status"], "completed");
+    assert!(!s.app.backend.state().auth_users.contains_key(&ben));
+}
+
+#[tokio::test]
+async fn an_admin_deleting_an_admin_is_403_and_nothing_changes() {
+    let s = start().await;
+    let (marcus, priya) = (s.app.seeded.admins[0].clone(), s.app.seeded.admins[1].clone());
+    let preview = call(
+        &s,
+        "GET",
+        &format!("/admin/users/{priya}/deletion-preview"),
+        Some(&marcus),
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(preview["allowed"], false);
+    assert_eq!(preview["denied_code"], "privileged_target");
+
+    let answer = call(
+        &s,
+        "DELETE",
+        &format!("/admin/users/{priya}"),
+        Some(&marcus),
+        Some(br#"{"acknowledge_privileged":true}"#),
+    )
+    .await;
+    assert_eq!(answer.status, 403);
+    assert_eq!(answer.header("content-type"), Some("application/problem+json"));
+    let problem = answer.json();
+    assert_eq!(problem["code"], "privileged_target");
+    assert_eq!(problem["status"], 403);
+    for key in ["type", "title", "detail"] {
+        assert!(problem[key].is_string(), "missing {key}: {problem}");
+    }
+    let st = s.app.backend.state();
+    assert!(!st.profiles[&priya].is_tombstone());
+    assert!(st.jobs.is_empty());
+    assert!(st
+        .security_logs
+        .values()
+        .any(|e| e.event_type == domain::model::EventType::AdminActionDenied));
+}
+
+#[tokio::test]
+async fn an_owner_deletes_an_admin_only_with_the_acknowledgement() {
+    let s = start().await;
+    let owner = s.app.seeded.owner.clone();
+    let priya = s.app.seeded.admins[1].clone();
+    let preview = call(
+        &s,
+        "GET",
+        &format!("/admin/users/{priya}/deletion-preview"),
+        Some(&owner),
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(preview["allowed"], true);
+    assert_eq!(preview["acknowledgement_required"], true);
+
+    let refused = call(&s, "DELETE", &format!("/admin/users/{priya}"), Some(&owner), None).await;
+    assert_eq!(refused.status, 422);
+    assert_eq!(refused.json()["code"], "acknowledgement_required");
+
+    let done = call(
+        &s,
+        "DELETE",
+        &format!("/admin/users/{priya}"),
+        Some(&owner),
+        Some(br#"{"acknowledge_privileged":true}"#),
+    )
+    .await;
+    assert_eq!(done.status, 200, "{}", String::from_utf8_lossy(&done.body));
+    // The deleted admin loses access at once.
+    let after = call(&s, "GET", "/admin/users", Some(&priya), None).await;
+    assert_eq!(after.status, 401);
+}
+
+#[tokio::test]
+async fn a_request_without_the_dev_identity_is_401() {
+    let s = start().await;
+    let ana = id_of(&s, "Ana Lima");
+    for (method, path, body) in [
+        ("GET", "/admin/users".to_owned(), None),
+        (
+            "POST",
+            format!("/admin/users/{ana}/messages"),
+            Some(br#"{"body":"hi"}"#.as_slice()),
+        ),
+        ("DELETE", format!("/admin/users/{ana}"), None),
+    ] {
+        let answer = call(&s, method, &path, None, body).await;
+        assert_eq!(answer.status, 401, "{method} {path}");
+        assert_eq!(answer.json()["code"], "unauthenticated");
+    }
+    assert!(outbox_files(&s).is_empty());
+}
+
+#[tokio::test]
+async fn a_body_over_64_kib_is_413() {
+    let s = start().await;
+    let admin = s.app.seeded.admins[0].clone();
+    let ana = id_of(&s, "Ana Lima");
+    let path = format!("/admin/users/{ana}/messages");
+    // Just over the functions' limit: the function itself answers.
+    let big = json!({ "body": "x".repeat(70 * 1024) }).to_string();
+    let answer = call(&s, "POST", &path, Some(&admin), Some(big.as_bytes())).await;
+    assert_eq!(answer.status, 413);
+    assert_eq!(answer.json()["code"], "payload_too_large");
+    // Far over it: the dev server refuses it before the function, with the same answer.
+    let huge = json!({ "body": "x".repeat(1024 * 1024) }).to_string();
+    let answer = call(&s, "POST", &path, Some(&admin), Some(huge.as_bytes())).await;
+    assert_eq!(answer.status, 413);
+    assert_eq!(answer.json()["code"], "payload_too_large");
+    assert!(outbox_files(&s).is_empty());
+}
+
+#[tokio::test]
+async fn with_a_zero_budget_a_deletion_answers_202_and_the_worker_finishes_it() {
+    let s = start_with(|c| {
+        c.delete_budget = Duration::ZERO;
+        c.worker_interval = Duration::from_millis(20);
+    })
+    .await;
+    let owner = s.app.seeded.owner.clone();
+    let heavy = s.app.seeded.heavy.clone();
+    let answer = call(&s, "DELETE", &format!("/admin/users/{heavy}"), Some(&owner), None).await;
+    assert_eq!(answer.status, 202, "{}", String::from_utf8_lossy(&answer.body));
+    let accepted = answer.json();
+    assert_eq!(accepted["status"], "in_progress");
+    let job_id = accepted["job_id"].as_str().unwrap().to_owned();
+
+    let mut last = Value::Null;
+    for _ in 0..2_000 {
+        last = call(
+            &s,
+            "GET",
+            &format!("/admin/users/{heavy}/deletion"),
+            Some(&owner),
+            None,
+        )
+        .await
+        .json();
+        if last["status"] == "completed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(last["status"], "completed", "{last}");
+    assert_eq!(last["job_id"], job_id.as_str());
+    assert_eq!(last["user_id"], heavy.as_str());
+    assert!(
+        last["deleted"]["transactions"].as_u64().unwrap() > 10_000,
+        "{last}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_api_routes_get_api_gateways_404_and_the_page_is_served() {
+    let s = start().await;
+    let admin = s.app.seeded.admins[0].clone();
+    let answer = call(&s, "GET", "/admin/nope", Some(&admin), None).await;
+    assert_eq!(answer.status, 404);
+    assert_eq!(answer.json(), json!({"message": "Not Found"}));
+    let answer = call(&s, "PUT", "/admin/users", Some(&admin), None).await;
+    assert_eq!(answer.status, 404);
+
+    let page = call(&s, "GET", "/", None, None).await;
+    assert_eq!(page.status, 200);
+    assert!(String::from_utf8_lossy(&page.body).contains("<title>Users"));
+    assert_eq!(page.header("cache-control"), Some("no-store"));
+    let ids = call(&s, "GET", "/dev/identities", None, None).await.json();
+    let roles: Vec<&str> = ids["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(&roles[..3], ["owner", "admin", "admin"]);
+}
