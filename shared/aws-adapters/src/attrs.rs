@@ -23,7 +23,9 @@ pub(crate) fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
 }
 
 pub(crate) fn get_n<T: std::str::FromStr>(item: &Item, name: &str) -> Option<T> {
-    item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
 }
 
 pub(crate) fn opt_s(item: &Item, name: &str) -> Option<String> {
@@ -32,7 +34,12 @@ pub(crate) fn opt_s(item: &Item, name: &str) -> Option<String> {
 
 /// A string attribute the row must have.
 pub(crate) fn req_s(item: &Item, name: &str, dependency: &'static str) -> StoreResult<String> {
-    opt_s(item, name).ok_or_else(|| malformed(dependency, format!("a row of {dependency} has no string `{name}`")))
+    opt_s(item, name).ok_or_else(|| {
+        malformed(
+            dependency,
+            format!("a row of {dependency} has no string `{name}`"),
+        )
+    })
 }
 
 /// Put `name` = `value` when there is a value.
@@ -47,7 +54,10 @@ pub(crate) fn to_item_key(item: &Item, dependency: &'static str) -> StoreResult<
     item.iter()
         .map(|(k, v)| match v.as_s() {
             Ok(s) => Ok((k.clone(), s.clone())),
-            Err(_) => Err(malformed(dependency, format!("key attribute `{k}` of {dependency} is not a string"))),
+            Err(_) => Err(malformed(
+                dependency,
+                format!("key attribute `{k}` of {dependency} is not a string"),
+            )),
         })
         .collect()
 }
@@ -70,7 +80,10 @@ pub(crate) fn decode_cursor(cursor: &str, dependency: &'static str) -> StoreResu
 }
 
 fn invalid_cursor(dependency: &'static str) -> DependencyError {
-    malformed(dependency, format!("the page cursor for {dependency} is not one this service issued"))
+    malformed(
+        dependency,
+        format!("the page cursor for {dependency} is not one this service issued"),
+    )
 }
 
 #[cfg(test)]
@@ -79,7 +92,10 @@ mod tests {
 
     #[test]
     fn a_cursor_round_trips_and_is_opaque() {
-        let key = ItemKey::from([("recipient_id".to_owned(), "u1".to_owned()), ("created_at".to_owned(), "t".to_owned())]);
+        let key = ItemKey::from([
+            ("recipient_id".to_owned(), "u1".to_owned()),
+            ("created_at".to_owned(), "t".to_owned()),
+        ]);
         let c = encode_cursor(&key);
         assert!(!c.contains("recipient_id"));
         assert_eq!(decode_cursor(&c, "t").unwrap(), key);

@@ -53,16 +53,28 @@ pub(crate) fn service_code<E: ProvideErrorMetadata>(err: &SdkError<E, HttpRespon
 }
 
 /// Wrap an SDK error, with `what` (operation and table) as context.
-pub(crate) fn sdk<E>(dependency: &'static str, what: impl Into<String>, err: SdkError<E, HttpResponse>) -> DependencyError
+pub(crate) fn sdk<E>(
+    dependency: &'static str,
+    what: impl Into<String>,
+    err: SdkError<E, HttpResponse>,
+) -> DependencyError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     let retryable = is_retryable(&err);
-    DependencyError::new(dependency, retryable, anyhow::Error::new(err).context(what.into()))
+    DependencyError::new(
+        dependency,
+        retryable,
+        anyhow::Error::new(err).context(what.into()),
+    )
 }
 
 /// A request that could not even be built (a bug, not an outage).
-pub(crate) fn build(dependency: &'static str, what: impl Into<String>, err: impl std::error::Error + Send + Sync + 'static) -> DependencyError {
+pub(crate) fn build(
+    dependency: &'static str,
+    what: impl Into<String>,
+    err: impl std::error::Error + Send + Sync + 'static,
+) -> DependencyError {
     DependencyError::new(dependency, false, anyhow::Error::new(err).context(what.into()))
 }
 

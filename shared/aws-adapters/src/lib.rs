@@ -17,6 +17,7 @@ mod sqs;
 
 pub use cognito::CognitoAuthDirectory;
 pub use dynamo::deletion_jobs::DynamoDeletionJobs;
+pub use dynamo::delivery::DynamoDeliveryLog;
 pub use dynamo::idempotency::{DynamoIdempotency, DynamoRateLimiter};
 pub use dynamo::outbox::DynamoMessageOutbox;
 pub use dynamo::profiles::DynamoProfiles;

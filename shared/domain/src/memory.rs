@@ -209,19 +209,6 @@ impl InMemoryBackend {
     }
 }
 
-/// A send ended: its recipient's lease count goes down (the expiry still bounds a crashed send).
-fn release_lease(st: &mut State, message_id: &str) {
-    let pending = st
-        .messages
-        .get(message_id)
-        .filter(|m| m.status == MessageStatus::Pending);
-    if let Some(recipient) = pending.map(|m| m.recipient_id.clone()) {
-        if let Some(lease) = st.send_leases.get_mut(&recipient) {
-            lease.0 = lease.0.saturating_sub(1);
-        }
-    }
-}
-
 fn lookup_attr(table: &CascadeTable) -> &'static str {
     match table.lookup {
         Lookup::PartitionKey { attr } | Lookup::Index { attr, .. } => attr,
@@ -339,7 +326,6 @@ impl MessageOutbox for InMemoryBackend {
     ) -> StoreResult<()> {
         self.io("admin_messages")?;
         let mut st = self.state();
-        release_lease(&mut st, message_id);
         if let Some(m) = st.messages.get_mut(message_id) {
             m.status = MessageStatus::Sent;
             m.ses_message_id = Some(ses_message_id.to_owned());
@@ -355,11 +341,18 @@ impl MessageOutbox for InMemoryBackend {
     async fn mark_failed(&self, message_id: &str, error_code: &str, at: &str) -> StoreResult<()> {
         self.io("admin_messages")?;
         let mut st = self.state();
-        release_lease(&mut st, message_id);
         if let Some(m) = st.messages.get_mut(message_id) {
             m.status = MessageStatus::Failed;
             m.error_code = Some(error_code.to_owned());
             m.updated_at = Some(at.to_owned());
+        }
+        Ok(())
+    }
+
+    async fn release(&self, recipient_id: &str) -> StoreResult<()> {
+        self.io("profiles")?;
+        if let Some(lease) = self.state().send_leases.get_mut(recipient_id) {
+            lease.0 = lease.0.saturating_sub(1);
         }
         Ok(())
     }

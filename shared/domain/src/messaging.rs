@@ -328,9 +328,7 @@ impl Messaging {
         let outcome = match stored {
             Some((status, outcome)) => {
                 let json = serde_json::to_string(&outcome).unwrap_or_default();
-                self.idempotency
-                    .complete(actor, key.as_str(), status, &json)
-                    .await
+                retry_store(|| self.idempotency.complete(actor, key.as_str(), status, &json)).await
             }
             None => self.idempotency.release(actor, key.as_str()).await,
         };
@@ -411,10 +409,22 @@ impl Messaging {
                     &sent_at,
                 )
                 .with("message_id", message_id);
-                self.outbox
-                    .mark_sent(message_id, &ses_message_id, &sent_at, &event)
-                    .await?;
-                tracing::info!(message_id, "message sent");
+                // The mail is out: from here the answer is "sent" whatever the bookkeeping
+                // does, so the idempotency key is never released and a retry never mails twice.
+                let recorded = retry_store(|| {
+                    self.outbox
+                        .mark_sent(message_id, &ses_message_id, &sent_at, &event)
+                })
+                .await;
+                self.release_lease(input.target.as_str()).await;
+                match recorded {
+                    Ok(()) => tracing::info!(message_id, "message sent"),
+                    Err(err) => tracing::error!(
+                        error = ?anyhow::Error::from(err),
+                        message_id,
+                        "message sent but not recorded: the row stays pending and its audit event is missing"
+                    ),
+                }
                 Ok(SendReceipt {
                     message_id: message_id.to_owned(),
                     status: "sent".into(),
@@ -428,9 +438,10 @@ impl Messaging {
                     MailError::Unavailable { code, .. } => code.clone(),
                 };
                 let at = timestamp(self.clock.now());
-                if let Err(store) = self.outbox.mark_failed(message_id, &code, &at).await {
+                if let Err(store) = retry_store(|| self.outbox.mark_failed(message_id, &code, &at)).await {
                     tracing::error!(error = ?anyhow::Error::from(store), message_id, "could not mark the message failed; it stays pending");
                 }
+                self.release_lease(input.target.as_str()).await;
                 Err(match err {
                     MailError::Rejected { code } => SendError::MailRejected {
                         message_id: message_id.to_owned(),
@@ -440,6 +451,13 @@ impl Messaging {
                     MailError::Unavailable { code, source } => SendError::MailUnavailable { code, source },
                 })
             }
+        }
+    }
+
+    /// The send is over: let a waiting deletion go on. Best effort: the lease expires anyway.
+    async fn release_lease(&self, recipient_id: &str) {
+        if let Err(err) = self.outbox.release(recipient_id).await {
+            tracing::warn!(error = ?anyhow::Error::from(err), "could not release the send lease; it will expire");
         }
     }
 
@@ -484,6 +502,24 @@ impl Messaging {
 enum ClaimOutcome {
     Owned { message_id: String },
     Answered(Result<Sent, SendError>),
+}
+
+/// A few quick attempts at a store write that follows a mail that went out.
+async fn retry_store<F, Fut>(mut write: F) -> StoreResult<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = StoreResult<()>>,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match write().await {
+            Err(err) if err.retryable && attempt < 4 => {
+                tokio::time::sleep(Duration::from_millis(20 * attempt + fastrand::u64(0..20))).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 fn replay(response: &str) -> Result<Sent, SendError> {

@@ -92,6 +92,9 @@ pub trait MessageOutbox: Send + Sync {
         event: &SecurityEvent,
     ) -> StoreResult<()>;
     async fn mark_failed(&self, message_id: &str, error_code: &str, at: &str) -> StoreResult<()>;
+    /// A send to this recipient is over (sent or failed): count its lease down, so that a
+    /// deletion waiting for it goes on at once instead of at the lease's expiry.
+    async fn release(&self, recipient_id: &str) -> StoreResult<()>;
     async fn get(&self, message_id: &str) -> StoreResult<Option<AdminMessage>>;
     /// Messages received by a user, newest first.
     async fn history(

@@ -1,1 +1,25 @@
-//! Work in progress.
+//! The test harness for adapter and flow tests against the AWS emulator.
+//!
+//! - [`Emulator`]: the moto server that `scripts/test.sh` starts (`AWS_ENDPOINT_URL`); a test
+//!   that needs it and does not find it panics with instructions, it never skips.
+//! - [`infra`]: the DynamoDB tables exactly as `infra/template.yaml` defines them;
+//!   [`create_tables`] creates them under a random prefix, so tests run in parallel without
+//!   ever resetting the emulator, and returns the env-var → table-name lookup ([`TableSet`]).
+//! - Fixtures for SESv2 ([`ses`]: verified senders, the mail moto recorded, the SendEmail
+//!   request as sent on the wire), Cognito ([`cognito`]) and SQS ([`sqs`]).
+
+pub mod cognito;
+mod emulator;
+pub mod infra;
+pub mod ses;
+pub mod sqs;
+mod tables;
+
+pub use emulator::Emulator;
+pub use tables::{create_tables, TableSet, TestEnv};
+
+/// A short random id for names that must not collide between parallel tests.
+pub fn unique(prefix: &str) -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("{prefix}{}", &id[..12])
+}

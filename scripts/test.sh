@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# THE test command. Starts the AWS emulator (moto server, pinned in requirements-dev.txt) on a
+# free loopback port, points the AWS SDK at it and runs every test stage in order.
+#
+#   scripts/test.sh                                  # everything
+#   scripts/test.sh -p integration-tests -- --nocapture   # extra args go to `cargo test`
+#   STAGES=cargo-test scripts/test.sh                # only the named stages (comma-separated)
+#
+# With `-p/--package` in the arguments `--workspace` is left out, so one crate can be iterated on.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+# ---------------------------------------------------------------------------------------------
+# Stage helper: `stage NAME cmd...` runs one named stage (unless STAGES excludes it) and prints
+# its duration; the summary at the end lists every stage run.
+# ---------------------------------------------------------------------------------------------
+declare -a summary=()
+stage() {
+    local name="$1"
+    shift
+    if [[ -n "${STAGES:-}" && ",${STAGES}," != *",${name},"* ]]; then
+        summary+=("$(printf '%-22s skipped (STAGES=%s)' "$name" "$STAGES")")
+        return 0
+    fi
+    printf '\n==> stage %s: %s\n' "$name" "$*" >&2
+    local start=$SECONDS status=0
+    "$@" || status=$?
+    local took=$((SECONDS - start))
+    if [[ $status -ne 0 ]]; then
+        summary+=("$(printf '%-22s FAILED after %ss (exit %s)' "$name" "$took" "$status")")
+        printf '<== stage %s FAILED after %ss (exit %s)\n' "$name" "$took" "$status" >&2
+        print_summary
+        exit "$status"
+    fi
+    summary+=("$(printf '%-22s ok in %ss' "$name" "$took")")
+    printf '<== stage %s ok in %ss\n' "$name" "$took" >&2
+}
+print_summary() {
+    printf '\n---- test.sh summary ----\n' >&2
+    local line
+    for line in "${summary[@]}"; do printf '  %s\n' "$line" >&2; done
+}
+
+# ---------------------------------------------------------------------------------------------
+# Tools: the project venv (moto server, cfn-lint, cargo-lambda).
+# ---------------------------------------------------------------------------------------------
+"$root/scripts/venv.sh"
+
+# ---------------------------------------------------------------------------------------------
+# The emulator: moto server on a free loopback port, stopped on exit whatever happens.
+# ---------------------------------------------------------------------------------------------
+mkdir -p "$root/.tmp"
+port="$("$root/.venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+moto_log="$root/.tmp/moto-$port.log"
+"$root/.venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$moto_log" 2>&1 &
+moto_pid=$!
+cleanup() {
+    local status=$?
+    if kill -0 "$moto_pid" 2>/dev/null; then
+        kill "$moto_pid" 2>/dev/null || true
+        wait "$moto_pid" 2>/dev/null || true
+    fi
+    # The emulator's log is kept only when something failed.
+    if [[ $status -eq 0 ]]; then rm -f "$moto_log"; else echo "test.sh: moto server log kept at $moto_log" >&2; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+endpoint="http://127.0.0.1:$port"
+deadline=$((SECONDS + 30))
+until curl -s -o /dev/null "$endpoint/moto-api/data.json"; do
+    if ! kill -0 "$moto_pid" 2>/dev/null || ((SECONDS >= deadline)); then
+        echo "test.sh: moto server did not answer at $endpoint within 30 s; its log ($moto_log):" >&2
+        cat "$moto_log" >&2
+        exit 1
+    fi
+    sleep 0.2
+done
+echo "test.sh: moto server up at $endpoint (pid $moto_pid, log $moto_log)" >&2
+
+export AWS_ENDPOINT_URL="$endpoint"
+export AWS_ACCESS_KEY_ID=test
+export AWS_SECRET_ACCESS_KEY=test
+export AWS_REGION=us-east-1
+export AWS_DEFAULT_REGION=us-east-1
+# Never let a developer's own AWS profile or a real endpoint leak into the tests.
+unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL_DYNAMODB AWS_ENDPOINT_URL_SESV2 \
+    AWS_ENDPOINT_URL_SQS AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER
+
+# ---------------------------------------------------------------------------------------------
+# Stages, in order.
+# ---------------------------------------------------------------------------------------------
+cargo_args=(test)
+selects_package=0
+for arg in "$@"; do
+    case "$arg" in
+        --) break ;;
+        -p | --package | --package=*) selects_package=1 ;;
+    esac
+done
+if [[ $selects_package -eq 0 ]]; then cargo_args+=(--workspace); fi
+cargo_args+=("$@")
+
+stage cargo-test cargo "${cargo_args[@]}"
+
+# >>> LATER STAGES (appended by the lead): cfn-lint, `cargo lambda invoke` checks, browser tests.
+# Each one as `stage <name> <command...>`; the emulator above is still running here and
+# AWS_ENDPOINT_URL points at it.
+# <<< LATER STAGES
+
+print_summary

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Create (once) the project's Python venv at .venv and install the pinned dev tools from
+# requirements-dev.txt (moto server, boto3, cfn-lint, cargo-lambda). Idempotent: pip runs
+# only when requirements-dev.txt changed since the last successful install (stamp file).
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="$root/.venv"
+req="$root/requirements-dev.txt"
+stamp="$venv/.requirements-dev.sha256"
+
+if [[ ! -x "$venv/bin/python" ]]; then
+    echo "venv.sh: creating $venv" >&2
+    python3 -m venv "$venv"
+fi
+
+want="$(sha256sum "$req" | cut -d' ' -f1)"
+have="$(cat "$stamp" 2>/dev/null || true)"
+if [[ "$want" != "$have" ]]; then
+    echo "venv.sh: installing $(basename "$req") into $venv" >&2
+    "$venv/bin/pip" install --disable-pip-version-check --quiet -r "$req"
+    echo "$want" >"$stamp"
+fi

@@ -1,0 +1,74 @@
+//! DynamoDB adapters, one per port. Table names come from the environment (see `env`).
+
+pub(crate) mod deletion_jobs;
+pub(crate) mod delivery;
+pub(crate) mod idempotency;
+pub(crate) mod outbox;
+pub(crate) mod profiles;
+pub(crate) mod security_log;
+pub(crate) mod user_data;
+
+use crate::attrs::{put_opt, s, Item};
+use domain::model::SecurityEvent;
+
+/// Names that a `SecurityEvent` field may not overwrite.
+const EVENT_CORE: &[&str] = &[
+    "event_id",
+    "event_type",
+    "actor_id",
+    "target_id",
+    "created_at",
+    "request_id",
+    "source_ip",
+    "user_agent",
+];
+
+/// The stored shape of a `security_logs` row: the event-specific fields (`message_id`,
+/// `target_role`, `target_email_sha256`, `job_id`, `action`, `reason`, `deleted`) are
+/// top-level string attributes, next to the common ones.
+pub(crate) fn event_item(event: &SecurityEvent) -> Item {
+    let mut item = Item::new();
+    item.insert("event_id".into(), s(&event.event_id));
+    item.insert("event_type".into(), s(event.event_type.as_str()));
+    put_opt(&mut item, "actor_id", event.actor_id.as_deref());
+    item.insert("target_id".into(), s(&event.target_id));
+    item.insert("created_at".into(), s(&event.created_at));
+    item.insert("request_id".into(), s(&event.request_id));
+    put_opt(&mut item, "source_ip", event.source_ip.as_deref());
+    put_opt(&mut item, "user_agent", event.user_agent.as_deref());
+    for (k, v) in &event.fields {
+        if !EVENT_CORE.contains(&k.as_str()) {
+            item.insert(k.clone(), s(v));
+        }
+    }
+    item
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::model::{EventType, RequestMeta};
+
+    #[test]
+    fn event_fields_become_top_level_attributes_but_never_replace_the_common_ones() {
+        let meta = RequestMeta {
+            caller: Some("admin-1".into()),
+            request_id: "req-1".into(),
+            ..Default::default()
+        };
+        let event = SecurityEvent::new(
+            "e1".into(),
+            EventType::AdminDeletedUser,
+            "u1",
+            &meta,
+            "2025-01-01T00:00:00.000Z",
+        )
+        .with("job_id", "j1")
+        .with("target_id", "forged");
+        let item = event_item(&event);
+        assert_eq!(item["job_id"].as_s().unwrap(), "j1");
+        assert_eq!(item["target_id"].as_s().unwrap(), "u1");
+        assert_eq!(item["event_type"].as_s().unwrap(), "admin_deleted_user");
+        assert!(!item.contains_key("source_ip"));
+    }
+}

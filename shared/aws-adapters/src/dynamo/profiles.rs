@@ -1,0 +1,209 @@
+//! `profiles` (`PROFILES_TABLE`): read, anonymise into the tombstone, list.
+
+use crate::attrs::{decode_cursor, encode_cursor, get_n, get_s, opt_s, req_s, s, Item};
+use crate::errors::sdk;
+use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::Client;
+use chrono::{DateTime, TimeZone, Utc};
+use domain::model::{timestamp, ItemKey, Page, Profile};
+use domain::ports::{Anonymised, ListQuery, Profiles, StoreResult};
+
+const DEP: &str = "profiles";
+/// Scan pages read per `list` call at most (each up to `SCAN_PAGE` rows).
+const MAX_SCAN_PAGES: usize = 20;
+const SCAN_PAGE: i32 = 200;
+
+/// The send lease (see `DynamoMessageOutbox::reserve`) is stored as epoch milliseconds.
+pub(crate) const SEND_LEASE_ATTR: &str = "send_lease_until";
+/// Sends in flight to this user: up on reserve, down on release. The lease bounds a send
+/// that crashed before its release.
+pub(crate) const SENDS_IN_FLIGHT_ATTR: &str = "sends_in_flight";
+
+#[derive(Clone, Debug)]
+pub struct DynamoProfiles {
+    client: Client,
+    table: String,
+}
+
+impl DynamoProfiles {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoProfiles {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+pub(crate) fn profile_from(item: &Item) -> StoreResult<Profile> {
+    Ok(Profile {
+        user_id: req_s(item, "user_id", DEP)?,
+        email: opt_s(item, "email"),
+        display_name: opt_s(item, "display_name").unwrap_or_default(),
+        role: opt_s(item, "role").unwrap_or_default(),
+        created_at: opt_s(item, "created_at").unwrap_or_default(),
+        deleted_at: opt_s(item, "deleted_at"),
+        auth_username: opt_s(item, "auth_username"),
+    })
+}
+
+pub(crate) fn millis(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_millis(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// What a profile row says about anonymising it now.
+fn state_of(item: Option<&Item>, now: DateTime<Utc>) -> Option<Anonymised> {
+    let Some(item) = item else {
+        return Some(Anonymised::Missing);
+    };
+    if item.contains_key("deleted_at") {
+        return Some(Anonymised::Done);
+    }
+    let in_flight = get_n::<i64>(item, SENDS_IN_FLIGHT_ATTR).unwrap_or(0);
+    match get_n::<i64>(item, SEND_LEASE_ATTR) {
+        Some(until) if until >= millis(now) && in_flight > 0 => Some(Anonymised::SendInFlight {
+            until: from_millis(until),
+        }),
+        // The condition failed for a reason that no longer holds: try again.
+        _ => None,
+    }
+}
+
+fn matches(p: &Profile, query: &ListQuery, needle: Option<&str>) -> bool {
+    if !query.include_deleted && p.is_tombstone() {
+        return false;
+    }
+    needle.is_none_or(|n| {
+        p.display_name.to_lowercase().contains(n)
+            || p.email.as_deref().is_some_and(|e| e.to_lowercase().contains(n))
+    })
+}
+
+#[async_trait]
+impl Profiles for DynamoProfiles {
+    async fn get(&self, user_id: &str) -> StoreResult<Option<Profile>> {
+        self.raw_get(user_id)
+            .await?
+            .as_ref()
+            .map(profile_from)
+            .transpose()
+    }
+
+    async fn anonymise(&self, user_id: &str, now: DateTime<Utc>) -> StoreResult<Anonymised> {
+        for _ in 0..3 {
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("user_id", s(user_id))
+                .update_expression(
+                    "SET display_name = :name, deleted_at = if_not_exists(deleted_at, :at) \
+                     REMOVE email, auth_username, #lease, #inflight",
+                )
+                .condition_expression(
+                    "attribute_exists(user_id) AND (attribute_exists(deleted_at) \
+                     OR attribute_not_exists(#lease) OR #lease < :now \
+                     OR attribute_not_exists(#inflight) OR #inflight <= :zero)",
+                )
+                .expression_attribute_names("#lease", SEND_LEASE_ATTR)
+                .expression_attribute_names("#inflight", SENDS_IN_FLIGHT_ATTR)
+                .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+                .expression_attribute_values(":name", s(Profile::TOMBSTONE_NAME))
+                .expression_attribute_values(":at", s(timestamp(now)))
+                .expression_attribute_values(":now", AttributeValue::N(millis(now).to_string()))
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                .send()
+                .await;
+            let err = match result {
+                Ok(_) => return Ok(Anonymised::Done),
+                Err(err) => err,
+            };
+            let Some(UpdateItemError::ConditionalCheckFailedException(ccf)) = err.as_service_error() else {
+                return Err(sdk(DEP, format!("UpdateItem (anonymise) on {}", self.table), err));
+            };
+            let old = match ccf.item() {
+                Some(item) => Some(item.clone()),
+                // Not every DynamoDB answers with the old item: read it.
+                None => self.raw_get(user_id).await?,
+            };
+            if let Some(state) = state_of(old.as_ref(), now) {
+                return Ok(state);
+            }
+        }
+        Err(crate::errors::malformed(
+            DEP,
+            "anonymise kept failing its condition on a row that satisfies it",
+        ))
+    }
+
+    async fn list(&self, query: &ListQuery) -> StoreResult<Page<Profile>> {
+        let limit = query.limit.max(1);
+        let needle = query
+            .search
+            .as_deref()
+            .map(|s| s.trim().to_lowercase())
+            .filter(|s| !s.is_empty());
+        let mut start = match &query.cursor {
+            Some(c) => Some(decode_cursor(c, DEP)?),
+            None => None,
+        };
+        let mut items = Vec::new();
+        for _ in 0..MAX_SCAN_PAGES {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .set_exclusive_start_key(start.as_ref().map(crate::attrs::from_item_key))
+                .limit(SCAN_PAGE)
+                .send()
+                .await
+                .map_err(|e| sdk(DEP, format!("Scan on {}", self.table), e))?;
+            let rows = out.items();
+            for (i, row) in rows.iter().enumerate() {
+                let profile = profile_from(row)?;
+                if !matches(&profile, query, needle.as_deref()) {
+                    continue;
+                }
+                items.push(profile);
+                if items.len() == limit {
+                    let more = i + 1 < rows.len() || out.last_evaluated_key().is_some();
+                    let next = more.then(|| cursor_after(get_s(row, "user_id").unwrap_or_default()));
+                    return Ok(Page { items, next });
+                }
+            }
+            match out.last_evaluated_key() {
+                Some(lek) => start = Some(crate::attrs::to_item_key(lek, DEP)?),
+                None => return Ok(Page { items, next: None }),
+            }
+        }
+        // Stop reading after a bounded amount of work; the cursor continues the scan.
+        let next = start.map(|k| encode_cursor(&k));
+        Ok(Page { items, next })
+    }
+}
+
+fn cursor_after(user_id: &str) -> String {
+    encode_cursor(&ItemKey::from([("user_id".to_owned(), user_id.to_owned())]))
+}
+
+impl DynamoProfiles {
+    async fn raw_get(&self, user_id: &str) -> StoreResult<Option<Item>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("user_id", s(user_id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk(DEP, format!("GetItem on {}", self.table), e))?;
+        Ok(out.item().cloned())
+    }
+}

@@ -1,0 +1,398 @@
+//! The user-data tables of the cascade plan: read a user's keys page by page, delete them in
+//! `BatchWriteItem`s of at most 25, count them.
+
+use crate::attrs::{from_item_key, s, to_item_key};
+use crate::errors::{malformed, sdk};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{DeleteRequest, Select, WriteRequest};
+use aws_sdk_dynamodb::Client;
+use domain::cascade::{CascadeTable, Lookup};
+use domain::model::ItemKey;
+use domain::ports::{Count, DependencyError, KeysPage, StoreResult, UserData};
+use futures::{StreamExt, TryStreamExt};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+/// DynamoDB's limit for one `BatchWriteItem` (moto accepts more; AWS refuses them).
+pub const MAX_BATCH_WRITE: usize = 25;
+/// Batches of one `delete` call in flight at once.
+const BATCHES_IN_FLIGHT: usize = 4;
+/// Tries of one batch while DynamoDB hands back `UnprocessedItems`.
+const MAX_ATTEMPTS: u32 = 8;
+const BACKOFF_BASE: Duration = Duration::from_millis(25);
+const BACKOFF_CAP: Duration = Duration::from_secs(2);
+
+#[derive(Clone, Debug)]
+pub struct DynamoUserData {
+    client: Client,
+    /// Cascade plan name (`transactions`, ...) → physical table name.
+    tables: BTreeMap<String, String>,
+}
+
+impl DynamoUserData {
+    /// `tables`: for each table of the cascade plan, its plan name and physical table name.
+    pub fn new(client: Client, tables: impl IntoIterator<Item = (String, String)>) -> Self {
+        DynamoUserData {
+            client,
+            tables: tables.into_iter().collect(),
+        }
+    }
+
+    fn physical(&self, table: &CascadeTable) -> StoreResult<&str> {
+        self.tables.get(table.name).map(String::as_str).ok_or_else(|| {
+            malformed(
+                table.name,
+                format!("no physical table is configured for {}", table.name),
+            )
+        })
+    }
+
+    /// Write one batch (≤ 25) until DynamoDB has processed every request.
+    async fn write_batch(
+        &self,
+        dep: &'static str,
+        physical: &str,
+        mut requests: Vec<WriteRequest>,
+    ) -> StoreResult<()> {
+        for attempt in 1..=MAX_ATTEMPTS {
+            debug_assert!(requests.len() <= MAX_BATCH_WRITE);
+            let out = self
+                .client
+                .batch_write_item()
+                .request_items(physical, requests)
+                .send()
+                .await
+                .map_err(|e| sdk(dep, format!("BatchWriteItem on {physical}"), e))?;
+            requests = out
+                .unprocessed_items()
+                .and_then(|m| m.get(physical))
+                .cloned()
+                .unwrap_or_default();
+            if requests.is_empty() {
+                return Ok(());
+            }
+            if attempt < MAX_ATTEMPTS {
+                tokio::time::sleep(full_jitter(attempt)).await;
+            }
+        }
+        Err(DependencyError::new(
+            dep,
+            true,
+            anyhow::anyhow!(
+                "{} delete requests on {physical} still unprocessed after {MAX_ATTEMPTS} attempts",
+                requests.len()
+            ),
+        ))
+    }
+}
+
+/// Capped exponential backoff with full jitter: uniform in `[0, min(cap, base · 2^attempt)]`.
+pub(crate) fn full_jitter(attempt: u32) -> Duration {
+    let ceiling = BACKOFF_BASE
+        .saturating_mul(1u32 << attempt.min(16))
+        .min(BACKOFF_CAP);
+    let ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
+    Duration::from_millis(fastrand::u64(0..=ms))
+}
+
+/// Deduplicated keys (a batch may not name one item twice), in batches of at most 25.
+pub(crate) fn batches(keys: &[ItemKey]) -> Vec<Vec<ItemKey>> {
+    let unique: BTreeSet<&ItemKey> = keys.iter().collect();
+    let unique: Vec<ItemKey> = unique.into_iter().cloned().collect();
+    unique.chunks(MAX_BATCH_WRITE).map(<[ItemKey]>::to_vec).collect()
+}
+
+fn delete_request(key: &ItemKey) -> StoreResult<WriteRequest> {
+    let delete = DeleteRequest::builder()
+        .set_key(Some(from_item_key(key)))
+        .build()
+        .map_err(|e| crate::errors::build("user_data", "building a DeleteRequest", e))?;
+    Ok(WriteRequest::builder().delete_request(delete).build())
+}
+
+fn lookup_parts(table: &CascadeTable) -> (Option<&'static str>, &'static str) {
+    match table.lookup {
+        Lookup::PartitionKey { attr } => (None, attr),
+        Lookup::Index { index, attr } => (Some(index), attr),
+    }
+}
+
+#[async_trait]
+impl UserData for DynamoUserData {
+    async fn page(
+        &self,
+        table: &CascadeTable,
+        user_id: &str,
+        cursor: Option<&ItemKey>,
+        limit: usize,
+    ) -> StoreResult<KeysPage> {
+        let physical = self.physical(table)?;
+        let (index, attr) = lookup_parts(table);
+        let mut names = HashMap::from([("#u".to_owned(), attr.to_owned())]);
+        let mut projection = Vec::new();
+        for (i, k) in table.key.iter().enumerate() {
+            names.insert(format!("#k{i}"), (*k).to_owned());
+            projection.push(format!("#k{i}"));
+        }
+        let out = self
+            .client
+            .query()
+            .table_name(physical)
+            .set_index_name(index.map(str::to_owned))
+            .key_condition_expression("#u = :u")
+            .set_expression_attribute_names(Some(names))
+            .expression_attribute_values(":u", s(user_id))
+            .projection_expression(projection.join(", "))
+            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(cursor.map(from_item_key))
+            // A table's own key can be read consistently; an index cannot.
+            .set_consistent_read(index.is_none().then_some(true))
+            .send()
+            .await
+            .map_err(|e| sdk(table.name, format!("Query on {physical}"), e))?;
+        let keys = out
+            .items()
+            .iter()
+            .map(|item| {
+                let key = to_item_key(item, table.name)?;
+                Ok(key
+                    .into_iter()
+                    .filter(|(k, _)| table.key.contains(&k.as_str()))
+                    .collect())
+            })
+            .collect::<StoreResult<Vec<ItemKey>>>()?;
+        let next = out
+            .last_evaluated_key()
+            .map(|k| to_item_key(k, table.name))
+            .transpose()?;
+        Ok(KeysPage { keys, next })
+    }
+
+    async fn delete(&self, table: &CascadeTable, keys: &[ItemKey]) -> StoreResult<()> {
+        let physical = self.physical(table)?;
+        let requests = batches(keys)
+            .iter()
+            .map(|batch| batch.iter().map(delete_request).collect::<StoreResult<Vec<_>>>())
+            .collect::<StoreResult<Vec<_>>>()?;
+        futures::stream::iter(
+            requests
+                .into_iter()
+                .map(|batch| self.write_batch(table.name, physical, batch)),
+        )
+        .buffer_unordered(BATCHES_IN_FLIGHT)
+        .try_collect::<Vec<()>>()
+        .await?;
+        Ok(())
+    }
+
+    async fn count(&self, table: &CascadeTable, user_id: &str, cap: u64) -> StoreResult<Count> {
+        let physical = self.physical(table)?;
+        let (index, attr) = lookup_parts(table);
+        let mut count = 0u64;
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(physical)
+                .set_index_name(index.map(str::to_owned))
+                .key_condition_expression("#u = :u")
+                .expression_attribute_names("#u", attr)
+                .expression_attribute_values(":u", s(user_id))
+                .select(Select::Count)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| sdk(table.name, format!("Query (count) on {physical}"), e))?;
+            count += u64::try_from(out.count()).unwrap_or(0);
+            if count > cap {
+                return Ok(Count {
+                    count: cap,
+                    capped: true,
+                });
+            }
+            match out.last_evaluated_key() {
+                Some(k) => start = Some(k.clone()),
+                None => return Ok(Count { count, capped: false }),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! `BatchWriteItem` on the wire, against a fake HTTP client (moto accepts batches of 26,
+    //! so only a check of the requests themselves proves the cap).
+
+    use super::*;
+    use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+    use aws_smithy_runtime_api::client::http::{
+        http_client_fn, HttpConnector, HttpConnectorFuture, SharedHttpConnector,
+    };
+    use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+    use aws_smithy_runtime_api::http::{Response, StatusCode};
+    use aws_smithy_types::body::SdkBody;
+    use domain::cascade::CASCADE_PLAN;
+    use serde_json::{json, Value};
+    use std::sync::{Arc, Mutex};
+
+    type Responder = dyn Fn(&Value, usize) -> Value + Send + Sync;
+
+    /// Records every request body and answers with `respond(body, call_number)`.
+    #[derive(Clone)]
+    struct Fake {
+        bodies: Arc<Mutex<Vec<Value>>>,
+        respond: Arc<Responder>,
+    }
+
+    impl std::fmt::Debug for Fake {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("Fake")
+        }
+    }
+
+    impl HttpConnector for Fake {
+        fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+            let body: Value = request
+                .body()
+                .bytes()
+                .and_then(|b| serde_json::from_slice(b).ok())
+                .unwrap_or(Value::Null);
+            let n = {
+                let mut bodies = self.bodies.lock().unwrap();
+                bodies.push(body.clone());
+                bodies.len()
+            };
+            let answer = (self.respond)(&body, n).to_string();
+            let status = StatusCode::try_from(200u16).unwrap();
+            HttpConnectorFuture::ready(Ok(Response::new(status, SdkBody::from(answer))))
+        }
+    }
+
+    fn client(fake: Fake) -> Client {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+            .endpoint_url("http://dynamodb.invalid")
+            .http_client(http_client_fn(move |_, _| SharedHttpConnector::new(fake.clone())))
+            .build();
+        Client::from_conf(config)
+    }
+
+    fn transactions() -> &'static CascadeTable {
+        CASCADE_PLAN.iter().find(|t| t.name == "transactions").unwrap()
+    }
+
+    fn keys(n: usize) -> Vec<ItemKey> {
+        (0..n)
+            .map(|i| {
+                ItemKey::from([
+                    ("user_id".into(), "u1".into()),
+                    ("transaction_id".into(), format!("t{i:05}")),
+                ])
+            })
+            .collect()
+    }
+
+    fn requests_in(body: &Value) -> Vec<Value> {
+        body["RequestItems"]["phys-transactions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn adapter(fake: Fake) -> DynamoUserData {
+        DynamoUserData::new(
+            client(fake),
+            [("transactions".to_owned(), "phys-transactions".to_owned())],
+        )
+    }
+
+    #[tokio::test]
+    async fn batch_write_item_requests_never_carry_more_than_25_deletes() {
+        let fake = Fake {
+            bodies: Arc::default(),
+            respond: Arc::new(|_, _| json!({ "UnprocessedItems": {} })),
+        };
+        let user_data = adapter(fake.clone());
+        let mut all = keys(1_003);
+        all.extend(keys(40)); // duplicates are sent once
+        user_data.delete(transactions(), &all).await.unwrap();
+
+        let bodies = fake.bodies.lock().unwrap();
+        assert_eq!(bodies.len(), 41, "1,003 keys make 40 batches of 25 and one of 3");
+        let mut seen = BTreeSet::new();
+        for body in bodies.iter() {
+            let reqs = requests_in(body);
+            assert!(
+                !reqs.is_empty() && reqs.len() <= MAX_BATCH_WRITE,
+                "a batch of {}",
+                reqs.len()
+            );
+            for r in reqs {
+                let id = r["DeleteRequest"]["Key"]["transaction_id"]["S"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
+                assert_eq!(r["DeleteRequest"]["Key"]["user_id"]["S"], "u1");
+                assert!(seen.insert(id), "every key is sent once");
+            }
+        }
+        assert_eq!(seen.len(), 1_003);
+    }
+
+    #[tokio::test]
+    async fn unprocessed_items_are_sent_again_until_none_are_left() {
+        // The first two answers hand back the last 10 requests of the batch unprocessed.
+        let respond = |body: &Value, call: usize| {
+            let reqs = requests_in(body);
+            if call <= 2 {
+                let left: Vec<Value> = reqs[reqs.len().saturating_sub(10)..].to_vec();
+                json!({ "UnprocessedItems": { "phys-transactions": left } })
+            } else {
+                json!({ "UnprocessedItems": {} })
+            }
+        };
+        let fake = Fake {
+            bodies: Arc::default(),
+            respond: Arc::new(respond),
+        };
+        adapter(fake.clone())
+            .delete(transactions(), &keys(25))
+            .await
+            .unwrap();
+        let sizes: Vec<usize> = fake
+            .bodies
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|b| requests_in(b).len())
+            .collect();
+        assert_eq!(sizes, vec![25, 10, 10]);
+    }
+
+    #[tokio::test]
+    async fn items_that_stay_unprocessed_end_in_a_retryable_error() {
+        let respond =
+            |body: &Value, _| json!({ "UnprocessedItems": { "phys-transactions": requests_in(body) } });
+        let fake = Fake {
+            bodies: Arc::default(),
+            respond: Arc::new(respond),
+        };
+        tokio::time::pause();
+        let err = adapter(fake.clone())
+            .delete(transactions(), &keys(3))
+            .await
+            .unwrap_err();
+        assert!(err.retryable);
+        assert_eq!(fake.bodies.lock().unwrap().len(), MAX_ATTEMPTS as usize);
+    }
+
+    #[test]
+    fn backoff_stays_under_its_cap() {
+        for attempt in 0..40 {
+            assert!(full_jitter(attempt) <= BACKOFF_CAP);
+        }
+    }
+}

@@ -1,0 +1,381 @@
+//! The use cases, built from the environment: each Lambda's `main` calls one of the
+//! `*_from_env` functions once at start-up. A missing or unusable setting fails there, with
+//! its name ([`ConfigError`]).
+//!
+//! The `*_from` variants read through a lookup function, so tests build the same objects
+//! without touching the process environment.
+
+use crate::{
+    CognitoAuthDirectory, DynamoDeletionJobs, DynamoDeliveryLog, DynamoIdempotency, DynamoMessageOutbox,
+    DynamoProfiles, DynamoRateLimiter, DynamoSecurityLog, DynamoUserData, SesMailer, SqsDeletionQueue,
+};
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_smithy_types::timeout::TimeoutConfig;
+use domain::cascade::CASCADE_PLAN;
+use domain::deletion::{Deletion, DeletionSettings};
+use domain::delivery::Delivery;
+use domain::messaging::{Messaging, MessagingSettings, DEFAULT_REPLY_TO};
+use domain::ports::SystemClock;
+use domain::users::Directory;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A setting is missing or unusable. The message names the variable, never its value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ConfigError {
+    /// The environment variable at fault.
+    pub variable: &'static str,
+    message: String,
+}
+
+impl ConfigError {
+    pub fn missing(variable: &'static str) -> Self {
+        ConfigError {
+            variable,
+            message: format!("missing environment variable {variable}"),
+        }
+    }
+
+    pub fn invalid(variable: &'static str, expected: &str) -> Self {
+        ConfigError {
+            variable,
+            message: format!("invalid environment variable {variable}: expected {expected}"),
+        }
+    }
+}
+
+/// How settings are read: `std::env::var` in Lambda, a map in tests.
+pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// The process environment as a [`Lookup`].
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// A required setting (blank counts as missing).
+pub fn required(lookup: Lookup<'_>, name: &'static str) -> Result<String, ConfigError> {
+    optional(lookup, name).ok_or_else(|| ConfigError::missing(name))
+}
+
+/// An optional setting (blank counts as unset).
+pub fn optional(lookup: Lookup<'_>, name: &'static str) -> Option<String> {
+    lookup(name)
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+fn number<T: std::str::FromStr>(
+    lookup: Lookup<'_>,
+    name: &'static str,
+    default: T,
+) -> Result<T, ConfigError> {
+    match optional(lookup, name) {
+        None => Ok(default),
+        Some(v) => v
+            .parse()
+            .map_err(|_| ConfigError::invalid(name, "a whole number")),
+    }
+}
+
+/// A duration in milliseconds (`DELETE_BUDGET_MS`, `WORKER_BUDGET_MS`, ...), `default_ms` when unset.
+pub fn duration_ms(lookup: Lookup<'_>, name: &'static str, default_ms: u64) -> Result<Duration, ConfigError> {
+    number(lookup, name, default_ms).map(Duration::from_millis)
+}
+
+/// The SDK configuration from the environment (region, credentials, `AWS_ENDPOINT_URL`, ...).
+pub async fn sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest()).load().await
+}
+
+fn dynamodb(sdk: &SdkConfig) -> aws_sdk_dynamodb::Client {
+    let config = aws_sdk_dynamodb::config::Builder::from(sdk)
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(3))
+                .operation_attempt_timeout(Duration::from_secs(10))
+                .operation_timeout(Duration::from_secs(20))
+                .build(),
+        )
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
+/// `POST /admin/users/{id}/messages` and the message history.
+///
+/// Reads `PROFILES_TABLE`, `ADMIN_MESSAGES_TABLE`, `SECURITY_LOGS_TABLE`, `IDEMPOTENCY_TABLE`,
+/// `MAIL_FROM`; optional `SUPPORT_REPLY_TO` (default `hello@teleperson.com`),
+/// `SES_CONFIGURATION_SET`, `MESSAGES_PER_MINUTE` (default 0 = off).
+pub fn messaging_from(lookup: Lookup<'_>, sdk: &SdkConfig) -> Result<Messaging, ConfigError> {
+    let profiles_table = required(lookup, "PROFILES_TABLE")?;
+    let messages_table = required(lookup, "ADMIN_MESSAGES_TABLE")?;
+    let logs_table = required(lookup, "SECURITY_LOGS_TABLE")?;
+    let idempotency_table = required(lookup, "IDEMPOTENCY_TABLE")?;
+    let settings = MessagingSettings {
+        mail_from: required(lookup, "MAIL_FROM")?,
+        reply_to: optional(lookup, "SUPPORT_REPLY_TO").unwrap_or_else(|| DEFAULT_REPLY_TO.to_owned()),
+        messages_per_minute: number(lookup, "MESSAGES_PER_MINUTE", 0)?,
+        ..MessagingSettings::default()
+    };
+    let configuration_set = optional(lookup, "SES_CONFIGURATION_SET");
+    Ok(messaging_with_mailer(
+        dynamodb(sdk),
+        SesMailer::new(sdk, configuration_set),
+        [profiles_table, messages_table, logs_table, idempotency_table],
+        settings,
+    ))
+}
+
+/// [`messaging_from`] with a mailer built by the caller (tests capture the SESv2 request).
+pub fn messaging_from_with_mailer(
+    lookup: Lookup<'_>,
+    sdk: &SdkConfig,
+    mailer: SesMailer,
+) -> Result<Messaging, ConfigError> {
+    let mut messaging = messaging_from(lookup, sdk)?;
+    messaging.mailer = Arc::new(mailer);
+    Ok(messaging)
+}
+
+fn messaging_with_mailer(
+    client: aws_sdk_dynamodb::Client,
+    mailer: SesMailer,
+    [profiles, messages, logs, idempotency]: [String; 4],
+    settings: MessagingSettings,
+) -> Messaging {
+    Messaging {
+        profiles: Arc::new(DynamoProfiles::new(client.clone(), &profiles)),
+        outbox: Arc::new(DynamoMessageOutbox::new(
+            client.clone(),
+            messages,
+            &profiles,
+            &logs,
+        )),
+        log: Arc::new(DynamoSecurityLog::new(client.clone(), logs)),
+        mailer: Arc::new(mailer),
+        idempotency: Arc::new(DynamoIdempotency::new(client.clone(), &idempotency)),
+        limiter: Arc::new(DynamoRateLimiter::new(client, idempotency)),
+        clock: Arc::new(SystemClock),
+        settings,
+    }
+}
+
+/// `DELETE /admin/users/{id}`, the deletion status and preview, and the deletion worker.
+///
+/// Reads `PROFILES_TABLE`, `SECURITY_LOGS_TABLE`, `DELETION_JOBS_TABLE`, the table of every
+/// entry of the cascade plan (`TRANSACTIONS_TABLE`, ..., `ADMIN_MESSAGES_TABLE`),
+/// `IDEMPOTENCY_TABLE`, `USER_POOL_ID`, `DELETION_QUEUE_URL`; optional `DELETIONS_PER_HOUR`
+/// (default 0 = off).
+pub fn deletion_from(lookup: Lookup<'_>, sdk: &SdkConfig) -> Result<Deletion, ConfigError> {
+    let profiles_table = required(lookup, "PROFILES_TABLE")?;
+    let logs_table = required(lookup, "SECURITY_LOGS_TABLE")?;
+    let jobs_table = required(lookup, "DELETION_JOBS_TABLE")?;
+    let cascade = CASCADE_PLAN
+        .iter()
+        .map(|t| required(lookup, t.env_var).map(|physical| (t.name.to_owned(), physical)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let idempotency_table = required(lookup, "IDEMPOTENCY_TABLE")?;
+    let user_pool_id = required(lookup, "USER_POOL_ID")?;
+    let queue_url = required(lookup, "DELETION_QUEUE_URL")?;
+    let settings = DeletionSettings {
+        deletions_per_hour: number(lookup, "DELETIONS_PER_HOUR", 0)?,
+        ..DeletionSettings::default()
+    };
+    let client = dynamodb(sdk);
+    Ok(Deletion {
+        profiles: Arc::new(DynamoProfiles::new(client.clone(), profiles_table)),
+        jobs: Arc::new(DynamoDeletionJobs::new(client.clone(), jobs_table)),
+        log: Arc::new(DynamoSecurityLog::new(client.clone(), logs_table)),
+        auth: Arc::new(CognitoAuthDirectory::new(
+            aws_sdk_cognitoidentityprovider::Client::new(sdk),
+            user_pool_id,
+        )),
+        user_data: Arc::new(DynamoUserData::new(client.clone(), cascade)),
+        queue: Arc::new(SqsDeletionQueue::new(aws_sdk_sqs::Client::new(sdk), queue_url)),
+        limiter: Arc::new(DynamoRateLimiter::new(client, idempotency_table)),
+        clock: Arc::new(SystemClock),
+        settings,
+    })
+}
+
+/// `GET /admin/users`. Reads `PROFILES_TABLE`, `SECURITY_LOGS_TABLE`.
+pub fn directory_from(lookup: Lookup<'_>, sdk: &SdkConfig) -> Result<Directory, ConfigError> {
+    let profiles_table = required(lookup, "PROFILES_TABLE")?;
+    let logs_table = required(lookup, "SECURITY_LOGS_TABLE")?;
+    let client = dynamodb(sdk);
+    Ok(Directory {
+        profiles: Arc::new(DynamoProfiles::new(client.clone(), profiles_table)),
+        log: Arc::new(DynamoSecurityLog::new(client, logs_table)),
+        clock: Arc::new(SystemClock),
+    })
+}
+
+/// The delivery-status update from SES events. Reads `ADMIN_MESSAGES_TABLE`.
+pub fn delivery_from(lookup: Lookup<'_>, sdk: &SdkConfig) -> Result<Delivery, ConfigError> {
+    let messages_table = required(lookup, "ADMIN_MESSAGES_TABLE")?;
+    Ok(Delivery {
+        log: Arc::new(DynamoDeliveryLog::new(dynamodb(sdk), messages_table)),
+        clock: Arc::new(SystemClock),
+    })
+}
+
+pub fn delivery_from_env(sdk: &SdkConfig) -> Result<Delivery, ConfigError> {
+    delivery_from(&process_env, sdk)
+}
+
+pub fn messaging_from_env(sdk: &SdkConfig) -> Result<Messaging, ConfigError> {
+    messaging_from(&process_env, sdk)
+}
+
+pub fn deletion_from_env(sdk: &SdkConfig) -> Result<Deletion, ConfigError> {
+    deletion_from(&process_env, sdk)
+}
+
+pub fn directory_from_env(sdk: &SdkConfig) -> Result<Directory, ConfigError> {
+    directory_from(&process_env, sdk)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn sdk() -> SdkConfig {
+        SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .build()
+    }
+
+    fn all() -> HashMap<&'static str, String> {
+        let mut vars: HashMap<&'static str, String> = [
+            "PROFILES_TABLE",
+            "ADMIN_MESSAGES_TABLE",
+            "SECURITY_LOGS_TABLE",
+            "DELETION_JOBS_TABLE",
+            "IDEMPOTENCY_TABLE",
+            "USER_POOL_ID",
+            "DELETION_QUEUE_URL",
+            "MAIL_FROM",
+        ]
+        .into_iter()
+        .map(|k| (k, format!("value-of-{k}")))
+        .collect();
+        for t in CASCADE_PLAN {
+            vars.insert(t.env_var, format!("value-of-{}", t.env_var));
+        }
+        vars
+    }
+
+    fn lookup<'a>(vars: &'a HashMap<&'static str, String>) -> impl Fn(&str) -> Option<String> + 'a {
+        |name| vars.get(name).cloned()
+    }
+
+    #[test]
+    fn every_constructor_builds_from_a_complete_environment() {
+        let vars = all();
+        let messaging = messaging_from(&lookup(&vars), &sdk()).unwrap();
+        assert_eq!(messaging.settings.reply_to, "hello@teleperson.com");
+        assert_eq!(messaging.settings.messages_per_minute, 0);
+        assert!(deletion_from(&lookup(&vars), &sdk()).is_ok());
+        assert!(directory_from(&lookup(&vars), &sdk()).is_ok());
+        assert!(delivery_from(&lookup(&vars), &sdk()).is_ok());
+    }
+
+    #[test]
+    fn a_missing_required_variable_is_named_in_the_error() {
+        let required_by_messaging = [
+            "PROFILES_TABLE",
+            "ADMIN_MESSAGES_TABLE",
+            "SECURITY_LOGS_TABLE",
+            "IDEMPOTENCY_TABLE",
+            "MAIL_FROM",
+        ];
+        for name in required_by_messaging {
+            let mut vars = all();
+            vars.remove(name);
+            let err = messaging_from(&lookup(&vars), &sdk()).err().unwrap();
+            assert_eq!(err.to_string(), format!("missing environment variable {name}"));
+            assert_eq!(err.variable, name);
+        }
+        let mut required_by_deletion = vec![
+            "PROFILES_TABLE",
+            "SECURITY_LOGS_TABLE",
+            "DELETION_JOBS_TABLE",
+            "IDEMPOTENCY_TABLE",
+            "USER_POOL_ID",
+            "DELETION_QUEUE_URL",
+        ];
+        required_by_deletion.extend(CASCADE_PLAN.iter().map(|t| t.env_var));
+        for name in required_by_deletion {
+            let mut vars = all();
+            vars.insert(name, "   ".into()); // blank is missing
+            let err = deletion_from(&lookup(&vars), &sdk()).err().unwrap();
+            assert_eq!(err.to_string(), format!("missing environment variable {name}"));
+        }
+        for name in ["PROFILES_TABLE", "SECURITY_LOGS_TABLE"] {
+            let mut vars = all();
+            vars.remove(name);
+            assert_eq!(
+                directory_from(&lookup(&vars), &sdk()).err().unwrap().variable,
+                name
+            );
+        }
+    }
+
+    #[test]
+    fn each_use_case_reads_only_what_it_needs() {
+        let vars: HashMap<&'static str, String> = [
+            ("PROFILES_TABLE", "p".to_owned()),
+            ("SECURITY_LOGS_TABLE", "s".to_owned()),
+        ]
+        .into();
+        assert!(directory_from(&lookup(&vars), &sdk()).is_ok());
+        let vars: HashMap<&'static str, String> = [("ADMIN_MESSAGES_TABLE", "m".to_owned())].into();
+        assert!(delivery_from(&lookup(&vars), &sdk()).is_ok());
+        assert_eq!(
+            delivery_from(&lookup(&HashMap::new()), &sdk())
+                .err()
+                .unwrap()
+                .variable,
+            "ADMIN_MESSAGES_TABLE"
+        );
+    }
+
+    #[test]
+    fn optional_settings_are_read_and_checked() {
+        let mut vars = all();
+        vars.insert("SUPPORT_REPLY_TO", "support@example.com".into());
+        vars.insert("MESSAGES_PER_MINUTE", "12".into());
+        let messaging = messaging_from(&lookup(&vars), &sdk()).unwrap();
+        assert_eq!(messaging.settings.reply_to, "support@example.com");
+        assert_eq!(messaging.settings.messages_per_minute, 12);
+
+        vars.insert("MESSAGES_PER_MINUTE", "lots".into());
+        let err = messaging_from(&lookup(&vars), &sdk()).err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            "invalid environment variable MESSAGES_PER_MINUTE: expected a whole number"
+        );
+
+        vars.insert("DELETIONS_PER_HOUR", "-1".into());
+        assert_eq!(
+            deletion_from(&lookup(&vars), &sdk()).err().unwrap().variable,
+            "DELETIONS_PER_HOUR"
+        );
+    }
+
+    #[test]
+    fn durations_are_milliseconds_with_a_default() {
+        let vars: HashMap<&'static str, String> = [("DELETE_BUDGET_MS", "1500".to_owned())].into();
+        assert_eq!(
+            duration_ms(&lookup(&vars), "DELETE_BUDGET_MS", 20_000).unwrap(),
+            Duration::from_millis(1500)
+        );
+        assert_eq!(
+            duration_ms(&lookup(&vars), "WORKER_BUDGET_MS", 60_000).unwrap(),
+            Duration::from_secs(60)
+        );
+        let bad: HashMap<&'static str, String> = [("DELETE_BUDGET_MS", "20s".to_owned())].into();
+        assert!(duration_ms(&lookup(&bad), "DELETE_BUDGET_MS", 1).is_err());
+    }
+}

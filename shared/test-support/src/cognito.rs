@@ -1,0 +1,74 @@
+//! Cognito user pools and users in the emulator.
+
+use crate::Emulator;
+use aws_sdk_cognitoidentityprovider::types::{AttributeType, MessageActionType};
+
+/// A fresh user pool; returns its id.
+pub async fn create_user_pool(emulator: &Emulator) -> String {
+    let out = emulator
+        .cognito()
+        .create_user_pool()
+        .pool_name(crate::unique("pool-"))
+        .send()
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "create_user_pool: {}",
+                aws_sdk_cognitoidentityprovider::error::DisplayErrorContext(e)
+            )
+        });
+    out.user_pool()
+        .and_then(|p| p.id())
+        .expect("a user pool id")
+        .to_owned()
+}
+
+/// A confirmed user (no invitation mail).
+pub async fn create_user(emulator: &Emulator, pool_id: &str, username: &str, email: Option<&str>) {
+    let attributes = email.map(|e| {
+        vec![AttributeType::builder()
+            .name("email")
+            .value(e)
+            .build()
+            .expect("attribute")]
+    });
+    emulator
+        .cognito()
+        .admin_create_user()
+        .user_pool_id(pool_id)
+        .username(username)
+        .message_action(MessageActionType::Suppress)
+        .set_user_attributes(attributes)
+        .send()
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "admin_create_user: {}",
+                aws_sdk_cognitoidentityprovider::error::DisplayErrorContext(e)
+            )
+        });
+}
+
+/// A user's state: `None` when the user does not exist, else whether it is enabled.
+pub async fn user_enabled(emulator: &Emulator, pool_id: &str, username: &str) -> Option<bool> {
+    match emulator
+        .cognito()
+        .admin_get_user()
+        .user_pool_id(pool_id)
+        .username(username)
+        .send()
+        .await
+    {
+        Ok(out) => Some(out.enabled()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_user_not_found_exception()) =>
+        {
+            None
+        }
+        Err(e) => panic!(
+            "admin_get_user: {}",
+            aws_sdk_cognitoidentityprovider::error::DisplayErrorContext(e)
+        ),
+    }
+}

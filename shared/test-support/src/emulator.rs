@@ -1,0 +1,106 @@
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::Credentials;
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+const HOW: &str = "run the tests with scripts/test.sh, which starts moto server";
+
+/// The AWS emulator (moto server) at `AWS_ENDPOINT_URL`.
+#[derive(Clone, Debug)]
+pub struct Emulator {
+    endpoint: String,
+    sdk: SdkConfig,
+}
+
+impl Emulator {
+    /// The emulator `scripts/test.sh` started. Panics, with what to do, when
+    /// `AWS_ENDPOINT_URL` is unset or nothing answers there: these tests never skip.
+    pub fn start_or_panic() -> Emulator {
+        let endpoint = match std::env::var("AWS_ENDPOINT_URL") {
+            Ok(v) if !v.trim().is_empty() => v.trim().trim_end_matches('/').to_owned(),
+            _ => panic!("AWS_ENDPOINT_URL is not set, so the AWS emulator cannot be found; {HOW}"),
+        };
+        if let Err(err) = http_get(&endpoint, "/moto-api/") {
+            panic!("the AWS emulator is not reachable at {endpoint} ({err}); {HOW}");
+        }
+        let sdk = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
+                Credentials::new("test", "test", None, None, "emulator"),
+            ))
+            .endpoint_url(&endpoint)
+            .build();
+        Emulator { endpoint, sdk }
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// SDK settings for the emulator: its endpoint, dummy credentials, `us-east-1`.
+    pub fn sdk(&self) -> &SdkConfig {
+        &self.sdk
+    }
+
+    pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::new(&self.sdk)
+    }
+
+    pub fn cognito(&self) -> aws_sdk_cognitoidentityprovider::Client {
+        aws_sdk_cognitoidentityprovider::Client::new(&self.sdk)
+    }
+
+    pub fn sqs(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(&self.sdk)
+    }
+
+    pub fn sesv2(&self) -> aws_sdk_sesv2::Client {
+        aws_sdk_sesv2::Client::new(&self.sdk)
+    }
+
+    /// `GET {endpoint}{path}` as text (moto's own API: `/moto-api/data.json`).
+    pub async fn get_text(&self, path: &str) -> String {
+        let endpoint = self.endpoint.clone();
+        let owned = path.to_owned();
+        tokio::task::spawn_blocking(move || http_get(&endpoint, &owned))
+            .await
+            .expect("the HTTP reader does not panic")
+            .unwrap_or_else(|e| panic!("GET {path} from the emulator failed: {e}"))
+    }
+}
+
+/// A minimal HTTP/1.0 GET over loopback (no TLS, no redirects): enough for moto's API.
+fn http_get(endpoint: &str, path: &str) -> Result<String, String> {
+    let authority = endpoint
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("{endpoint} is not an http:// URL"))?
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let addr = authority
+        .to_socket_addrs()
+        .map_err(|e| e.to_string())?
+        .next()
+        .ok_or_else(|| format!("{authority} does not resolve"))?;
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .map_err(|e| e.to_string())?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").ok_or("no HTTP response")?;
+    let status = head.split_whitespace().nth(1).unwrap_or_default();
+    if !status.starts_with('2') {
+        return Err(format!("HTTP {status}"));
+    }
+    Ok(body.to_owned())
+}

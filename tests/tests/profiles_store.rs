@@ -1,0 +1,227 @@
+//! `DynamoProfiles` against the emulator: read, anonymise (with the send lease), list.
+
+use aws_adapters::{DynamoMessageOutbox, DynamoProfiles};
+use chrono::{Duration, Utc};
+use domain::model::{AdminMessage, MessageStatus, Profile};
+use domain::ports::{Anonymised, ListQuery, MessageOutbox, Profiles, Reserved};
+use integration_tests::{profile, str_attr, Harness};
+
+fn profiles(h: &Harness) -> DynamoProfiles {
+    DynamoProfiles::new(h.dynamo.clone(), h.table("PROFILES_TABLE"))
+}
+
+fn outbox(h: &Harness) -> DynamoMessageOutbox {
+    DynamoMessageOutbox::new(
+        h.dynamo.clone(),
+        h.table("ADMIN_MESSAGES_TABLE"),
+        h.table("PROFILES_TABLE"),
+        h.table("SECURITY_LOGS_TABLE"),
+    )
+}
+
+fn message(id: &str, recipient: &str) -> AdminMessage {
+    AdminMessage {
+        message_id: id.to_owned(),
+        sender_id: "admin-1".into(),
+        recipient_id: recipient.to_owned(),
+        subject: "Hello".into(),
+        body: "Body".into(),
+        status: MessageStatus::Pending,
+        ses_message_id: None,
+        error_code: None,
+        created_at: domain::model::timestamp(Utc::now()),
+        sent_at: None,
+        updated_at: None,
+    }
+}
+
+#[tokio::test]
+async fn a_profile_is_read_with_every_field_and_a_missing_one_is_none() {
+    let h = Harness::new().await;
+    let mut p = profile("u-1", Some("Ann@Example.com"), "admin", "Ann");
+    p.auth_username = Some("ann-cognito".into());
+    h.put_profile(&p).await;
+    assert_eq!(profiles(&h).get("u-1").await.unwrap(), Some(p));
+    assert_eq!(profiles(&h).get("nobody").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn anonymising_turns_the_profile_into_a_tombstone_once() {
+    let h = Harness::new().await;
+    let mut p = profile("u-1", Some("ann@example.com"), "user", "Ann");
+    p.auth_username = Some("ann-cognito".into());
+    h.put_profile(&p).await;
+    let store = profiles(&h);
+
+    let now = Utc::now();
+    assert_eq!(store.anonymise("u-1", now).await.unwrap(), Anonymised::Done);
+    let row = h.get(&h.table("PROFILES_TABLE"), "user_id", "u-1").await.unwrap();
+    assert_eq!(str_attr(&row, "display_name"), Some(Profile::TOMBSTONE_NAME));
+    assert!(!row.contains_key("email"));
+    assert!(!row.contains_key("auth_username"));
+    assert_eq!(
+        str_attr(&row, "role"),
+        Some("user"),
+        "the role stays for the audit trail"
+    );
+    let deleted_at = str_attr(&row, "deleted_at").unwrap().to_owned();
+
+    // Again: still done, and the first deletion time is kept.
+    assert_eq!(
+        store.anonymise("u-1", now + Duration::seconds(5)).await.unwrap(),
+        Anonymised::Done
+    );
+    let row = h.get(&h.table("PROFILES_TABLE"), "user_id", "u-1").await.unwrap();
+    assert_eq!(str_attr(&row, "deleted_at"), Some(deleted_at.as_str()));
+    assert!(store.get("u-1").await.unwrap().unwrap().is_tombstone());
+}
+
+#[tokio::test]
+async fn anonymising_a_missing_profile_reports_it_missing_and_creates_nothing() {
+    let h = Harness::new().await;
+    assert_eq!(
+        profiles(&h).anonymise("ghost", Utc::now()).await.unwrap(),
+        Anonymised::Missing
+    );
+    assert!(h
+        .get(&h.table("PROFILES_TABLE"), "user_id", "ghost")
+        .await
+        .is_none());
+}
+
+#[tokio::test]
+async fn anonymising_is_refused_while_a_send_holds_the_lease_and_allowed_after_it() {
+    let h = Harness::new().await;
+    h.put_profile(&profile("u-1", Some("ann@example.com"), "user", "Ann"))
+        .await;
+    let now = Utc::now();
+    let lease = now + Duration::seconds(30);
+    assert_eq!(
+        outbox(&h).reserve(&message("m-1", "u-1"), lease).await.unwrap(),
+        Reserved::Reserved
+    );
+
+    match profiles(&h).anonymise("u-1", now).await.unwrap() {
+        Anonymised::SendInFlight { until } => assert_eq!(until.timestamp_millis(), lease.timestamp_millis()),
+        other => panic!("expected SendInFlight, got {other:?}"),
+    }
+    let row = h.get(&h.table("PROFILES_TABLE"), "user_id", "u-1").await.unwrap();
+    assert_eq!(
+        str_attr(&row, "email"),
+        Some("ann@example.com"),
+        "nothing changed"
+    );
+
+    let later = lease + Duration::milliseconds(1);
+    assert_eq!(
+        profiles(&h).anonymise("u-1", later).await.unwrap(),
+        Anonymised::Done
+    );
+    // After the tombstone, no new send can take a lease.
+    assert_eq!(
+        outbox(&h).reserve(&message("m-2", "u-1"), later).await.unwrap(),
+        Reserved::RecipientGone
+    );
+}
+
+#[tokio::test]
+async fn the_list_filters_case_insensitively_and_pages_with_an_opaque_cursor() {
+    let h = Harness::new().await;
+    for (id, email, name) in [
+        ("u-1", "ann@example.com", "Ann Archer"),
+        ("u-2", "bob@example.com", "Bob Baker"),
+        ("u-3", "ANNA@corp.example", "Anna Cole"),
+        ("u-4", "dan@example.com", "Dan Dean"),
+        ("u-5", "eve@example.com", "Joanne Eve"),
+    ] {
+        h.put_profile(&profile(id, Some(email), "user", name)).await;
+    }
+    let mut gone = profile("u-6", None, "user", Profile::TOMBSTONE_NAME);
+    gone.deleted_at = Some("2025-02-01T00:00:00.000Z".into());
+    h.put_profile(&gone).await;
+    let store = profiles(&h);
+
+    let q = |search: Option<&str>, limit, cursor: Option<String>, include_deleted| ListQuery {
+        search: search.map(str::to_owned),
+        limit,
+        cursor,
+        include_deleted,
+    };
+    let page = store.list(&q(Some("ANN"), 10, None, false)).await.unwrap();
+    let mut ids: Vec<&str> = page.items.iter().map(|p| p.user_id.as_str()).collect();
+    ids.sort();
+    assert_eq!(ids, vec!["u-1", "u-3", "u-5"], "matches email or name, any case");
+    assert_eq!(page.next, None);
+
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    let mut pages = 0;
+    loop {
+        let page = store.list(&q(None, 2, cursor.clone(), false)).await.unwrap();
+        pages += 1;
+        assert!(page.items.len() <= 2);
+        seen.extend(page.items.iter().map(|p| p.user_id.clone()));
+        match page.next {
+            Some(c) => {
+                assert!(!c.contains("u-"), "the cursor is opaque");
+                cursor = Some(c);
+            }
+            None => break,
+        }
+        assert!(pages < 10, "paging ends");
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec!["u-1", "u-2", "u-3", "u-4", "u-5"],
+        "every live user once, tombstones left out"
+    );
+
+    let all = store.list(&q(None, 50, None, true)).await.unwrap();
+    assert_eq!(all.items.len(), 6);
+    assert!(store
+        .list(&q(None, 5, Some("forged".into()), false))
+        .await
+        .is_err());
+}
+
+#[tokio::test]
+async fn a_deletion_goes_on_as_soon_as_every_send_in_flight_is_released() {
+    let h = Harness::new().await;
+    h.put_profile(&profile("u-2", Some("bo@example.com"), "user", "Bo"))
+        .await;
+    let now = Utc::now();
+    let lease = now + Duration::seconds(30);
+    let out = outbox(&h);
+    assert_eq!(
+        out.reserve(&message("m-a", "u-2"), lease).await.unwrap(),
+        Reserved::Reserved
+    );
+    assert_eq!(
+        out.reserve(&message("m-b", "u-2"), lease).await.unwrap(),
+        Reserved::Reserved
+    );
+    out.release("u-2").await.unwrap();
+    // One of two sends is still in flight: the tombstone waits.
+    assert!(matches!(
+        profiles(&h).anonymise("u-2", now).await.unwrap(),
+        Anonymised::SendInFlight { .. }
+    ));
+    out.release("u-2").await.unwrap();
+    // A third release (a retry) never goes below zero.
+    out.release("u-2").await.unwrap();
+    assert_eq!(
+        profiles(&h).anonymise("u-2", now).await.unwrap(),
+        Anonymised::Done
+    );
+    let row = h.get(&h.table("PROFILES_TABLE"), "user_id", "u-2").await.unwrap();
+    assert!(str_attr(&row, "email").is_none());
+    assert!(
+        !row.contains_key("sends_in_flight"),
+        "the tombstone keeps no lease bookkeeping"
+    );
+    // Releasing on a tombstone changes nothing.
+    out.release("u-2").await.unwrap();
+    let row = h.get(&h.table("PROFILES_TABLE"), "user_id", "u-2").await.unwrap();
+    assert!(!row.contains_key("sends_in_flight"));
+}
