@@ -3,7 +3,7 @@
 //! [`Messaging`], and maps the result to HTTP. Rules live in the policy crate, IO in the
 //! adapters.
 
-use domain::messaging::{Messaging, SendInput};
+use domain::messaging::{Messaging, SendInput, SendOptions};
 use domain::model::{AdminMessage, RequestMeta};
 use domain::types::{IdempotencyKey, MessageBody, Subject};
 use http_api::{body, code, errors, request, response, Problem};
@@ -21,14 +21,18 @@ pub const DEFAULT_LIMIT: usize = 20;
 pub const MAX_LIMIT: usize = 100;
 
 /// The request body. `subject` missing, `null` or blank means the default subject; `body`
-/// missing or `null` is an empty body (`400 body_invalid`).
-#[derive(Debug, Deserialize)]
+/// missing or `null` is an empty body (`400 body_invalid`). `send_anyway: true` sends even
+/// though the user's last message bounced or drew a complaint (otherwise
+/// `422 recipient_undeliverable`); missing or `null` is `false`.
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SendBody {
     #[serde(default)]
     subject: Option<String>,
     #[serde(default)]
     body: Option<String>,
+    #[serde(default)]
+    send_anyway: Option<bool>,
 }
 
 /// One row of the history answer.
@@ -43,6 +47,9 @@ struct HistoryItem<'a> {
     error_code: Option<&'a str>,
     created_at: &'a str,
     sent_at: Option<&'a str>,
+    /// When `status` last changed (the send, a failure, or a delivery event); `null` while
+    /// `pending`.
+    updated_at: Option<&'a str>,
 }
 
 impl<'a> From<&'a AdminMessage> for HistoryItem<'a> {
@@ -57,6 +64,7 @@ impl<'a> From<&'a AdminMessage> for HistoryItem<'a> {
             error_code: m.error_code.as_deref(),
             created_at: &m.created_at,
             sent_at: m.sent_at.as_deref(),
+            updated_at: m.updated_at.as_deref(),
         }
     }
 }
@@ -87,17 +95,17 @@ async fn send(app: &Messaging, meta: &RequestMeta, req: &Request) -> Result<Resp
     request::require_caller(meta)?;
     let target = request::user_id(req)?;
     let idempotency_key = idempotency_key(req)?;
-    let input: SendBody = body::read_json(req)?.unwrap_or(SendBody {
-        subject: None,
-        body: None,
-    });
+    let input: SendBody = body::read_json(req)?.unwrap_or_default();
     let subject = Subject::parse(input.subject.as_deref())
         .map_err(|e| errors::parse_error(code::SUBJECT_INVALID, "subject", &e))?;
     let body = MessageBody::parse(input.body.as_deref().unwrap_or(""))
         .map_err(|e| errors::parse_error(code::BODY_INVALID, "body", &e))?;
 
+    let options = SendOptions {
+        send_anyway: input.send_anyway.unwrap_or(false),
+    };
     let sent = app
-        .send(
+        .send_with(
             meta,
             SendInput {
                 target,
@@ -105,6 +113,7 @@ async fn send(app: &Messaging, meta: &RequestMeta, req: &Request) -> Result<Resp
                 body,
                 idempotency_key,
             },
+            options,
         )
         .await
         .map_err(errors::send_error)?;

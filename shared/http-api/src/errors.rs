@@ -7,6 +7,7 @@
 use crate::problem::{code, Problem};
 use domain::deletion::DeleteError;
 use domain::messaging::{HistoryError, SendError};
+use domain::model::MessageStatus;
 use domain::policy::Denial;
 use domain::ports::DependencyError;
 use domain::types::ParseError;
@@ -30,6 +31,21 @@ pub fn parse_error(code: &'static str, what: &str, err: &ParseError) -> Problem 
 pub fn send_error(err: SendError) -> Problem {
     match &err {
         SendError::Denied(d) => denied(*d),
+        SendError::RecipientUndeliverable { last_status } => {
+            let what = match last_status {
+                MessageStatus::Complained => "drew a spam complaint",
+                _ => "bounced",
+            };
+            Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                code::RECIPIENT_UNDELIVERABLE,
+                format!(
+                    "The last message to this user {what}, so nothing was sent. To send anyway, \
+                     repeat the request with \"send_anyway\": true."
+                ),
+            )
+            .with_extension("last_status", last_status.as_str())
+        }
         SendError::NoEmailAddress => Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             code::NO_EMAIL_ADDRESS,
@@ -173,6 +189,13 @@ mod tests {
             (SendError::Denied(Denial::UserNotFound), 404, "user_not_found"),
             (SendError::Denied(Denial::UserDeleted), 410, "user_deleted"),
             (SendError::NoEmailAddress, 422, "no_email_address"),
+            (
+                SendError::RecipientUndeliverable {
+                    last_status: MessageStatus::Bounced,
+                },
+                422,
+                "recipient_undeliverable",
+            ),
             (SendError::IdempotencyConflict, 409, "idempotency_conflict"),
             (SendError::IdempotencyInProgress, 409, "idempotency_conflict"),
             (
@@ -209,6 +232,47 @@ mod tests {
         for (err, status, code) in rows {
             let p = send_error(err);
             assert_eq!((p.status.as_u16(), p.code), (status, code));
+        }
+    }
+
+    #[test]
+    fn an_undeliverable_recipient_says_what_happened_and_how_to_send_anyway() {
+        for (status, said) in [
+            (MessageStatus::Bounced, "bounced"),
+            (MessageStatus::Complained, "complaint"),
+        ] {
+            let p = send_error(SendError::RecipientUndeliverable { last_status: status });
+            assert!(p.detail.contains(said), "{}", p.detail);
+            assert!(p.detail.contains(r#""send_anyway": true"#), "{}", p.detail);
+            assert_eq!(p.extensions["last_status"], status.as_str());
+        }
+    }
+
+    #[test]
+    fn every_mapped_code_is_listed_with_its_status() {
+        let problems = [
+            send_error(SendError::RecipientUndeliverable {
+                last_status: MessageStatus::Complained,
+            }),
+            send_error(SendError::NoEmailAddress),
+            send_error(SendError::IdempotencyInProgress),
+            send_error(SendError::MailThrottled { retry_after: None }),
+            send_error(SendError::MailRejected {
+                message_id: "m".into(),
+                code: "X".into(),
+            }),
+            send_error(SendError::Dependency(dep(false))),
+            delete_error(DeleteError::RateLimited {
+                retry_after: Duration::from_secs(3),
+            }),
+            dependency_error(dep(true)),
+            Problem::unauthenticated(),
+            Problem::not_found(),
+            Problem::method_not_allowed("GET"),
+            Problem::invalid_body("x"),
+        ];
+        for p in problems {
+            assert_eq!(code::status(p.code), Some(p.status.as_u16()), "{}", p.code);
         }
     }
 

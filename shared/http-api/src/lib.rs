@@ -24,4 +24,4 @@ pub mod request;
 pub mod response;
 pub mod telemetry;
 
-pub use problem::{code, Problem};
+pub use problem::{code, Problem, ALL_CODES};

@@ -30,7 +30,53 @@ pub mod code {
     pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
     /// 404: no route of this function matches the path (only on a misrouted event).
     pub const NOT_FOUND: &str = "not_found";
+    /// 422: the user's last message bounced hard or drew a complaint; the request may be
+    /// repeated with `"send_anyway": true`.
+    pub const RECIPIENT_UNDELIVERABLE: &str = "recipient_undeliverable";
+
+    /// Every code an answer of this crate can carry, with its one HTTP status: the codes
+    /// above and the policy's denial codes (which are the same strings). `docs/openapi.yaml`
+    /// is checked against this list.
+    pub const ALL: &[(&str, u16)] = &[
+        (INVALID_BODY, 400),
+        (SUBJECT_INVALID, 400),
+        (BODY_INVALID, 400),
+        (INVALID_USER_ID, 400),
+        (UNAUTHENTICATED, 401),
+        (FORBIDDEN_ROLE, 403),
+        (SELF_DELETION, 403),
+        (PRIVILEGED_TARGET, 403),
+        (USER_NOT_FOUND, 404),
+        (NOT_FOUND, 404),
+        (METHOD_NOT_ALLOWED, 405),
+        (IDEMPOTENCY_CONFLICT, 409),
+        (USER_DELETED, 410),
+        (PAYLOAD_TOO_LARGE, 413),
+        (ACKNOWLEDGEMENT_REQUIRED, 422),
+        (NO_EMAIL_ADDRESS, 422),
+        (RECIPIENT_UNDELIVERABLE, 422),
+        (RATE_LIMITED, 429),
+        (INTERNAL_ERROR, 500),
+        (MAIL_REJECTED, 502),
+        (DEPENDENCY_UNAVAILABLE, 503),
+    ];
+
+    /// The HTTP status that goes with `code` (`None` for a string that is not a code).
+    pub fn status(code: &str) -> Option<u16> {
+        ALL.iter().find(|(c, _)| *c == code).map(|(_, s)| *s)
+    }
 }
+
+/// The code strings of [`code::ALL`].
+pub const ALL_CODES: &[&str] = &{
+    let mut out = [""; code::ALL.len()];
+    let mut i = 0;
+    while i < out.len() {
+        out[i] = code::ALL[i].0;
+        i += 1;
+    }
+    out
+};
 
 /// The base of every problem `type` URI: `https://teleperson.com/problems/<code>`.
 pub const TYPE_BASE: &str = "https://teleperson.com/problems/";
@@ -59,6 +105,8 @@ pub fn title(code: &str) -> &'static str {
         code::DEPENDENCY_UNAVAILABLE => "Service temporarily unavailable",
         code::METHOD_NOT_ALLOWED => "Method not allowed",
         code::NOT_FOUND => "Not found",
+        code::RECIPIENT_UNDELIVERABLE => "Recipient undeliverable",
+        code::INTERNAL_ERROR => "Internal error",
         _ => "Internal error",
     }
 }
@@ -229,29 +277,54 @@ mod tests {
     }
 
     #[test]
-    fn every_code_has_a_title() {
-        for c in [
-            code::INVALID_BODY,
-            code::SUBJECT_INVALID,
-            code::BODY_INVALID,
-            code::INVALID_USER_ID,
-            code::UNAUTHENTICATED,
-            code::FORBIDDEN_ROLE,
-            code::SELF_DELETION,
-            code::PRIVILEGED_TARGET,
-            code::USER_NOT_FOUND,
-            code::IDEMPOTENCY_CONFLICT,
-            code::USER_DELETED,
-            code::PAYLOAD_TOO_LARGE,
-            code::ACKNOWLEDGEMENT_REQUIRED,
-            code::NO_EMAIL_ADDRESS,
-            code::RATE_LIMITED,
-            code::MAIL_REJECTED,
-            code::DEPENDENCY_UNAVAILABLE,
-            code::METHOD_NOT_ALLOWED,
-            code::NOT_FOUND,
-        ] {
+    fn every_code_has_a_title_of_its_own() {
+        for c in ALL_CODES.iter().filter(|c| **c != code::INTERNAL_ERROR) {
             assert_ne!(title(c), "Internal error", "{c}");
         }
+        let titles: std::collections::BTreeSet<_> = ALL_CODES.iter().map(|c| title(c)).collect();
+        assert_eq!(titles.len(), ALL_CODES.len(), "one title per code");
+    }
+
+    #[test]
+    fn every_code_constant_is_listed_once_in_all() {
+        let source = include_str!("problem.rs");
+        let start = source.find("pub mod code {").unwrap();
+        let end = source.find("pub const ALL: &[(&str, u16)]").unwrap();
+        let declared: std::collections::BTreeSet<&str> = source[start..end]
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("pub const "))
+            .filter_map(|l| l.split_once(": &str = \"").map(|(_, rest)| rest))
+            .filter_map(|rest| rest.strip_suffix("\";"))
+            .collect();
+        let listed: std::collections::BTreeSet<&str> = ALL_CODES.iter().copied().collect();
+        assert_eq!(listed.len(), ALL_CODES.len(), "no code listed twice");
+        assert_eq!(declared, listed);
+    }
+
+    #[test]
+    fn every_policy_denial_is_a_listed_code_with_the_policys_status() {
+        use domain::policy::Denial;
+        // A new denial fails to compile here until it is added to the list below.
+        let _exhaustive = |d: Denial| match d {
+            Denial::Unauthenticated
+            | Denial::ForbiddenRole
+            | Denial::SelfDeletion
+            | Denial::PrivilegedTarget
+            | Denial::UserNotFound
+            | Denial::UserDeleted
+            | Denial::AcknowledgementRequired => (),
+        };
+        for d in [
+            Denial::Unauthenticated,
+            Denial::ForbiddenRole,
+            Denial::SelfDeletion,
+            Denial::PrivilegedTarget,
+            Denial::UserNotFound,
+            Denial::UserDeleted,
+            Denial::AcknowledgementRequired,
+        ] {
+            assert_eq!(code::status(d.code()), Some(d.status()), "{}", d.code());
+        }
+        assert_eq!(code::status("teapot"), None);
     }
 }
