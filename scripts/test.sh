@@ -105,9 +105,12 @@ cargo_args+=("$@")
 
 stage cargo-test cargo "${cargo_args[@]}"
 
-# >>> LATER STAGES (appended by the lead): cfn-lint, `cargo lambda invoke` checks, browser tests.
-# Each one as `stage <name> <command...>`; the emulator above is still running here and
-# AWS_ENDPOINT_URL points at it.
+# >>> LATER STAGES
+# The emulator above is still running here and AWS_ENDPOINT_URL points at it.
+stage openapi "$root/.venv/bin/openapi-spec-validator" docs/openapi.yaml
+stage check-infra "$root/scripts/check-infra.sh"
+stage lambda-invoke "$root/scripts/lambda-invoke.sh"
+stage browser-e2e "$root/scripts/e2e.sh"
 # <<< LATER STAGES
 
 print_summary

@@ -234,6 +234,9 @@ fn the_lambda_deadline_caps_the_budget_with_a_five_second_margin() {
     let later = SystemTime::now() + Duration::from_secs(900);
     ctx.deadline = later.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
     assert_eq!(deletion_worker::budget(budget, &ctx), budget);
+    // `cargo lambda watch` sends a fixed deadline in 1970: the configured budget applies.
+    ctx.deadline = 600_000;
+    assert_eq!(deletion_worker::budget(budget, &ctx), budget);
 }
 
 /// The sample SQS event kept beside the function: both jobs complete.
