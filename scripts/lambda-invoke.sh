@@ -9,8 +9,12 @@
 #
 # Steps: create the template's tables (fresh name prefix), the queue, a user pool and the SES
 # sender in the emulator, seed the users the events reference (infra/local/emulator_setup.py);
-# build the four functions; start `cargo lambda watch` on a free loopback port with the
+# build the five functions; start `cargo lambda watch` on a free loopback port with the
 # functions' environment; invoke; stop the watcher (trap, whatever happens).
+#
+# delivery-events: its sample SNS events are rewritten to carry the SES message id of messages
+# message-user sent just before (invoke_checks.py ses-event), then the rows' statuses are read
+# back (delivered, bounced; an unknown id is ignored; an erased message is not brought back).
 #
 # DELETE_BUDGET_MS is set to 1 ms here so the HTTP delete hands its work to the queue (202) and
 # the deletion-worker event finishes it, which the deletion-status call then checks.
@@ -35,7 +39,7 @@ export AWS_REGION="${AWS_REGION:-us-east-1}"
 export PATH="$root/.venv/bin:$PATH"
 py="$root/.venv/bin/python"
 
-functions=(message-user delete-user list-users deletion-worker)
+functions=(message-user delete-user list-users deletion-worker delivery-events)
 for fn in "${functions[@]}"; do
     if [[ ! -f "functions/$fn/src/main.rs" ]]; then
         echo "lambda-invoke: functions/$fn/src/main.rs does not exist: nothing to run" >&2
@@ -89,8 +93,10 @@ echo "lambda-invoke: cargo lambda watch on 127.0.0.1:$port (pid $watch_pid, log 
 # --- the cases: function, event, expectation ----------------------------------------------------
 # Expectation (see infra/local/invoke_checks.py): accepted HTTP statuses separated by |, then
 # optional `:key=value` checks on the JSON body; `batch-ok` for an SQS partial batch response
-# without failures. A 4th word `same-as-previous` compares message_id with the previous answer.
-cases=(
+# without failures; `ok` for a function that answers nothing. A 4th word `same-as-previous`
+# compares message_id with the previous answer.
+# Sending and delivery events come before the deletions: deleting user-1 erases its messages.
+message_cases=(
     "list-users list-users 200"
     "list-users list-users-no-claims 401:code=unauthenticated"
     "message-user send-message 201:status=sent"
@@ -100,6 +106,8 @@ cases=(
     "message-user send-message-subject-invalid 400:code=subject_invalid"
     "message-user send-message-no-claims 401:code=unauthenticated"
     "message-user message-history 200"
+)
+deletion_cases=(
     "delete-user deletion-preview 200"
     "delete-user delete-privileged-without-acknowledgement 422:code=acknowledgement_required"
     "delete-user delete-user 200|202"
@@ -110,6 +118,7 @@ checks="infra/local/invoke_checks.py"
 failures=0
 invocations=0
 previous=""
+declare -A answers=() # "fn event" -> the first answer's file
 
 # invoke FN DATA_FILE EXPECT [EXTRA] LABEL: one invocation, its answer checked and printed.
 invoke() {
@@ -135,10 +144,64 @@ invoke() {
     previous="$out"
 }
 
-for case in "${cases[@]}"; do
-    read -r fn event expect extra <<<"$case"
-    invoke "$fn" "functions/$fn/events/$event.json" "$expect" "${extra:-}" "$fn $event"
-done
+# run_cases CASE...: each case as described above; remembers each "fn event"'s first answer.
+run_cases() {
+    local case fn event expect extra
+    for case in "$@"; do
+        read -r fn event expect extra <<<"$case"
+        invoke "$fn" "functions/$fn/events/$event.json" "$expect" "${extra:-}" "$fn $event"
+        if [[ -z "${answers["$fn $event"]:-}" ]]; then answers["$fn $event"]="$last_answer"; fi
+    done
+}
+
+# check LABEL CMD...: one invoke_checks.py check that is not an invocation.
+check() {
+    local label="$1" detail
+    shift
+    if detail="$("$py" "$checks" "$@")"; then
+        echo "ok    $label"
+    else
+        echo "FAIL  $label"
+        failures=$((failures + 1))
+    fi
+    echo "$detail"
+}
+
+run_cases "${message_cases[@]}"
+
+# --- delivery events (SES -> SNS -> delivery-events) about the messages sent above ------------
+events=functions/delivery-events/events
+# ses_event SEND_CASE SAMPLE OUT: the sample rewritten to be about that send's message; sets
+# `message_id` (empty when the send failed, which was reported above).
+ses_event() {
+    message_id=""
+    local sent="${answers["$1"]:-}"
+    if [[ -n "$sent" ]] && message_id="$("$py" "$checks" ses-event "$sent" "$2" "$3")"; then
+        return 0
+    fi
+    echo "FAIL  no SES event for '$1' (its send did not answer with a ses_message_id)"
+    failures=$((failures + 1))
+    message_id=""
+    return 1
+}
+delivered_event="$work/sns-ses-delivery.json"
+if ses_event "message-user send-message" "$events/sns-ses-delivery.json" "$delivered_event"; then
+    delivered_id="$message_id"
+    invoke delivery-events "$delivered_event" ok "" "delivery-events sns-ses-delivery"
+    check "the message is delivered" message-status "$env_file" "$delivered_id" delivered
+    # SNS delivers at least once: the same event again changes nothing.
+    invoke delivery-events "$delivered_event" ok "" "delivery-events sns-ses-delivery (again)"
+    check "the message is still delivered" message-status "$env_file" "$delivered_id" delivered
+fi
+if ses_event "message-user send-message-base64" "$events/sns-ses-bounce.json" "$work/sns-ses-bounce.json"; then
+    bounced_id="$message_id"
+    invoke delivery-events "$work/sns-ses-bounce.json" ok "" "delivery-events sns-ses-bounce"
+    check "the other message bounced" message-status "$env_file" "$bounced_id" bounced
+fi
+# The samples as they are: about an SES message id nobody sent here, ignored.
+invoke delivery-events "$events/sns-ses-delivery.json" ok "" "delivery-events sns-ses-delivery (unknown message)"
+
+run_cases "${deletion_cases[@]}"
 
 # --- what the HTTP deletes queued: delivered to the worker like the event source mapping would --
 for round in 1 2 3 4 5 6; do
@@ -165,10 +228,16 @@ else
 fi
 echo "$detail"
 
+# --- a late delivery event about an erased message does not bring its row back -----------------
+if [[ -n "${delivered_id:-}" ]]; then
+    invoke delivery-events "$delivered_event" ok "" "delivery-events sns-ses-delivery (message erased)"
+    check "the erased message stays erased" message-status "$env_file" "$delivered_id" absent
+fi
+
 if ((failures > 0)); then
     echo "lambda-invoke: $failures check(s) failed; cargo lambda watch log: $watch_log" >&2
     tail -n 40 "$watch_log" >&2
     exit 1
 fi
-echo "lambda-invoke: all $invocations invocations and the erasure check passed"
+echo "lambda-invoke: all $invocations invocations and every check passed"
 rm -rf "$work"

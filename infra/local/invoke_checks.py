@@ -7,6 +7,14 @@
       `200|202[:key=value,...]`
       (accepted HTTP statuses, then checks on the JSON body; key paths use dots).
       `same-as:FILE` also requires the same message_id as that earlier answer (idempotent replay).
+  invoke_checks.py answer ANSWER.json ok
+      Asserts the answer of a function that returns nothing (an SNS subscriber): JSON null.
+  invoke_checks.py ses-event SEND_ANSWER.json SNS_EVENT.json OUT.json
+      Writes the sample SNS event with its SES event's mail.messageId (and commonHeaders) set
+      to the ses_message_id of that earlier send answer, so the event is about that message;
+      prints the message_id.
+  invoke_checks.py message-status ENV_FILE MESSAGE_ID STATUS|absent
+      Asserts the admin_messages row's status (or that the row does not exist).
   invoke_checks.py sqs-event ENV_FILE OUT.json
       Receives what is waiting in DELETION_QUEUE_URL and writes it as a Lambda SQS event (what
       the event source mapping would deliver); prints the number of records.
@@ -64,6 +72,11 @@ def answer(path, expect, *extra):
         print(f"      {why}; answer: {show(got)}")
         sys.exit(1)
 
+    if expect == "ok":
+        if got is not None:
+            fail("expected no answer (null)")
+        print("      -> null")
+        return
     if expect in ("batch-ok", "batch-any"):
         failures = got.get("batchItemFailures")
         if not isinstance(failures, list):
@@ -91,6 +104,37 @@ def answer(path, expect, *extra):
             if not isinstance(body, dict) or body.get("message_id") != before.get("message_id"):
                 fail(f"expected the first answer again (message_id {before.get('message_id')})")
     print(f"      -> {status} {show(body)}")
+
+
+def ses_event(send_answer, sample, out):
+    with open(send_answer) as f:
+        sent = http_body(json.load(f))
+    if not isinstance(sent, dict) or not sent.get("ses_message_id") or not sent.get("message_id"):
+        sys.exit(f"      the send answer has no message_id / ses_message_id: {show(sent)}")
+    with open(sample) as f:
+        event = json.load(f)
+    for record in event["Records"]:
+        message = json.loads(record["Sns"]["Message"])
+        message["mail"]["messageId"] = sent["ses_message_id"]
+        if "commonHeaders" in message["mail"]:
+            message["mail"]["commonHeaders"]["messageId"] = sent["ses_message_id"]
+        record["Sns"]["Message"] = json.dumps(message)
+    with open(out, "w") as f:
+        json.dump(event, f)
+    print(sent["message_id"])
+
+
+def message_status(env_file, message_id, want):
+    env = read_env(env_file)
+    ddb = client(env, "dynamodb")
+    item = ddb.get_item(
+        TableName=env["ADMIN_MESSAGES_TABLE"], Key={"message_id": {"S": message_id}}, ConsistentRead=True
+    ).get("Item")
+    got = "absent" if item is None else item.get("status", {}).get("S")
+    if got != want:
+        print(f"      admin_messages {message_id}: expected {want}, got {got}")
+        sys.exit(1)
+    print(f"      admin_messages {message_id}: {got}")
 
 
 def sqs_event(env_file, out):
@@ -178,7 +222,14 @@ def erased(env_file, *args):
 
 
 if __name__ == "__main__":
-    commands = {"answer": answer, "sqs-event": sqs_event, "ack": ack, "erased": erased}
+    commands = {
+        "answer": answer,
+        "ses-event": ses_event,
+        "message-status": message_status,
+        "sqs-event": sqs_event,
+        "ack": ack,
+        "erased": erased,
+    }
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         sys.exit(__doc__)
     commands[sys.argv[1]](*sys.argv[2:])

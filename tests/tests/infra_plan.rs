@@ -8,6 +8,10 @@
 //! - no IAM statement lets any function update or delete `security_logs` (append-only);
 //! - every admin route exists, behind the Cognito JWT authorizer with a required scope;
 //! - the continuation queue outlives the worker and ends in an alarmed dead-letter queue;
+//! - delivery-events is subscribed to the topic SES publishes to, reaches no table but
+//!   `admin_messages`, is granted exactly the calls its adapter makes, and what it cannot
+//!   record ends in an alarmed dead-letter queue;
+//! - the HTTP API's CORS configuration exposes the response headers the dashboard reads;
 //! - every `!Ref` / `!GetAtt` / `${...}` names something that exists (cfn-lint misses some of
 //!   these inside `Environment.Variables`).
 //!
@@ -1003,31 +1007,500 @@ fn check_deletion_queue(t: &Template) -> Vec<String> {
             "{queue_id}: RedrivePolicy.maxReceiveCount must be 1..=10, got {other:?}"
         )),
     }
-    match t.resources().get(&dlq_id) {
-        Some(dlq) if dlq["Type"] == "AWS::SQS::Queue" => {
-            if dlq["Properties"]["MessageRetentionPeriod"].as_u64() != Some(1_209_600) {
-                problems.push(format!(
-                    "{dlq_id}: keep dead letters the maximum 14 days (1209600 s)"
-                ));
+    if t.resources()
+        .get(&dlq_id)
+        .is_some_and(|q| q["Type"] == "AWS::SQS::Queue")
+    {
+        problems.extend(check_alarmed_dead_letter_queue(t, &dlq_id));
+    } else {
+        problems.push(format!(
+            "{queue_id}: RedrivePolicy has no dead-letter queue of this template"
+        ));
+    }
+    problems
+}
+
+/// A dead-letter queue keeps what it holds the maximum 14 days and is watched by an alarm with
+/// an action on its visible messages.
+fn check_alarmed_dead_letter_queue(t: &Template, dlq_id: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    let Some(dlq) = t
+        .resources()
+        .get(dlq_id)
+        .filter(|q| q["Type"] == "AWS::SQS::Queue")
+    else {
+        return vec![format!("{dlq_id} is not an AWS::SQS::Queue of this template")];
+    };
+    if dlq["Properties"]["MessageRetentionPeriod"].as_u64() != Some(1_209_600) {
+        problems.push(format!(
+            "{dlq_id}: keep dead letters the maximum 14 days (1209600 s)"
+        ));
+    }
+    let alarmed = t.of_type("AWS::CloudWatch::Alarm").any(|(_, a)| {
+        let p = &a["Properties"];
+        p["MetricName"] == "ApproximateNumberOfMessagesVisible"
+            && as_list(&p["Dimensions"]).iter().any(|d| {
+                getatt_parts(&d["Value"]["Fn::GetAtt"]).0 == dlq_id
+                    || d["Value"].get("Ref").and_then(Value::as_str) == Some(dlq_id)
+            })
+            && !as_list(&p["AlarmActions"]).is_empty()
+    });
+    if !alarmed {
+        problems.push(format!(
+            "{dlq_id}: no alarm with an action on ApproximateNumberOfMessagesVisible"
+        ));
+    }
+    problems
+}
+
+/// The function's grants: inline statements (its Policies, or its own template role), the SAM
+/// policy templates it uses (name, arguments) and the managed policies it attaches.
+struct Grants<'a> {
+    statements: Vec<Statement<'a>>,
+    templates: Vec<(&'a String, &'a Value)>,
+    managed: Vec<String>,
+}
+
+fn grants_of<'a>(t: &'a Template, id: &str, f: &'a Value) -> Grants<'a> {
+    let mut g = Grants {
+        statements: Vec::new(),
+        templates: Vec::new(),
+        managed: Vec::new(),
+    };
+    for policy in alternatives(t.function_property(f, "Policies")) {
+        match policy {
+            Value::String(managed) => g.managed.push(managed.clone()),
+            Value::Object(m) if m.contains_key("Statement") => {
+                statements_of_document(&format!("{id} (inline policy)"), policy, &mut g.statements);
             }
-            let alarmed = t.of_type("AWS::CloudWatch::Alarm").any(|(_, a)| {
-                let p = &a["Properties"];
-                p["MetricName"] == "ApproximateNumberOfMessagesVisible"
-                    && as_list(&p["Dimensions"]).iter().any(|d| {
-                        getatt_parts(&d["Value"]["Fn::GetAtt"]).0 == dlq_id
-                            || d["Value"].get("Ref").and_then(Value::as_str) == Some(dlq_id.as_str())
-                    })
-                    && !as_list(&p["AlarmActions"]).is_empty()
+            Value::Object(m) => g.templates.extend(m.iter()),
+            other => g.managed.push(t.render(other)),
+        }
+    }
+    // A function with its own role: that role's policies.
+    let role = &f["Properties"]["Role"];
+    if !role.is_null() {
+        let role_id = getatt_parts(&role["Fn::GetAtt"]).0;
+        match t
+            .resources()
+            .get(&role_id)
+            .filter(|r| r["Type"] == "AWS::IAM::Role")
+        {
+            Some(r) => {
+                for p in as_list(&r["Properties"]["Policies"]) {
+                    statements_of_document(
+                        &format!("{role_id} (role policy)"),
+                        &p["PolicyDocument"],
+                        &mut g.statements,
+                    );
+                }
+                for arn in as_list(&r["Properties"]["ManagedPolicyArns"]) {
+                    g.managed.push(t.render(arn));
+                }
+            }
+            // Unknown role: nothing can be said about it, so assume the worst.
+            None => g
+                .managed
+                .push(format!("role {} (not a role of this template)", t.render(role))),
+        }
+    }
+    // Separate policies attached to its role (SAM names a function's role `<id>Role`).
+    let role_names = [format!("{id}Role"), getatt_parts(&role["Fn::GetAtt"]).0];
+    for (pid, r) in t.resources() {
+        if matches!(
+            r["Type"].as_str(),
+            Some("AWS::IAM::Policy" | "AWS::IAM::RolePolicy")
+        ) {
+            let mut roles = as_list(&r["Properties"]["Roles"]);
+            roles.push(&r["Properties"]["RoleName"]);
+            let names_role = roles.into_iter().any(|v| {
+                let name = v
+                    .get("Ref")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| t.render(v));
+                role_names.iter().any(|n| !n.is_empty() && *n == name)
             });
-            if !alarmed {
+            if names_role {
+                statements_of_document(pid, &r["Properties"]["PolicyDocument"], &mut g.statements);
+            }
+        }
+    }
+    g
+}
+
+/// DynamoDB actions probed to tell whether a statement's actions reach DynamoDB at all.
+const DYNAMODB_ACTIONS: &[&str] = &[
+    "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:Query",
+    "dynamodb:Scan",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:ConditionCheckItem",
+    "dynamodb:PartiQLSelect",
+    "dynamodb:PartiQLInsert",
+    "dynamodb:PartiQLUpdate",
+    "dynamodb:PartiQLDelete",
+    "dynamodb:DescribeTable",
+    "dynamodb:GetRecords",
+    "dynamodb:ExportTableToPointInTime",
+];
+
+/// The action patterns of an Allow statement that reach DynamoDB (`NotAction` counts as all).
+fn dynamodb_action_patterns(t: &Template, s: &Value) -> Vec<String> {
+    if s["Effect"] != "Allow" {
+        return vec![];
+    }
+    if !s["NotAction"].is_null() {
+        let excluded: Vec<String> = alternatives(&s["NotAction"])
+            .into_iter()
+            .map(|a| t.render(a))
+            .collect();
+        let reaches = DYNAMODB_ACTIONS
+            .iter()
+            .any(|a| !excluded.iter().any(|e| glob(e, a)));
+        return if reaches {
+            vec![format!("NotAction {}", s["NotAction"])]
+        } else {
+            vec![]
+        };
+    }
+    alternatives(&s["Action"])
+        .into_iter()
+        .map(|a| t.render(a))
+        .filter(|p| p.to_lowercase().starts_with("dynamodb:") || DYNAMODB_ACTIONS.iter().any(|a| glob(p, a)))
+        .collect()
+}
+
+/// Whether a statement's resources cover this ARN (`NotResource` covers what it does not list).
+fn statement_covers(t: &Template, s: &Value, arn: &str) -> bool {
+    if !s["NotResource"].is_null() {
+        let excluded: Vec<String> = alternatives(&s["NotResource"])
+            .into_iter()
+            .map(|r| t.render(r))
+            .collect();
+        return !excluded.iter().any(|e| glob(e, arn));
+    }
+    alternatives(&s["Resource"])
+        .into_iter()
+        .map(|r| t.render(r))
+        .any(|r| glob(&r, arn))
+}
+
+/// Every ARN of a table that IAM can name: the table, its indexes, streams, exports, backups.
+fn table_arns(table: &TableDef) -> Vec<String> {
+    let arn = table_arn(&table.physical_name);
+    let mut arns = vec![arn.clone()];
+    arns.extend(table.gsis.iter().map(|g| format!("{arn}/index/{}", g.name)));
+    arns.extend(
+        ["stream", "export", "backup"]
+            .iter()
+            .map(|k| format!("{arn}/{k}/x")),
+    );
+    arns
+}
+
+/// (g) The function built from `bin` can reach no DynamoDB table but `allowed` (environment
+/// variable names): no statement, policy template or managed policy covers another table.
+fn check_table_access(t: &Template, bin: &str, allowed: &[&str]) -> Vec<String> {
+    let Some((id, f)) = t.function_by_binary(bin) else {
+        return vec![format!("no function builds {bin}")];
+    };
+    let mut problems = Vec::new();
+    let others: Vec<TableDef> = t
+        .tables()
+        .into_iter()
+        .filter(|table| !allowed.contains(&table.env_var.as_str()))
+        .collect();
+    let grants = grants_of(t, id, f);
+    for managed in &grants.managed {
+        let m = managed.to_lowercase();
+        if [
+            "dynamodb",
+            "administratoraccess",
+            "poweruseraccess",
+            "readonlyaccess",
+            "role ",
+        ]
+        .iter()
+        .any(|b| m.contains(b))
+        {
+            problems.push(format!("{id}: {managed} can reach other tables"));
+        }
+    }
+    for (name, args) in &grants.templates {
+        let rendered: Vec<String> = as_list(args)
+            .into_iter()
+            .filter_map(Value::as_object)
+            .flat_map(|a| a.values())
+            .map(|v| t.render(v))
+            .collect();
+        for table in &others {
+            let hits = rendered
+                .iter()
+                .any(|r| glob(r, &table.physical_name) || table_arns(table).iter().any(|a| glob(r, a)));
+            if hits {
                 problems.push(format!(
-                    "{dlq_id}: no alarm with an action on ApproximateNumberOfMessagesVisible"
+                    "{id}: SAM policy template {name} reaches {}",
+                    table.logical_id
                 ));
             }
         }
-        _ => problems.push(format!(
-            "{queue_id}: RedrivePolicy has no dead-letter queue of this template"
-        )),
+    }
+    for s in &grants.statements {
+        let actions = dynamodb_action_patterns(t, s.body);
+        if actions.is_empty() {
+            continue;
+        }
+        for table in &others {
+            if table_arns(table)
+                .iter()
+                .any(|arn| statement_covers(t, s.body, arn))
+            {
+                let sid = s.body["Sid"].as_str().unwrap_or("(no Sid)");
+                problems.push(format!(
+                    "{}: statement {sid} ({}) reaches {}",
+                    s.origin,
+                    actions.join(", "),
+                    table.logical_id
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// The SNS subscriber of the SES configuration set's events.
+const DELIVERY_BIN: &str = "delivery-events";
+/// The topic the SES event destination publishes to.
+const DELIVERY_TOPIC: &str = "MessageEventsTopic";
+/// The only table delivery-events touches.
+const DELIVERY_TABLE: &str = "ADMIN_MESSAGES_TABLE";
+/// Exactly the calls of shared/aws-adapters/src/dynamo/delivery.rs: (action, suffix of the
+/// table's ARN).
+const DELIVERY_GRANTS: &[(&str, &str)] = &[
+    ("dynamodb:Query", "/index/by_ses_message_id"),
+    ("dynamodb:UpdateItem", ""),
+];
+
+/// (h) delivery-events is granted exactly the DynamoDB calls its adapter makes, as inline
+/// statements (no wildcard, no policy template, no condition-free extra).
+fn check_delivery_grants(t: &Template) -> Vec<String> {
+    let Some((id, f)) = t.function_by_binary(DELIVERY_BIN) else {
+        return vec![format!("no function builds {DELIVERY_BIN}")];
+    };
+    let Some(table) = t.table_env_var(DELIVERY_TABLE) else {
+        return vec![format!("no table for {DELIVERY_TABLE}")];
+    };
+    let arn = table_arn(&table.physical_name);
+    let expected: BTreeSet<(String, String)> = DELIVERY_GRANTS
+        .iter()
+        .map(|(a, suffix)| (a.to_lowercase(), format!("{arn}{suffix}")))
+        .collect();
+    let mut problems = Vec::new();
+    let grants = grants_of(t, id, f);
+    for (name, _) in &grants.templates {
+        if name.to_lowercase().contains("dynamodb") {
+            problems.push(format!(
+                "{id}: policy template {name}: state the exact calls as inline statements"
+            ));
+        }
+    }
+    let mut granted = BTreeSet::new();
+    for s in &grants.statements {
+        let actions = dynamodb_action_patterns(t, s.body);
+        if actions.is_empty() {
+            continue;
+        }
+        let sid = s.body["Sid"].as_str().unwrap_or("(no Sid)");
+        if !s.body["NotAction"].is_null() || !s.body["NotResource"].is_null() {
+            problems.push(format!(
+                "{}: statement {sid} uses NotAction/NotResource",
+                s.origin
+            ));
+            continue;
+        }
+        for action in &actions {
+            for resource in alternatives(&s.body["Resource"]).into_iter().map(|r| t.render(r)) {
+                granted.insert((action.to_lowercase(), resource));
+            }
+        }
+    }
+    for (action, resource) in granted.difference(&expected) {
+        problems.push(format!(
+            "{id}: grants {action} on {resource}, which its adapter does not call"
+        ));
+    }
+    for (action, resource) in expected.difference(&granted) {
+        problems.push(format!(
+            "{id}: does not grant {action} on {resource}, which its adapter calls"
+        ));
+    }
+    problems
+}
+
+/// (i) delivery-events is subscribed (once) to the topic the SES configuration set's event
+/// destination publishes to, and SNS may invoke it.
+fn check_delivery_subscription(t: &Template) -> Vec<String> {
+    let Some((id, f)) = t.function_by_binary(DELIVERY_BIN) else {
+        return vec![format!("no function builds {DELIVERY_BIN}")];
+    };
+    let mut problems = Vec::new();
+    let ref_of = |v: &Value| v.get("Ref").and_then(Value::as_str).map(str::to_owned);
+    if !t
+        .resources()
+        .get(DELIVERY_TOPIC)
+        .is_some_and(|r| r["Type"] == "AWS::SNS::Topic")
+    {
+        problems.push(format!(
+            "{DELIVERY_TOPIC} is not an AWS::SNS::Topic of this template"
+        ));
+    }
+    let ses_publishes = t
+        .of_type("AWS::SES::ConfigurationSetEventDestination")
+        .any(|(_, d)| {
+            ref_of(&d["Properties"]["EventDestination"]["SnsDestination"]["TopicARN"]).as_deref()
+                == Some(DELIVERY_TOPIC)
+        });
+    if !ses_publishes {
+        problems.push(format!("no SES event destination publishes to {DELIVERY_TOPIC}"));
+    }
+
+    // (where, topic logical id or rendered value)
+    let mut subscriptions: Vec<(String, String)> = Vec::new();
+    if let Some(events) = f["Properties"]["Events"].as_object() {
+        for (event_id, e) in events.iter().filter(|(_, e)| e["Type"] == "SNS") {
+            let topic = &e["Properties"]["Topic"];
+            subscriptions.push((
+                format!("{id}.{event_id}"),
+                ref_of(topic).unwrap_or_else(|| t.render(topic)),
+            ));
+        }
+    }
+    let is_this_function =
+        |v: &Value| getatt_parts(&v["Fn::GetAtt"]).0 == *id || ref_of(v).as_deref() == Some(id.as_str());
+    for (sid, s) in t.of_type("AWS::SNS::Subscription") {
+        let p = &s["Properties"];
+        if p["Protocol"] != "lambda" || !is_this_function(&p["Endpoint"]) {
+            continue;
+        }
+        let topic = ref_of(&p["TopicArn"]).unwrap_or_else(|| t.render(&p["TopicArn"]));
+        let permitted = t.of_type("AWS::Lambda::Permission").any(|(_, perm)| {
+            let pp = &perm["Properties"];
+            is_this_function(&pp["FunctionName"])
+                && pp["Principal"] == "sns.amazonaws.com"
+                && pp["Action"] == "lambda:InvokeFunction"
+                && ref_of(&pp["SourceArn"]).as_deref() == Some(topic.as_str())
+        });
+        if !permitted {
+            problems.push(format!(
+                "{sid}: no AWS::Lambda::Permission lets sns.amazonaws.com invoke {id} from {topic} (SourceArn)"
+            ));
+        }
+        subscriptions.push((sid.clone(), topic));
+    }
+    for (origin, topic) in &subscriptions {
+        if topic != DELIVERY_TOPIC {
+            problems.push(format!(
+                "{origin}: subscribes {id} to {topic}, expected {DELIVERY_TOPIC}"
+            ));
+        }
+    }
+    match subscriptions
+        .iter()
+        .filter(|(_, topic)| topic == DELIVERY_TOPIC)
+        .count()
+    {
+        1 => {}
+        0 => problems.push(format!("{id} is not subscribed to {DELIVERY_TOPIC}")),
+        n => problems.push(format!("{id} is subscribed to {DELIVERY_TOPIC} {n} times")),
+    }
+    problems
+}
+
+/// The OnFailure destination of an EventInvokeConfig, if any.
+fn on_failure(invoke_config: &Value) -> Option<&Value> {
+    let dest = &invoke_config["DestinationConfig"]["OnFailure"];
+    (!dest.is_null()).then_some(dest)
+}
+
+/// (j) An event delivery-events could not record after Lambda's retries is not dropped: it
+/// goes to an SQS on-failure destination or dead-letter queue, which is alarmed.
+fn check_delivery_failures(t: &Template) -> Vec<String> {
+    let Some((id, f)) = t.function_by_binary(DELIVERY_BIN) else {
+        return vec![format!("no function builds {DELIVERY_BIN}")];
+    };
+    let mut problems = Vec::new();
+    // (where, the OnFailure destination)
+    let mut targets: Vec<(String, &Value)> = Vec::new();
+    if let Some(dest) = on_failure(&f["Properties"]["EventInvokeConfig"]) {
+        targets.push((format!("{id}.EventInvokeConfig"), dest));
+    }
+    for (cid, c) in t.of_type("AWS::Lambda::EventInvokeConfig") {
+        let names_it =
+            c["Properties"]["FunctionName"].get("Ref").and_then(Value::as_str) == Some(id.as_str());
+        if let Some(dest) = on_failure(&c["Properties"]).filter(|_| names_it) {
+            targets.push((cid.clone(), dest));
+        }
+    }
+    let mut queues = Vec::new();
+    for (origin, dest) in &targets {
+        if !dest["Type"].is_null() && dest["Type"] != "SQS" {
+            problems.push(format!(
+                "{origin}: the on-failure destination is {}, expected SQS",
+                dest["Type"]
+            ));
+            continue;
+        }
+        queues.push((origin.clone(), getatt_parts(&dest["Destination"]["Fn::GetAtt"])));
+    }
+    let dlq = &f["Properties"]["DeadLetterQueue"];
+    if !dlq.is_null() {
+        let origin = format!("{id}.DeadLetterQueue");
+        if dlq["Type"] == "SQS" {
+            queues.push((origin, getatt_parts(&dlq["TargetArn"]["Fn::GetAtt"])));
+        } else {
+            problems.push(format!("{origin}: Type {}, expected SQS", dlq["Type"]));
+        }
+    }
+    if queues.is_empty() && problems.is_empty() {
+        problems.push(format!(
+            "{id}: an event that still fails after Lambda's retries is dropped: give it an SQS \
+             on-failure destination (EventInvokeConfig) or DeadLetterQueue"
+        ));
+    }
+    for (origin, (queue, attr)) in queues {
+        if attr != "Arn" {
+            problems.push(format!(
+                "{origin}: the target must be !GetAtt <queue>.Arn of this template"
+            ));
+            continue;
+        }
+        problems.extend(check_alarmed_dead_letter_queue(t, &queue));
+    }
+    problems
+}
+
+/// Response headers the dashboard reads from a browser: Retry-After (429/503),
+/// Idempotent-Replayed (a replayed send), Location (the status URL of a 202 delete).
+const EXPOSED_HEADERS: &[&str] = &["retry-after", "idempotent-replayed", "location"];
+
+/// (k) The HTTP API's CORS configuration exposes every header the dashboard reads.
+fn check_cors_exposes_headers(t: &Template) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (id, api) in t.of_type("AWS::Serverless::HttpApi") {
+        let exposed: Vec<String> = as_list(&api["Properties"]["CorsConfiguration"]["ExposeHeaders"])
+            .into_iter()
+            .map(|h| t.render(h).to_lowercase())
+            .collect();
+        for header in EXPOSED_HEADERS {
+            if !exposed.iter().any(|e| e == header || e == "*") {
+                problems.push(format!("{id}: CorsConfiguration.ExposeHeaders lacks {header}"));
+            }
+        }
     }
     problems
 }
@@ -1204,7 +1677,7 @@ fn every_function_is_built_from_its_own_crate_with_cargo_lambda() {
     let expected: BTreeSet<String> = ROUTES
         .iter()
         .map(|(_, _, b)| (*b).to_owned())
-        .chain([WORKER_BIN.to_owned()])
+        .chain([WORKER_BIN.to_owned(), DELIVERY_BIN.to_owned()])
         .collect();
     assert_eq!(bins, expected);
 }
@@ -1216,6 +1689,37 @@ fn the_worker_shares_delete_users_data_grants_through_the_yaml_alias() {
     let delete = grants("DeleteUserFunction");
     assert!(delete.as_array().is_some_and(|s| s.len() > 5), "{delete}");
     assert_eq!(grants("DeletionWorkerFunction"), delete);
+}
+
+#[test]
+fn the_delivery_events_function_reaches_no_table_but_admin_messages() {
+    assert_clean(
+        "delivery-events tables",
+        check_table_access(&template(), DELIVERY_BIN, &[DELIVERY_TABLE]),
+    );
+}
+
+#[test]
+fn the_delivery_events_function_is_granted_exactly_the_calls_its_adapter_makes() {
+    assert_clean("delivery-events grants", check_delivery_grants(&template()));
+}
+
+#[test]
+fn the_delivery_events_function_is_subscribed_to_the_topic_ses_publishes_to() {
+    assert_clean(
+        "delivery-events subscription",
+        check_delivery_subscription(&template()),
+    );
+}
+
+#[test]
+fn delivery_events_that_keep_failing_end_in_an_alarmed_dead_letter_queue() {
+    assert_clean("delivery-events failures", check_delivery_failures(&template()));
+}
+
+#[test]
+fn the_dashboard_can_read_every_response_header_it_needs_across_origins() {
+    assert_clean("CORS", check_cors_exposes_headers(&template()));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1511,6 +2015,243 @@ fn a_short_visibility_timeout_or_whole_batch_failures_fail_the_check() {
     );
     assert!(
         problems.iter().any(|p| p.contains("ReportBatchItemFailures")),
+        "{problems:?}"
+    );
+}
+
+/// Appends a statement to the inline policy of delivery-events.
+fn with_delivery_statement(statement: Value) -> Template {
+    let mut t = template();
+    let policies = &mut t.doc["Resources"]["DeliveryEventsFunction"]["Properties"]["Policies"];
+    policies[0]["Statement"]
+        .as_array_mut()
+        .expect("inline statements")
+        .push(statement);
+    t
+}
+
+#[test]
+fn any_grant_that_lets_delivery_events_reach_another_table_fails_the_check() {
+    let cases = [
+        json!({ "Effect": "Allow", "Action": "dynamodb:GetItem", "Resource": { "Fn::GetAtt": ["ProfilesTable", "Arn"] } }),
+        json!({ "Effect": "Allow", "Action": ["dynamodb:Query"], "Resource": { "Fn::Sub": "${SessionsTable.Arn}/index/by_user" } }),
+        json!({ "Effect": "Allow", "Action": "dynamodb:*", "Resource": "*" }),
+        json!({ "Effect": "Allow", "Action": "*", "Resource": { "Fn::Sub": "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${AWS::StackName}-*" } }),
+        json!({ "Effect": "Allow", "NotAction": "s3:*", "Resource": "*" }),
+        json!({ "Effect": "Allow", "Action": "dynamodb:UpdateItem", "NotResource": { "Fn::GetAtt": ["AdminMessagesTable", "Arn"] } }),
+    ];
+    for statement in cases {
+        let problems = check_table_access(
+            &with_delivery_statement(statement.clone()),
+            DELIVERY_BIN,
+            &[DELIVERY_TABLE],
+        );
+        assert!(!problems.is_empty(), "expected the checker to flag {statement}");
+        assert!(
+            problems.iter().all(|p| p.contains("reaches")),
+            "{statement}: {problems:?}"
+        );
+    }
+
+    let mut t = template();
+    let policies = t.doc["Resources"]["DeliveryEventsFunction"]["Properties"]["Policies"]
+        .as_array_mut()
+        .expect("policies");
+    policies.push(json!({ "DynamoDBReadPolicy": { "TableName": { "Ref": "TransactionsTable" } } }));
+    policies.push(json!("arn:aws:iam::aws:policy/AmazonDynamoDBReadOnlyAccess"));
+    let problems = check_table_access(&t, DELIVERY_BIN, &[DELIVERY_TABLE]);
+    assert!(
+        problems.len() == 2
+            && problems
+                .iter()
+                .any(|p| p.contains("DynamoDBReadPolicy") && p.contains("TransactionsTable"))
+            && problems
+                .iter()
+                .any(|p| p.contains("AmazonDynamoDBReadOnlyAccess")),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn grants_on_admin_messages_or_outside_dynamodb_or_a_deny_pass_the_table_check() {
+    let cases = [
+        json!({ "Effect": "Allow", "Action": "dynamodb:GetItem", "Resource": { "Fn::GetAtt": ["AdminMessagesTable", "Arn"] } }),
+        json!({ "Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "*" }),
+        json!({ "Effect": "Deny", "Action": "dynamodb:*", "Resource": "*" }),
+    ];
+    for statement in cases {
+        assert_clean(
+            &statement.to_string(),
+            check_table_access(
+                &with_delivery_statement(statement.clone()),
+                DELIVERY_BIN,
+                &[DELIVERY_TABLE],
+            ),
+        );
+    }
+    // The same checker on message-user, which does use other tables, is not clean.
+    assert!(!check_table_access(&template(), "message-user", &[DELIVERY_TABLE]).is_empty());
+}
+
+#[test]
+fn a_grant_beyond_or_short_of_the_adapters_calls_fails_the_delivery_grants_check() {
+    let extra = with_delivery_statement(
+        json!({ "Effect": "Allow", "Action": "dynamodb:GetItem", "Resource": { "Fn::GetAtt": ["AdminMessagesTable", "Arn"] } }),
+    );
+    let problems = check_delivery_grants(&extra);
+    assert!(
+        problems.len() == 1 && problems[0].contains("grants dynamodb:getitem"),
+        "{problems:?}"
+    );
+
+    let mut short = template();
+    short.doc["Resources"]["DeliveryEventsFunction"]["Properties"]["Policies"][0]["Statement"]
+        .as_array_mut()
+        .expect("inline statements")
+        .retain(|s| s["Action"] != "dynamodb:UpdateItem");
+    let problems = check_delivery_grants(&short);
+    assert!(
+        problems.len() == 1 && problems[0].contains("does not grant dynamodb:updateitem"),
+        "{problems:?}"
+    );
+
+    let mut wide = template();
+    wide.doc["Resources"]["DeliveryEventsFunction"]["Properties"]["Policies"][0]["Statement"][0]
+        ["Resource"] = json!({ "Fn::Sub": "${AdminMessagesTable.Arn}/index/*" });
+    let problems = check_delivery_grants(&wide);
+    assert!(
+        problems.iter().any(|p| p.contains("/index/*"))
+            && problems.iter().any(|p| p.contains("does not grant")),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn a_subscription_to_another_topic_or_none_fails_the_check() {
+    let mut other = template();
+    other.doc["Resources"]["DeliveryEventsFunction"]["Properties"]["Events"]["MessageEvents"]["Properties"]
+        ["Topic"] = json!({ "Ref": "AlarmTopic" });
+    let problems = check_delivery_subscription(&other);
+    assert!(
+        problems.iter().any(|p| p.contains("AlarmTopic"))
+            && problems.iter().any(|p| p.contains("not subscribed")),
+        "{problems:?}"
+    );
+
+    let mut none = template();
+    none.doc["Resources"]["DeliveryEventsFunction"]["Properties"]
+        .as_object_mut()
+        .expect("props")
+        .remove("Events");
+    let problems = check_delivery_subscription(&none);
+    assert!(
+        problems.len() == 1 && problems[0].contains("not subscribed"),
+        "{problems:?}"
+    );
+
+    let mut twice = template();
+    twice.doc["Resources"]["DeliveryEventsFunction"]["Properties"]["Events"]["Again"] =
+        json!({ "Type": "SNS", "Properties": { "Topic": { "Ref": "MessageEventsTopic" } } });
+    let problems = check_delivery_subscription(&twice);
+    assert!(
+        problems.len() == 1 && problems[0].contains("2 times"),
+        "{problems:?}"
+    );
+
+    let mut unpublished = template();
+    unpublished.doc["Resources"]["MessageEventsDestination"]["Properties"]["EventDestination"]
+        ["SnsDestination"]["TopicARN"] = json!({ "Ref": "AlarmTopic" });
+    let problems = check_delivery_subscription(&unpublished);
+    assert!(
+        problems.len() == 1 && problems[0].contains("no SES event destination"),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn an_explicit_sns_subscription_passes_only_with_its_invoke_permission() {
+    let mut t = template();
+    t.doc["Resources"]["DeliveryEventsFunction"]["Properties"]
+        .as_object_mut()
+        .expect("props")
+        .remove("Events");
+    let resources = t.doc["Resources"].as_object_mut().expect("resources");
+    resources.insert(
+        "DeliveryEventsSubscription".into(),
+        json!({ "Type": "AWS::SNS::Subscription", "Properties": {
+            "Protocol": "lambda",
+            "TopicArn": { "Ref": "MessageEventsTopic" },
+            "Endpoint": { "Fn::GetAtt": ["DeliveryEventsFunction", "Arn"] } } }),
+    );
+    let problems = check_delivery_subscription(&t);
+    assert!(
+        problems.len() == 1 && problems[0].contains("no AWS::Lambda::Permission"),
+        "{problems:?}"
+    );
+    t.doc["Resources"].as_object_mut().expect("resources").insert(
+        "DeliveryEventsInvokePermission".into(),
+        json!({ "Type": "AWS::Lambda::Permission", "Properties": {
+            "Action": "lambda:InvokeFunction",
+            "FunctionName": { "Ref": "DeliveryEventsFunction" },
+            "Principal": "sns.amazonaws.com",
+            "SourceArn": { "Ref": "MessageEventsTopic" } } }),
+    );
+    assert_clean("explicit subscription", check_delivery_subscription(&t));
+}
+
+#[test]
+fn no_failure_destination_or_an_unalarmed_one_fails_the_check() {
+    let mut dropped = template();
+    dropped.doc["Resources"]["DeliveryEventsFunction"]["Properties"]
+        .as_object_mut()
+        .expect("props")
+        .remove("EventInvokeConfig");
+    let problems = check_delivery_failures(&dropped);
+    assert!(
+        problems.len() == 1 && problems[0].contains("dropped"),
+        "{problems:?}"
+    );
+
+    // A DeadLetterQueue instead of the on-failure destination is fine ...
+    let mut dlq = dropped;
+    dlq.doc["Resources"]["DeliveryEventsFunction"]["Properties"]["DeadLetterQueue"] = json!({
+        "Type": "SQS",
+        "TargetArn": { "Fn::GetAtt": ["DeliveryEventsDeadLetterQueue", "Arn"] }
+    });
+    assert_clean("dead-letter queue", check_delivery_failures(&dlq));
+
+    // ... as long as someone hears about what lands there.
+    let mut unalarmed = template();
+    unalarmed.doc["Resources"]
+        .as_object_mut()
+        .expect("resources")
+        .remove("DeliveryEventsDeadLetterAlarm");
+    let problems = check_delivery_failures(&unalarmed);
+    assert!(
+        problems.len() == 1 && problems[0].contains("no alarm"),
+        "{problems:?}"
+    );
+
+    let mut topic = template();
+    topic.doc["Resources"]["DeliveryEventsFunction"]["Properties"]["EventInvokeConfig"]
+        ["DestinationConfig"]["OnFailure"] = json!({ "Type": "SNS", "Destination": { "Ref": "AlarmTopic" } });
+    let problems = check_delivery_failures(&topic);
+    assert!(
+        problems.len() == 1 && problems[0].contains("expected SQS"),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn a_cors_configuration_that_hides_a_header_the_dashboard_reads_fails_the_check() {
+    let mut t = template();
+    t.doc["Resources"]["HttpApi"]["Properties"]["CorsConfiguration"]["ExposeHeaders"] =
+        json!(["retry-after"]);
+    let problems = check_cors_exposes_headers(&t);
+    assert!(
+        problems.len() == 2
+            && problems.iter().any(|p| p.contains("idempotent-replayed"))
+            && problems.iter().any(|p| p.contains("location")),
         "{problems:?}"
     );
 }
