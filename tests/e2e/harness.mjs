@@ -14,13 +14,18 @@ export const SCREENSHOTS = join(here, 'screenshots');
 const DEVSERVER = process.env.DEVSERVER_BIN || join(ROOT, 'target', 'debug', 'devserver');
 const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 
-/** Starts `devserver --port 0` and resolves once it prints the address it listens on. */
+/**
+ * Starts `devserver --port 0` and resolves once it prints the address it listens on.
+ * Simulated Delivery events are off (statuses change only through `sesEvent`), unless
+ * `extraArgs` turns them back on (`--simulate-delivery-ms N`: later flags win).
+ */
 export async function startServer(extraArgs = []) {
   if (!existsSync(DEVSERVER)) {
     throw new Error(`no dev server binary at ${DEVSERVER}: run \`cargo build -p devserver\` (scripts/e2e.sh does)`);
   }
   const outbox = mkdtempSync(join(tmpdir(), 'teleperson-e2e-outbox-'));
-  const child = spawn(DEVSERVER, ['--addr', '127.0.0.1', '--port', '0', '--outbox', outbox, ...extraArgs], {
+  const args = ['--addr', '127.0.0.1', '--port', '0', '--outbox', outbox, '--no-simulate-delivery', ...extraArgs];
+  const child = spawn(DEVSERVER, args, {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' },
@@ -59,6 +64,17 @@ export async function startServer(extraArgs = []) {
         await exited;
       }
       rmSync(outbox, { recursive: true, force: true });
+    },
+    /** What SES would report about our message `messageId`, through `POST /dev/ses-events`. */
+    async sesEvent(messageId, event) {
+      const res = await fetch(`${url}/dev/ses-events`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ message_id: messageId, event }),
+      });
+      const body = await res.json();
+      if (res.status !== 200) throw new Error(`POST /dev/ses-events answered ${res.status}: ${JSON.stringify(body)}`);
+      return body;
     },
     emlFiles() {
       return readdirSync(outbox).filter((f) => f.endsWith('.eml')).map((f) => ({ name: f, text: readFileSync(join(outbox, f), 'utf8') }));

@@ -96,7 +96,7 @@ test('sending a message writes an .eml with Reply-To hello@teleperson.com', { ti
   const messageId = await ok.locator('code').innerText();
   assert.match(messageId, /^[0-9a-f-]{36}$/);
   await composer.locator(`.history li[data-message-id="${messageId}"] .status`).waitFor();
-  assert.equal(await composer.locator(`.history li[data-message-id="${messageId}"] .status`).textContent(), 'sent');
+  assert.equal(await composer.locator(`.history li[data-message-id="${messageId}"] .status`).textContent(), 'Sent');
   await shot(page, '05-message-sent');
 
   const files = server.emlFiles();
@@ -327,4 +327,160 @@ test('signed out, or as a regular user, the page explains why nothing is listed'
   await page.reload();
   await page.waitForSelector('body[data-ready="true"]');
   assert.equal(await page.locator('#signed-in-as').inputValue(), server.byName('Ana Lima'));
+});
+
+/** The Idempotency-Key of every message POST the page makes, in order. */
+function recordSends(p) {
+  const sends = [];
+  p.on('request', (req) => {
+    if (req.method() === 'POST' && /\/admin\/users\/[^/]+\/messages$/.test(new URL(req.url()).pathname)) {
+      sends.push({ key: req.headers()['idempotency-key'], body: JSON.parse(req.postData() || '{}') });
+    }
+  });
+  return sends;
+}
+
+const badge = (composer, messageId) => composer.locator(`.history li[data-message-id="${messageId}"] .status`);
+
+/** Waits until the history entry of `messageId` shows `label` (the page re-reads the history). */
+async function waitForBadge(composer, messageId, label) {
+  await composer.locator(`.history li[data-message-id="${messageId}"] .status`, { hasText: new RegExp(`^${label}$`) }).waitFor();
+}
+
+test('a bounce shows in the history, the next send explains it, and Send anyway sends it', { timeout: 90_000 }, async () => {
+  await start('Marcus Chen');
+  const sends = recordSends(page);
+  await row('Ana Lima').click();
+  const composer = page.getByRole('region', { name: 'Message Ana Lima' });
+  await composer.getByLabel('Subject').fill('Your billing details');
+  await composer.getByLabel('Message', { exact: true }).fill('Hello Ana, could you check your billing details?');
+  await composer.getByRole('button', { name: 'Send' }).click();
+  await composer.locator('.notice.success').waitFor();
+  const first = await composer.locator('.notice.success code').innerText();
+  await waitForBadge(composer, first, 'Sent');
+
+  // SES reports a hard bounce: the delivery-events function records it, the page shows it.
+  const outcome = await server.sesEvent(first, 'Bounce');
+  assert.equal(outcome.status, 'bounced');
+  await waitForBadge(composer, first, 'Bounced');
+  const entry = composer.locator(`.history li[data-message-id="${first}"]`);
+  assert.equal(await entry.locator('time.status-time').getAttribute('datetime'), outcome.updated_at);
+  assert.match(await entry.locator('time.status-time').innerText(), /^Bounced /);
+  assert.match(await entry.locator('.msg-note').innerText(), /refused it for good/);
+  await shot(page, '23-bounced-badge');
+
+  // The next send is refused, in words, with the choice to send anyway.
+  await composer.getByLabel('Message', { exact: true }).fill('Hello again Ana: is ana.lima@example.org still your address?');
+  await composer.getByRole('button', { name: 'Send', exact: true }).click();
+  const notice = composer.locator('.notice.undeliverable');
+  await notice.waitFor();
+  assert.match(await notice.innerText(), /The last message to Ana Lima bounced\./);
+  assert.match(await notice.innerText(), /Nothing was sent\./);
+  assert.equal(server.emlFiles().length, 1, 'nothing was sent');
+  assert.equal(await notice.getByRole('button', { name: 'Send anyway' }).isVisible(), true);
+  await shot(page, '24-recipient-undeliverable');
+
+  await notice.getByRole('button', { name: 'Send anyway' }).click();
+  await composer.locator('.notice.success').waitFor();
+  const second = await composer.locator('.notice.success code').innerText();
+  assert.notEqual(second, first);
+  await waitForBadge(composer, second, 'Sent');
+  assert.equal(await badge(composer, first).innerText(), 'Bounced');
+  const files = server.emlFiles();
+  assert.equal(files.length, 2);
+  const mail = files.find((f) => f.name.includes(second));
+  assert.ok(mail, `no .eml for ${second} in ${files.map((f) => f.name)}`);
+  assert.match(decodeQp(mail.text.split('\r\n\r\n').slice(1).join('\r\n\r\n')), /is ana\.lima@example\.org still your address\?/);
+  await composer.evaluate((el) => el.scrollIntoView({ block: 'start' }));
+  await shot(page, '25-sent-anyway');
+
+  // Every attempt carried an Idempotency-Key; "Send anyway" is a new attempt with the same
+  // subject and body and send_anyway: true.
+  assert.equal(sends.length, 3);
+  assert.ok(sends.every((s) => /^[0-9a-f-]{36}$/.test(s.key)), JSON.stringify(sends));
+  assert.equal(new Set(sends.map((s) => s.key)).size, 3);
+  assert.deepEqual(sends[2].body, { ...sends[1].body, send_anyway: true });
+  assert.equal(sends[1].body.send_anyway, undefined);
+});
+
+test('keyboard only: a complaint, then Send anyway', { timeout: 60_000 }, async () => {
+  await start('Olivia Bennett');
+  // Kenji's last message (seeded) drew a spam complaint.
+  await row('Kenji Watanabe').focus();
+  await page.keyboard.press('Enter');
+  const composer = page.getByRole('region', { name: 'Message Kenji Watanabe' });
+  await composer.locator('.history li .status', { hasText: /^Complaint$/ }).waitFor();
+  assert.equal((await focused(page)).label, 'Subject');
+  await page.keyboard.press('Tab');
+  await page.keyboard.type('Sorry for the earlier mail. Your refund is done.');
+  await page.keyboard.press('Tab');
+  assert.equal((await focused(page)).text, 'Send');
+  await page.keyboard.press('Enter');
+  const notice = composer.locator('.notice.undeliverable');
+  await notice.waitFor();
+  assert.match(await notice.innerText(), /Kenji Watanabe marked the last message as spam\./);
+  assert.equal((await focused(page)).text, 'Send', 'focus stays on Send: nothing is sent by pressing Enter again by accident');
+  await page.keyboard.press('Tab');
+  await page.keyboard.press('Tab');
+  assert.equal((await focused(page)).text, 'Send anyway');
+  await shot(page, '26-keyboard-complaint-send-anyway');
+  await page.keyboard.press('Enter');
+  await composer.locator('.notice.success').waitFor();
+  assert.equal((await focused(page)).text, 'Send', 'focus goes back to Send');
+  assert.equal(await notice.count(), 0);
+  assert.equal(server.emlFiles().length, 1);
+});
+
+test('editing the message after a refusal withdraws Send anyway', { timeout: 60_000 }, async () => {
+  await start('Olivia Bennett');
+  await row('Hannah Schmidt').click();
+  const composer = page.getByRole('region', { name: 'Message Hannah Schmidt' });
+  await composer.locator('.history li .status', { hasText: /^Bounced$/ }).waitFor();
+  await composer.getByLabel('Message', { exact: true }).fill('First draft');
+  await composer.getByRole('button', { name: 'Send', exact: true }).click();
+  await composer.locator('.notice.undeliverable').waitFor();
+  await composer.getByLabel('Message', { exact: true }).fill('Second draft');
+  await composer.locator('.notice.undeliverable').waitFor({ state: 'detached' });
+  assert.equal(await composer.getByRole('button', { name: 'Send anyway' }).count(), 0);
+  assert.equal(server.emlFiles().length, 0);
+});
+
+test('a retried send reuses its Idempotency-Key and the mail goes once', { timeout: 60_000 }, async () => {
+  await start('Marcus Chen');
+  const sends = recordSends(page);
+  // The first answer is lost on the way back (the server did send it).
+  let lost = 0;
+  await page.route(/\/admin\/users\/[^/]+\/messages$/, async (route) => {
+    if (route.request().method() === 'POST' && lost === 0) {
+      lost += 1;
+      await route.fetch();
+      await route.abort('connectionreset');
+    } else {
+      await route.continue();
+    }
+  });
+  await row('Ana Lima').click();
+  const composer = page.getByRole('region', { name: 'Message Ana Lima' });
+  await composer.getByLabel('Message', { exact: true }).fill('Only once, please.');
+  await composer.getByRole('button', { name: 'Send' }).click();
+  await composer.getByText('Could not reach the server').waitFor();
+  assert.equal(server.emlFiles().length, 1, 'the first request did reach the server');
+  await composer.getByRole('button', { name: 'Send' }).click();
+  await composer.locator('.notice.success').waitFor();
+  assert.equal(server.emlFiles().length, 1, 'the retry was answered from the first send');
+  assert.equal(sends.length, 2);
+  assert.equal(sends[0].key, sends[1].key);
+});
+
+test('with simulated delivery, a sent message turns Delivered', { timeout: 60_000 }, async () => {
+  await start('Marcus Chen', ['--simulate-delivery-ms', '300']);
+  await row('Ana Lima').click();
+  const composer = page.getByRole('region', { name: 'Message Ana Lima' });
+  await composer.getByLabel('Message', { exact: true }).fill('Your account is all set.');
+  await composer.getByRole('button', { name: 'Send' }).click();
+  await composer.locator('.notice.success').waitFor();
+  const id = await composer.locator('.notice.success code').innerText();
+  await waitForBadge(composer, id, 'Delivered');
+  assert.match(await composer.locator(`.history li[data-message-id="${id}"] time.status-time`).innerText(), /^Delivered /);
+  await shot(page, '27-delivered');
 });

@@ -1,6 +1,8 @@
 //! The local dev server: hosts the Lambda functions' own handlers on an embedded in-memory
 //! backend with seeded demo data, writes mail to an outbox folder as `.eml`, runs the
-//! deletion worker in-process and serves the reference Users tab page.
+//! deletion worker in-process and serves the reference Users tab page. SES delivery events
+//! are simulated (`POST /dev/ses-events`, and a Delivery event shortly after each send) and
+//! go through the delivery-events function's own handler.
 //!
 //! Every API request goes the way it goes in AWS: the HTTP request becomes an API Gateway
 //! HTTP API (payload 2.0) event JSON, `lambda_http` parses that JSON into its `Request`, the
@@ -10,6 +12,7 @@
 pub mod gateway;
 pub mod outbox;
 pub mod seed;
+pub mod ses;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path as AxumPath, Request, State};
@@ -18,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, MethodRouter};
 use axum::{Json, Router};
 use domain::deletion::{DeletionSettings, Resumed};
+use domain::delivery::Delivery;
 use domain::memory::InMemoryBackend;
 use domain::messaging::{Messaging, MessagingSettings, DEFAULT_REPLY_TO};
 use domain::ports::DeletionQueue;
@@ -56,7 +60,14 @@ pub struct Config {
     pub mail_from: String,
     /// `SUPPORT_REPLY_TO`
     pub reply_to: String,
+    /// When set, every accepted mail gets a simulated SES Delivery event this long after it
+    /// was sent (through the delivery-events function), so the page shows `sent` becoming
+    /// `delivered`. `None`: messages stay `sent` until `POST /dev/ses-events` says otherwise.
+    pub simulate_delivery: Option<Duration>,
 }
+
+/// The default delay of the simulated Delivery event.
+pub const DEFAULT_SIMULATED_DELIVERY: Duration = Duration::from_millis(1500);
 
 impl Default for Config {
     fn default() -> Self {
@@ -70,6 +81,7 @@ impl Default for Config {
             worker_interval: Duration::from_millis(250),
             mail_from: "no-reply@teleperson.com".into(),
             reply_to: DEFAULT_REPLY_TO.into(),
+            simulate_delivery: Some(DEFAULT_SIMULATED_DELIVERY),
         }
     }
 }
@@ -92,6 +104,7 @@ pub struct DevServer {
     messaging: Messaging,
     delete: DeleteApp,
     directory: Directory,
+    delivery: Delivery,
 }
 
 impl DevServer {
@@ -100,9 +113,23 @@ impl DevServer {
         let backend = InMemoryBackend::new();
         let seeded = seed::seed(&backend);
         let dir = config.outbox.clone();
-        backend.on_mail(Arc::new(move |email| match outbox::write_eml(&dir, email) {
-            Ok(path) => tracing::info!(message_id = %email.message_id, file = %path.display(), "mail written to the outbox"),
-            Err(err) => tracing::error!(message_id = %email.message_id, error = %err, "could not write the mail to the outbox"),
+        let simulate = config.simulate_delivery;
+        let weak = Arc::downgrade(&backend);
+        let (from, reply_to) = (config.mail_from.clone(), config.reply_to.clone());
+        backend.on_mail(Arc::new(move |email| {
+            match outbox::write_eml(&dir, email) {
+                Ok(path) => tracing::info!(message_id = %email.message_id, file = %path.display(), "mail written to the outbox"),
+                Err(err) => tracing::error!(message_id = %email.message_id, error = %err, "could not write the mail to the outbox"),
+            }
+            if let Some(delay) = simulate {
+                ses::deliver_later(
+                    weak.clone(),
+                    email.message_id.clone(),
+                    delay,
+                    from.clone(),
+                    reply_to.clone(),
+                );
+            }
         }));
         let messaging = backend.messaging(MessagingSettings {
             mail_from: config.mail_from.clone(),
@@ -114,6 +141,7 @@ impl DevServer {
             budget: config.delete_budget,
         };
         let directory = backend.directory();
+        let delivery = backend.delivery();
         Arc::new(DevServer {
             backend,
             seeded,
@@ -121,6 +149,7 @@ impl DevServer {
             messaging,
             delete,
             directory,
+            delivery,
         })
     }
 
@@ -319,6 +348,77 @@ async fn outbox_file(State(app): State<App>, AxumPath(file): AxumPath<String>) -
     }
 }
 
+/// `POST /dev/ses-events` with `{"message_id": "<our id>", "event": "Delivery" | "Bounce" |
+/// "SoftBounce" | "Complaint"}` (dev only): what SES would publish about that message, run
+/// through the delivery-events function. Answers the message's status before and after.
+async fn ses_events(State(app): State<App>, body: axum::body::Bytes) -> Response {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Simulate {
+        message_id: String,
+        event: String,
+    }
+    let allowed = ses::SesEventKind::NAMES.join(", ");
+    let input: Simulate = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(_) => {
+            return gateway::problem(
+                StatusCode::BAD_REQUEST,
+                "invalid_body",
+                "Invalid body",
+                &format!(r#"Send {{"message_id": "<message id>", "event": "<one of {allowed}>"}}."#),
+            )
+        }
+    };
+    let Some(kind) = ses::SesEventKind::parse(&input.event) else {
+        return gateway::problem(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            "Invalid body",
+            &format!("event must be one of {allowed}."),
+        );
+    };
+    let result = ses::publish(
+        &app.backend,
+        &app.delivery,
+        &input.message_id,
+        kind,
+        &app.config.mail_from,
+        &app.config.reply_to,
+    )
+    .await;
+    match result {
+        Ok(outcome) => Json(json!({
+            "message_id": outcome.message_id,
+            "ses_message_id": outcome.ses_message_id,
+            "event": kind.as_str(),
+            "previous_status": outcome.previous_status.as_str(),
+            "status": outcome.status.as_str(),
+            "changed": outcome.previous_status != outcome.status,
+            "updated_at": outcome.updated_at,
+        }))
+        .into_response(),
+        Err(ses::SimulateError::UnknownMessage) => gateway::problem(
+            StatusCode::NOT_FOUND,
+            "message_not_found",
+            "Message not found",
+            "No message has this message_id.",
+        ),
+        Err(err @ ses::SimulateError::NotSent(_)) => gateway::problem(
+            StatusCode::CONFLICT,
+            "message_not_sent",
+            "Message not sent",
+            &format!("SES has no events about this message: {err}."),
+        ),
+        Err(ses::SimulateError::Function) => gateway::problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "Internal error",
+            "The delivery-events function failed; see the dev server's log.",
+        ),
+    }
+}
+
 async fn openapi(State(app): State<App>) -> Response {
     match tokio::fs::read(&app.config.openapi).await {
         Ok(bytes) => {
@@ -379,6 +479,7 @@ pub fn router(app: App) -> Router {
         .route("/dev/identities", get(identities))
         .route("/dev/outbox", get(outbox_list))
         .route("/dev/outbox/{file}", get(outbox_file))
+        .route("/dev/ses-events", axum::routing::post(ses_events))
         .route("/openapi.yaml", get(openapi));
     let page = Router::new()
         .fallback_service(ServeDir::new(&app.config.static_dir))

@@ -23,9 +23,17 @@ OPTIONS:
   --worker-interval-ms N    how often the worker polls the queue        [default: 250]
   --mail-from ADDR          sender (MAIL_FROM)              [default: no-reply@teleperson.com]
   --reply-to ADDR           Reply-To (SUPPORT_REPLY_TO)     [default: hello@teleperson.com]
+  --simulate-delivery-ms N  a simulated SES Delivery event marks each sent message
+                            `delivered` N ms after it was sent      [default: 1500]
+  --no-simulate-delivery    no simulated Delivery events: messages stay `sent` until
+                            POST /dev/ses-events says otherwise (same as --simulate-delivery-ms 0)
   -h, --help                this text
 
-Try `--delete-budget-ms 0` to see every deletion go through the 202 + worker path.";
+Try `--delete-budget-ms 0` to see every deletion go through the 202 + worker path.
+Simulate what SES reports about a message (through the delivery-events function's handler):
+  curl -X POST http://127.0.0.1:3000/dev/ses-events -H 'content-type: application/json' \\
+       -d '{\"message_id\": \"<message id>\", \"event\": \"Bounce\"}'
+  (event: Delivery, Bounce, SoftBounce or Complaint; message_id as in the send's answer or the history)";
 
 struct Args {
     addr: IpAddr,
@@ -46,6 +54,10 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
         };
         if name == "-h" || name == "--help" {
             return Ok(None);
+        }
+        if name == "--no-simulate-delivery" {
+            args.config.simulate_delivery = None;
+            continue;
         }
         let mut value = || {
             inline
@@ -76,6 +88,9 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
             "--worker-interval-ms" => args.config.worker_interval = ms(value()?)?,
             "--mail-from" => args.config.mail_from = value()?,
             "--reply-to" => args.config.reply_to = value()?,
+            "--simulate-delivery-ms" => {
+                args.config.simulate_delivery = Some(ms(value()?)?).filter(|d| !d.is_zero())
+            }
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -180,5 +195,20 @@ mod tests {
         assert!(parse("--port").is_err());
         assert!(parse("--port abc").is_err());
         assert!(parse("--help").unwrap().is_none());
+    }
+
+    #[test]
+    fn simulated_delivery_is_on_by_default_and_can_be_turned_off() {
+        let default = parse("").unwrap().unwrap();
+        assert_eq!(
+            default.config.simulate_delivery,
+            Some(devserver::DEFAULT_SIMULATED_DELIVERY)
+        );
+        let off = parse("--no-simulate-delivery").unwrap().unwrap();
+        assert_eq!(off.config.simulate_delivery, None);
+        let zero = parse("--simulate-delivery-ms 0").unwrap().unwrap();
+        assert_eq!(zero.config.simulate_delivery, None);
+        let quick = parse("--simulate-delivery-ms=200").unwrap().unwrap();
+        assert_eq!(quick.config.simulate_delivery, Some(Duration::from_millis(200)));
     }
 }

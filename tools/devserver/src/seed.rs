@@ -348,20 +348,22 @@ fn seed_heavy(backend: &InMemoryBackend, id: &str) {
     }
 }
 
-/// A few earlier messages (the composer shows the history), from the owner and the admins.
+/// A few earlier messages (the composer shows the history), from the owner and the admins,
+/// in every delivery status: Ana Lima's were delivered, Hannah Schmidt's last one bounced and
+/// Kenji Watanabe's drew a complaint (so sending to them asks for "send anyway").
 fn seed_messages(backend: &InMemoryBackend, seeded: &Seeded) {
     let samples = [
         (
             0,
             "Welcome to Teleperson",
             "Hi Ana, thanks for joining Teleperson! Let us know if you need anything.",
-            MessageStatus::Sent,
+            MessageStatus::Delivered,
         ),
         (
             0,
             "Your help request",
             "We fixed the login issue you reported. Please try again.",
-            MessageStatus::Sent,
+            MessageStatus::Delivered,
         ),
         (
             3,
@@ -373,6 +375,18 @@ fn seed_messages(backend: &InMemoryBackend, seeded: &Seeded) {
             7,
             "A message from Teleperson",
             "Thanks for the feedback on the extension.",
+            MessageStatus::Bounced,
+        ),
+        (
+            10,
+            "Your help request",
+            "Your refund for the duplicate charge is on its way.",
+            MessageStatus::Complained,
+        ),
+        (
+            12,
+            "A message from Teleperson",
+            "Your account review is complete. Nothing else is needed from you.",
             MessageStatus::Sent,
         ),
     ];
@@ -386,8 +400,17 @@ fn seed_messages(backend: &InMemoryBackend, seeded: &Seeded) {
         } else {
             &seeded.admins[0]
         };
-        let at = timestamp(base_time() + Duration::days(400 + 20 * i64::try_from(k).unwrap_or_default()));
+        let sent = base_time() + Duration::days(400 + 20 * i64::try_from(k).unwrap_or_default());
+        let at = timestamp(sent);
         let message_id = format!("00000000-0000-4000-8000-{:012x}", k + 1);
+        // SES accepted every message but the failed one; delivery events came a little later.
+        let accepted = *status != MessageStatus::Failed;
+        let updated = match status {
+            MessageStatus::Delivered | MessageStatus::Bounced => Duration::seconds(3),
+            MessageStatus::Complained => Duration::hours(5),
+            _ => Duration::zero(),
+        };
+        let updated_at = timestamp(sent + updated);
         st.messages.insert(
             message_id.clone(),
             AdminMessage {
@@ -397,11 +420,11 @@ fn seed_messages(backend: &InMemoryBackend, seeded: &Seeded) {
                 subject: (*subject).to_owned(),
                 body: (*body).to_owned(),
                 status: *status,
-                ses_message_id: (*status == MessageStatus::Sent).then(|| format!("seed-ses-{k}")),
-                error_code: (*status == MessageStatus::Failed).then(|| "MessageRejected".to_owned()),
+                ses_message_id: accepted.then(|| format!("seed-ses-{k}")),
+                error_code: (!accepted).then(|| "MessageRejected".to_owned()),
                 created_at: at.clone(),
-                sent_at: (*status == MessageStatus::Sent).then(|| at.clone()),
-                updated_at: Some(at),
+                sent_at: accepted.then(|| at.clone()),
+                updated_at: Some(updated_at),
             },
         );
     }

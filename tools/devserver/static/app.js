@@ -8,6 +8,8 @@ const PAGE_SIZE = 25;
 const MAX_SUBJECT = 200;
 const MAX_BODY = 10000;
 const POLL_MS = 600;
+const HISTORY_POLL_MS = 2500;
+const HISTORY_POLLS = 24;
 const IDENTITY_KEY = 'teleperson.dev.signedInAs';
 const NOBODY = '';
 
@@ -49,6 +51,17 @@ const ERROR_TEXT = {
   rate_limited: 'You are doing that too often.',
   mail_rejected: 'The email provider refused this message. Check the address, or try again later.',
   dependency_unavailable: 'A service we depend on is unavailable right now. Please try again in a moment.',
+  recipient_undeliverable: 'The last message to this user bounced or was marked as spam, so nothing was sent.',
+};
+
+// A message's delivery status: the badge, the verb before its time, and what it means.
+const MESSAGE_STATUS = {
+  pending: { label: 'Pending', verb: 'Queued', note: 'Being handed to the mail service.' },
+  sent: { label: 'Sent', verb: 'Sent', note: 'The mail service accepted it; the recipient’s mail server has not answered yet.' },
+  delivered: { label: 'Delivered', verb: 'Delivered', note: 'The recipient’s mail server accepted it.' },
+  bounced: { label: 'Bounced', verb: 'Bounced', note: 'Their mail server refused it for good: the address may be wrong or closed.' },
+  complained: { label: 'Complaint', verb: 'Marked as spam', note: 'The recipient marked it as spam.' },
+  failed: { label: 'Failed', verb: 'Failed', note: 'The mail service refused it, so it was not sent.' },
 };
 
 const state = {
@@ -138,6 +151,8 @@ class ApiError extends Error {
     this.title = problem?.title || problem?.message || null;
     this.detail = problem?.detail || null;
     this.retryAfter = retryAfter ? Number(retryAfter) : null;
+    // recipient_undeliverable: what became of the last message (bounced | complained).
+    this.lastStatus = problem?.last_status || null;
   }
 }
 
@@ -433,31 +448,94 @@ function openComposer(user, row) {
     h('div', { class: 'actions' }, send, h('button', { type: 'button', class: 'btn ghost', onclick: () => closeComposer({ focusRow: true }) }, 'Close')),
     result,
   );
-  let idempotency = { key: null, fingerprint: null };
-  form.addEventListener('submit', async (e) => {
-    e.preventDefault();
-    const subj = subject.value.trim();
-    const text = body.value;
-    result.replaceChildren();
-    if (!text.trim()) {
-      result.replaceChildren(h('div', { class: 'notice error', role: 'alert' }, 'Write a message first.'));
-      body.focus();
-      return;
-    }
-    // The same content re-sent (e.g. after a network error) reuses its key: the API answers
-    // the first result instead of sending twice.
-    const fingerprint = JSON.stringify([id, subj, text]);
-    if (idempotency.fingerprint !== fingerprint) idempotency = { key: crypto.randomUUID(), fingerprint };
-    if (send.getAttribute('aria-disabled') === 'true') return;
+
+  // One compose attempt = one Idempotency-Key: the same content sent again (after a network
+  // error, say) reuses it, so the API answers the first result instead of sending twice.
+  const fingerprintOf = (subj, text) => JSON.stringify([id, subj, text]);
+  let attempt = { fingerprint: null, key: null };
+  // Set while the API refuses because the last message bounced or drew a complaint: what was
+  // refused, and the key of its "Send anyway" attempt (reused if that one has to be retried).
+  let blocked = null;
+  let sending = false;
+
+  const setBusy = (button, label) => {
     // aria-disabled (not disabled) while sending, so the button keeps the keyboard focus.
-    send.setAttribute('aria-disabled', 'true');
-    send.replaceChildren(h('span', { class: 'spinner', 'aria-hidden': 'true' }), 'Sending…');
+    button.setAttribute('aria-disabled', 'true');
+    button.replaceChildren(h('span', { class: 'spinner', 'aria-hidden': 'true' }), label);
+  };
+  const setIdle = (button, label) => {
+    button.removeAttribute('aria-disabled');
+    button.replaceChildren(label);
+  };
+
+  // The refusal is about what was written then: editing the message withdraws the choice.
+  const onEdit = () => {
+    if (blocked && !sending && fingerprintOf(subject.value.trim(), body.value) !== blocked.fingerprint) {
+      blocked = null;
+      result.replaceChildren();
+    }
+  };
+  subject.addEventListener('input', onEdit);
+  body.addEventListener('input', onEdit);
+
+  function undeliverableNotice(err, refused) {
+    const complaint = err.lastStatus === 'complained';
+    const name = user.display_name;
+    const title = complaint ? `${name} marked the last message as spam.` : `The last message to ${name} bounced.`;
+    const why = complaint
+      ? 'Nothing was sent.'
+      : 'Their mail server refused it for good, so the address may be wrong or no longer exist. Nothing was sent.';
+    const anyway = h('button', { type: 'button', class: 'btn warn', id: `send-anyway-${id}` }, 'Send anyway');
+    const error = h('div', { class: 'anyway-error' });
+    blocked = { ...refused, key: crypto.randomUUID(), button: anyway, error };
+    anyway.addEventListener('click', () => submit({ anyway: true }));
+    return h(
+      'div',
+      { class: 'notice warn undeliverable', role: 'alert' },
+      h('strong', { text: title }),
+      h('p', { text: `${why} Sending again can hurt the delivery of Teleperson’s other mail; check the address with ${name} another way if you can.` }),
+      h('div', { class: 'notice-actions' }, anyway),
+      error,
+    );
+  }
+
+  async function submit({ anyway }) {
+    if (sending || (anyway && !blocked)) return;
+    let subj;
+    let text;
+    let key;
+    if (anyway) {
+      ({ subject: subj, body: text, key } = blocked);
+      blocked.error.replaceChildren();
+    } else {
+      subj = subject.value.trim();
+      text = body.value;
+      result.replaceChildren();
+      blocked = null;
+      if (!text.trim()) {
+        result.replaceChildren(h('div', { class: 'notice error', role: 'alert' }, 'Write a message first.'));
+        body.focus();
+        return;
+      }
+      const fingerprint = fingerprintOf(subj, text);
+      if (attempt.fingerprint !== fingerprint) attempt = { fingerprint, key: crypto.randomUUID() };
+      key = attempt.key;
+    }
+    const button = anyway ? blocked.button : send;
+    const idleLabel = anyway ? 'Send anyway' : 'Send';
+    sending = true;
+    setBusy(button, 'Sending…');
+    if (anyway) send.setAttribute('aria-disabled', 'true');
     try {
+      const payload = { subject: subj, body: text };
+      if (anyway) payload.send_anyway = true;
       const { data } = await api('POST', `/admin/users/${enc(id)}/messages`, {
-        body: { subject: subj, body: text },
-        headers: { 'Idempotency-Key': idempotency.key },
+        body: payload,
+        headers: { 'Idempotency-Key': key },
       });
-      idempotency = { key: null, fingerprint: null };
+      const focusWasOnAnyway = anyway && document.activeElement === button;
+      attempt = { fingerprint: null, key: null };
+      blocked = null;
       result.replaceChildren(
         h(
           'div',
@@ -472,16 +550,35 @@ function openComposer(user, row) {
       body.value = '';
       updateCounter();
       state.drafts.delete(id);
-      loadHistory(id, historyList);
+      // The "Send anyway" button is gone: its focus goes back to Send.
+      if (focusWasOnAnyway) send.focus();
+      loadHistory(id, historyList, { follow: true });
     } catch (err) {
-      result.replaceChildren(errorNotice(err, 'The message was not sent.'));
-      if (err.code === 'subject_invalid') subject.focus();
-      else if (err.code === 'body_invalid' || err.code === 'payload_too_large') body.focus();
+      if (!anyway && err.code === 'recipient_undeliverable') {
+        const notice = undeliverableNotice(err, { fingerprint: fingerprintOf(subj, text), subject: subj, body: text });
+        result.replaceChildren(notice);
+        // It asks for a decision: make sure it is on screen (focus stays on Send).
+        notice.scrollIntoView({ block: 'nearest' });
+        loadHistory(id, historyList);
+      } else if (anyway && blocked) {
+        // The choice stays on screen: trying again reuses this attempt's key.
+        blocked.error.replaceChildren(errorNotice(err, 'The message was not sent.'));
+      } else {
+        result.replaceChildren(errorNotice(err, 'The message was not sent.'));
+        if (err.code === 'subject_invalid') subject.focus();
+        else if (err.code === 'body_invalid' || err.code === 'payload_too_large') body.focus();
+      }
       if (err.code === 'user_deleted' || err.code === 'user_not_found') loadHistory(id, historyList);
     } finally {
-      send.removeAttribute('aria-disabled');
-      send.replaceChildren('Send');
+      sending = false;
+      if (button.isConnected) setIdle(button, idleLabel);
+      if (anyway) send.removeAttribute('aria-disabled');
     }
+  }
+
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    submit({ anyway: false });
   });
 
   const panel = h(
@@ -503,34 +600,74 @@ function openComposer(user, row) {
   );
   const composerRow = h('tr', { class: 'composer-row' }, h('td', { colspan: '5' }, panel));
   row.after(composerRow);
-  loadHistory(id, historyList);
+  loadHistory(id, historyList, { follow: true });
   subject.focus();
 }
 
-async function loadHistory(userId, list) {
-  list.replaceChildren(h('li', { class: 'empty' }, 'Loading…'));
+/** The history entry of one message: subject, status badge, when the status last changed. */
+function renderMessage(m) {
+  const status = MESSAGE_STATUS[m.status] || { label: m.status, verb: m.status, note: null };
+  const sender = state.names.get(m.sender_id) || 'an admin';
+  // When the status last changed (a delivery event, a bounce, ...); a pending message has
+  // none yet, so its creation time stands in.
+  const when = m.updated_at || m.sent_at || m.created_at;
+  const whenText = fmtDate(when, dateTimeFmt);
+  // "· sent <time>" too when the status changed at another minute than the send.
+  const sentText = m.sent_at ? fmtDate(m.sent_at, dateTimeFmt) : '';
+  const sentToo = m.status !== 'sent' && sentText && sentText !== whenText;
+  return h(
+    'li',
+    { dataset: { messageId: m.message_id, status: m.status } },
+    h(
+      'div',
+      { class: 'msg-head' },
+      h('span', { class: 'msg-subject', text: m.subject }),
+      h('span', { class: `status status-${m.status}`, title: status.note || null, text: status.label }),
+    ),
+    h(
+      'div',
+      { class: 'msg-meta' },
+      h('time', { class: 'status-time', datetime: when, text: `${status.verb} ${whenText}` }),
+      sentToo ? ` · sent ${sentText}` : '',
+      ` · by ${sender}`,
+    ),
+    status.note && (m.status === 'bounced' || m.status === 'complained' || m.status === 'failed')
+      ? h('div', { class: `msg-note note-${m.status}`, text: status.note })
+      : null,
+    m.body ? h('div', { class: 'msg-body', text: m.body }) : null,
+  );
+}
+
+/**
+ * Loads the history into `list`. With `follow`, it is loaded again every few seconds while
+ * a message is still pending or sent (its delivery event has not arrived yet), for a while.
+ */
+async function loadHistory(userId, list, { follow = false } = {}) {
+  const poll = list._poll || (list._poll = { seq: 0, timer: null, left: 0 });
+  const seq = ++poll.seq;
+  clearTimeout(poll.timer);
+  if (follow) poll.left = HISTORY_POLLS;
+  if (!list.children.length) list.replaceChildren(h('li', { class: 'empty' }, 'Loading…'));
+  let items = null;
   try {
     const { data } = await api('GET', `/admin/users/${enc(userId)}/messages?limit=20`);
-    const items = data.items || [];
+    if (seq !== poll.seq) return;
+    items = data.items || [];
     if (!items.length) {
       list.replaceChildren(h('li', { class: 'empty', text: 'No messages sent to this user yet.' }));
-      return;
+    } else {
+      list.replaceChildren(...items.map(renderMessage));
     }
-    list.replaceChildren(
-      ...items.map((m) => {
-        const when = m.sent_at || m.created_at;
-        const sender = state.names.get(m.sender_id) || 'an admin';
-        return h(
-          'li',
-          { dataset: { messageId: m.message_id } },
-          h('div', { class: 'msg-head' }, h('span', { class: 'msg-subject', text: m.subject }), h('span', { class: `status status-${m.status}`, text: m.status })),
-          h('div', { class: 'msg-meta', text: `${fmtDate(when, dateTimeFmt)} · by ${sender}` }),
-          m.body ? h('div', { class: 'msg-body', text: m.body }) : null,
-        );
-      }),
-    );
   } catch (err) {
+    if (seq !== poll.seq) return;
     list.replaceChildren(h('li', { class: 'empty' }, `Message history unavailable: ${describe(err)}`));
+  }
+  const waiting = items?.some((m) => m.status === 'pending' || m.status === 'sent');
+  if (waiting && poll.left > 0) {
+    poll.left -= 1;
+    poll.timer = setTimeout(() => {
+      if (list.isConnected && state.openComposer === userId) loadHistory(userId, list);
+    }, HISTORY_POLL_MS);
   }
 }
 
