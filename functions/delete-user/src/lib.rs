@@ -5,6 +5,7 @@
 use domain::deletion::{DeleteOutcome, Deletion};
 use domain::job::DeletionJob;
 use domain::model::RequestMeta;
+use domain::policy::Action;
 use domain::types::UserId;
 use http_api::{errors, request, response, Problem};
 use lambda_http::http::{Method, StatusCode};
@@ -93,7 +94,13 @@ pub async fn handle(app: &DeleteApp, req: Request) -> Response<Body> {
 }
 
 async fn delete(app: &DeleteApp, meta: &RequestMeta, req: &Request) -> Result<Response<Body>, Problem> {
-    request::require_caller(meta)?;
+    if meta.caller.is_none() {
+        let denial = app
+            .deletion
+            .refuse_anonymous(meta, Action::DeleteUser, &request::audit_target(req))
+            .await;
+        return Err(errors::denied(denial));
+    }
     let target = request::user_id(req)?;
     let body: DeleteBody = http_api::body::read_json(req)?.unwrap_or_default();
     let acknowledged = body.acknowledge_privileged.unwrap_or(false);
@@ -150,7 +157,13 @@ fn status_location(target: &UserId) -> String {
 }
 
 async fn status(app: &DeleteApp, meta: &RequestMeta, req: &Request) -> Result<Response<Body>, Problem> {
-    request::require_caller(meta)?;
+    if meta.caller.is_none() {
+        let denial = app
+            .deletion
+            .refuse_anonymous(meta, Action::ViewDeletion, &request::audit_target(req))
+            .await;
+        return Err(errors::denied(denial));
+    }
     let target = request::user_id(req)?;
     let job = app
         .deletion
@@ -182,7 +195,13 @@ async fn status(app: &DeleteApp, meta: &RequestMeta, req: &Request) -> Result<Re
 }
 
 async fn preview(app: &DeleteApp, meta: &RequestMeta, req: &Request) -> Result<Response<Body>, Problem> {
-    request::require_caller(meta)?;
+    if meta.caller.is_none() {
+        let denial = app
+            .deletion
+            .refuse_anonymous(meta, Action::ViewDeletion, &request::audit_target(req))
+            .await;
+        return Err(errors::denied(denial));
+    }
     let target = request::user_id(req)?;
     let preview = app
         .deletion

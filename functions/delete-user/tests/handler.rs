@@ -360,11 +360,28 @@ async fn a_user_whose_deletion_completed_is_user_deleted() {
 
 #[tokio::test]
 async fn a_request_without_claims_or_from_a_stranger_is_unauthenticated() {
+    const ACTION: &str = "delete_user";
     let b = backend();
     let before = b.snapshot();
     let anonymous = ApiEvent::new("DELETE", USER_ROUTE).path_param("userId", "user-1");
     assert_problem(&call(&roomy(&b), anonymous).await, 401, "unauthenticated");
-    assert_nothing_changed(&before, &b.snapshot());
+    assert_unchanged_except_logs(&before, &b.snapshot());
+    let new: Vec<_> = b
+        .snapshot()
+        .security_logs
+        .into_values()
+        .filter(|e| !before.security_logs.contains_key(&e.event_id))
+        .collect();
+    assert_eq!(new.len(), 1, "the anonymous refusal is audited once: {new:?}");
+    assert_eq!(new[0].event_type, EventType::AdminActionDenied);
+    assert_eq!(new[0].actor_id, None);
+    assert_eq!(new[0].target_id, "user-1");
+    assert_eq!(
+        new[0].fields.get("reason").map(String::as_str),
+        Some("unauthenticated")
+    );
+    assert_eq!(new[0].fields.get("action").map(String::as_str), Some(ACTION));
+    let before = b.snapshot();
     assert_problem(
         &call(&roomy(&b), delete("stranger-1", "user-1")).await,
         401,

@@ -126,14 +126,21 @@ async fn a_plain_user_is_forbidden_role_and_the_refusal_is_audited() {
 }
 
 #[tokio::test]
-async fn a_request_without_claims_is_unauthenticated_and_not_audited() {
+async fn a_request_without_claims_is_unauthenticated_and_audited_without_an_actor() {
     let b = backend();
     assert_problem(
         &call(&b.directory(), ApiEvent::new("GET", "/admin/users")).await,
         401,
         "unauthenticated",
     );
-    assert!(b.snapshot().security_logs.is_empty());
+    let logs = b.snapshot().security_logs;
+    assert_eq!(logs.len(), 1);
+    let e = logs.values().next().unwrap();
+    assert_eq!((e.actor_id.as_deref(), e.target_id.as_str()), (None, "*"));
+    assert_eq!(
+        e.fields.get("reason").map(String::as_str),
+        Some("unauthenticated")
+    );
     assert_problem(
         &call(&b.directory(), list("stranger-1")).await,
         401,
@@ -141,7 +148,7 @@ async fn a_request_without_claims_is_unauthenticated_and_not_audited() {
     );
     assert_eq!(
         b.snapshot().security_logs.len(),
-        1,
+        2,
         "a sub without a profile is audited"
     );
 }

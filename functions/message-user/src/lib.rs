@@ -5,6 +5,7 @@
 
 use domain::messaging::{Messaging, SendInput, SendOptions};
 use domain::model::{AdminMessage, RequestMeta};
+use domain::policy::Action;
 use domain::types::{IdempotencyKey, MessageBody, Subject};
 use http_api::{body, code, errors, request, response, Problem};
 use lambda_http::http::{Method, StatusCode};
@@ -92,7 +93,12 @@ pub async fn handle(app: &Messaging, req: Request) -> Response<Body> {
 }
 
 async fn send(app: &Messaging, meta: &RequestMeta, req: &Request) -> Result<Response<Body>, Problem> {
-    request::require_caller(meta)?;
+    if meta.caller.is_none() {
+        let denial = app
+            .refuse_anonymous(meta, Action::SendMessage, &request::audit_target(req))
+            .await;
+        return Err(errors::denied(denial));
+    }
     let target = request::user_id(req)?;
     let idempotency_key = idempotency_key(req)?;
     let input: SendBody = body::read_json(req)?.unwrap_or_default();
@@ -145,7 +151,12 @@ fn idempotency_key(req: &Request) -> Result<Option<IdempotencyKey>, Problem> {
 }
 
 async fn history(app: &Messaging, meta: &RequestMeta, req: &Request) -> Result<Response<Body>, Problem> {
-    request::require_caller(meta)?;
+    if meta.caller.is_none() {
+        let denial = app
+            .refuse_anonymous(meta, Action::ViewMessages, &request::audit_target(req))
+            .await;
+        return Err(errors::denied(denial));
+    }
     let target = request::user_id(req)?;
     let (limit, cursor) = request::page(req, DEFAULT_LIMIT, MAX_LIMIT)?;
     let page = app

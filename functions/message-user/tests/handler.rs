@@ -347,14 +347,30 @@ async fn a_malformed_user_id_is_invalid_user_id() {
 }
 
 #[tokio::test]
-async fn a_request_without_claims_is_unauthenticated_and_changes_nothing() {
+async fn a_request_without_claims_is_unauthenticated_and_only_audited() {
+    const ACTION: &str = "send_message";
     let b = backend();
     let before = b.snapshot();
     let event = ApiEvent::new("POST", ROUTE)
         .path_param("userId", "user-1")
         .json(&good_body());
     assert_problem(&call(&app(&b), event).await, 401, "unauthenticated");
-    assert_nothing_changed(&before, &b.snapshot());
+    assert_unchanged_except_logs(&before, &b.snapshot());
+    let new: Vec<_> = b
+        .snapshot()
+        .security_logs
+        .into_values()
+        .filter(|e| !before.security_logs.contains_key(&e.event_id))
+        .collect();
+    assert_eq!(new.len(), 1, "the anonymous refusal is audited once: {new:?}");
+    assert_eq!(new[0].event_type, EventType::AdminActionDenied);
+    assert_eq!(new[0].actor_id, None);
+    assert_eq!(new[0].target_id, "user-1");
+    assert_eq!(
+        new[0].fields.get("reason").map(String::as_str),
+        Some("unauthenticated")
+    );
+    assert_eq!(new[0].fields.get("action").map(String::as_str), Some(ACTION));
 }
 
 #[tokio::test]

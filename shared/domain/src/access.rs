@@ -37,6 +37,32 @@ pub fn target_state(profile: Option<&Profile>, job: Option<&DeletionJob>) -> Tar
     }
 }
 
+/// The answer to a request that carries no caller at all (no `sub` claim): the policy's
+/// refusal, audited like every other (with no actor id).
+pub async fn refuse_anonymous(
+    log: &dyn SecurityLog,
+    clock: &dyn Clock,
+    meta: &RequestMeta,
+    action: Action,
+    target_id: &str,
+) -> policy::Denial {
+    let decision = policy::decide(policy::Request {
+        action,
+        caller: Caller::Missing,
+        target: Target::Missing,
+        is_self: false,
+        acknowledged: false,
+    });
+    // The policy never lets a missing caller through; should that change, the answer is
+    // still a refusal here.
+    let denial = match decision {
+        policy::Decision::Deny(denial) => denial,
+        policy::Decision::Allow => policy::Denial::Unauthenticated,
+    };
+    audit_denial(log, clock, meta, action, target_id, denial.code()).await;
+    denial
+}
+
 /// Writes `admin_action_denied`. A refusal changes nothing else.
 pub async fn audit_denial(
     log: &dyn SecurityLog,

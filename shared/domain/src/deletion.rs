@@ -115,6 +115,11 @@ enum Run {
 }
 
 impl Deletion {
+    /// A request without a caller (no `sub` claim): refused by the policy and audited.
+    pub async fn refuse_anonymous(&self, meta: &RequestMeta, action: Action, target_id: &str) -> Denial {
+        crate::access::refuse_anonymous(&*self.log, &*self.clock, meta, action, target_id).await
+    }
+
     /// `DELETE /admin/users/{id}`: authorise, create or join the job, run it until `deadline`.
     pub async fn delete(
         &self,

@@ -131,6 +131,11 @@ pub struct Sent {
 }
 
 impl Messaging {
+    /// A request without a caller (no `sub` claim): refused by the policy and audited.
+    pub async fn refuse_anonymous(&self, meta: &RequestMeta, action: Action, target_id: &str) -> Denial {
+        crate::access::refuse_anonymous(&*self.log, &*self.clock, meta, action, target_id).await
+    }
+
     /// Send one message. See DESIGN.md sections 1 and 3.
     pub async fn send(&self, meta: &RequestMeta, input: SendInput) -> Result<Sent, SendError> {
         self.send_with(meta, input, SendOptions::default()).await

@@ -22,6 +22,11 @@ pub struct Directory {
 }
 
 impl Directory {
+    /// A request without a caller (no `sub` claim): refused by the policy and audited.
+    pub async fn refuse_anonymous(&self, meta: &RequestMeta, action: Action, target_id: &str) -> Denial {
+        crate::access::refuse_anonymous(&*self.log, &*self.clock, meta, action, target_id).await
+    }
+
     pub async fn list(&self, meta: &RequestMeta, query: &ListQuery) -> Result<Page<Profile>, ListError> {
         let caller = load_caller(&*self.profiles, meta).await?;
         let decision = policy::decide(policy::Request {

@@ -1,0 +1,423 @@
+//! The real adapters against the emulator (moto server, started by `scripts/test.sh`):
+//! a fresh set of tables from `infra/template.yaml`, a Cognito pool, an SQS queue and a
+//! verified sender per test, the four functions' apps built by `aws_adapters::env` exactly as
+//! the Lambdas build them, and plain SDK reads to check what was stored.
+
+use crate::world::Apps;
+use aws_adapters::env::{deletion_from, directory_from, messaging_from};
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::{Credentials, SharedCredentialsProvider};
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_smithy_types::retry::RetryConfig;
+use aws_smithy_types::timeout::TimeoutConfig;
+use delete_user::DeleteApp;
+use deletion_worker::WorkerApp;
+use domain::cascade::{CascadeTable, Lookup, CASCADE_PLAN};
+use domain::model::Profile;
+use std::collections::HashMap;
+use std::time::Duration;
+use test_support::ses::RecordedEmail;
+use test_support::{cognito, create_tables, ses, sqs, Emulator, TableSet, TestEnv};
+
+pub type Item = HashMap<String, AttributeValue>;
+
+/// The sender every test verifies in the emulator.
+pub const MAIL_FROM: &str = "no-reply@teleperson.com";
+
+/// SDK settings like the Lambdas' (`aws_config` defaults: standard retries, 3 attempts,
+/// 3.1 s connect timeout), with every service at `endpoint`.
+pub fn sdk_for(endpoint: &str) -> SdkConfig {
+    SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            "test",
+            "test",
+            None,
+            None,
+            "reliability-tests",
+        )))
+        .endpoint_url(endpoint)
+        .retry_config(RetryConfig::standard())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_millis(3100))
+                .build(),
+        )
+        .build()
+}
+
+/// One test's slice of the emulator.
+pub struct Cloud {
+    pub emulator: Emulator,
+    pub tables: TableSet,
+    pub pool: String,
+    pub queue: String,
+    pub dynamo: aws_sdk_dynamodb::Client,
+}
+
+impl Cloud {
+    /// Fresh tables, user pool and queue; the sender verified. Panics with instructions
+    /// when the emulator is not running.
+    pub async fn new() -> Cloud {
+        let emulator = Emulator::start_or_panic();
+        let (tables, pool, queue) = futures::join!(
+            create_tables(emulator.sdk()),
+            cognito::create_user_pool(&emulator),
+            sqs::create_queue(&emulator)
+        );
+        ses::verify_sender(&emulator, MAIL_FROM).await;
+        let dynamo = emulator.dynamodb();
+        Cloud {
+            emulator,
+            tables,
+            pool,
+            queue,
+            dynamo,
+        }
+    }
+
+    /// Every variable the functions read, as `infra/template.yaml` sets them.
+    pub fn env(&self) -> TestEnv {
+        self.tables
+            .env()
+            .set("USER_POOL_ID", &self.pool)
+            .set("DELETION_QUEUE_URL", &self.queue)
+            .set("MAIL_FROM", MAIL_FROM)
+    }
+
+    /// The four functions' apps on the emulator, directly.
+    pub fn apps(&self) -> Apps {
+        self.apps_with(self.emulator.sdk())
+    }
+
+    /// The apps with SDK clients built from `sdk` (for example through the fault proxy).
+    pub fn apps_with(&self, sdk: &SdkConfig) -> Apps {
+        let env = self.env();
+        let lookup = env.lookup();
+        let messaging = messaging_from(&lookup, sdk).expect("messaging configured");
+        let deletion = deletion_from(&lookup, sdk).expect("deletion configured");
+        let worker = deletion_from(&lookup, sdk).expect("deletion configured");
+        let directory = directory_from(&lookup, sdk).expect("directory configured");
+        Apps {
+            messaging,
+            delete: DeleteApp {
+                deletion,
+                budget: Duration::from_secs(20),
+            },
+            worker: WorkerApp {
+                deletion: worker,
+                budget: Duration::from_secs(60),
+            },
+            directory,
+        }
+    }
+
+    pub fn table(&self, env_var: &str) -> String {
+        self.tables.name(env_var).to_owned()
+    }
+
+    pub async fn put_profile(&self, p: &Profile) {
+        let mut item = Item::new();
+        item.insert("user_id".into(), s(&p.user_id));
+        item.insert("display_name".into(), s(&p.display_name));
+        item.insert("role".into(), s(&p.role));
+        item.insert("created_at".into(), s(&p.created_at));
+        if let Some(e) = &p.email {
+            item.insert("email".into(), s(e));
+        }
+        if let Some(a) = &p.auth_username {
+            item.insert("auth_username".into(), s(a));
+        }
+        if let Some(d) = &p.deleted_at {
+            item.insert("deleted_at".into(), s(d));
+        }
+        self.dynamo
+            .put_item()
+            .table_name(self.table("PROFILES_TABLE"))
+            .set_item(Some(item))
+            .send()
+            .await
+            .expect("put_item profile");
+    }
+
+    /// A profile and its Cognito user.
+    pub async fn add_user(&self, id: &str, role: &str, email: Option<&str>) {
+        self.put_profile(&crate::world::profile(id, role, email)).await;
+        cognito::create_user(&self.emulator, &self.pool, id, None).await;
+    }
+
+    /// `n` rows of `user` in every table of the cascade plan.
+    pub async fn seed_user_data(&self, user: &str, n: usize) {
+        for table in CASCADE_PLAN {
+            let rows: Vec<Item> = (0..n).map(|i| user_row(table, user, i)).collect();
+            self.batch_put(&self.table(table.env_var), rows).await;
+        }
+    }
+
+    pub async fn batch_put(&self, table: &str, rows: Vec<Item>) {
+        for chunk in rows.chunks(25) {
+            let mut batch: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|item| {
+                    let put = PutRequest::builder()
+                        .set_item(Some(item.clone()))
+                        .build()
+                        .expect("a put request");
+                    WriteRequest::builder().put_request(put).build()
+                })
+                .collect();
+            while !batch.is_empty() {
+                let out = self
+                    .dynamo
+                    .batch_write_item()
+                    .request_items(table, batch)
+                    .send()
+                    .await
+                    .expect("batch_write_item");
+                batch = out
+                    .unprocessed_items()
+                    .and_then(|m| m.get(table))
+                    .cloned()
+                    .unwrap_or_default();
+            }
+        }
+    }
+
+    /// Every row of the table behind `env_var`.
+    pub async fn scan(&self, env_var: &str) -> Vec<Item> {
+        let table = self.table(env_var);
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .dynamo
+                .scan()
+                .table_name(&table)
+                .set_exclusive_start_key(start)
+                .consistent_read(true)
+                .send()
+                .await
+                .expect("scan");
+            items.extend(out.items().iter().cloned());
+            match out.last_evaluated_key() {
+                Some(k) => start = Some(k.clone()),
+                None => return items,
+            }
+        }
+    }
+
+    /// Every row of every table of the template: (env var, row).
+    pub async fn scan_all(&self) -> Vec<(String, Item)> {
+        let mut out = Vec::new();
+        for env_var in self.tables.vars().keys() {
+            for item in self.scan(env_var).await {
+                out.push((env_var.clone(), item));
+            }
+        }
+        out
+    }
+
+    /// The profile row of `user_id`.
+    pub async fn profile_row(&self, user_id: &str) -> Option<Item> {
+        self.dynamo
+            .get_item()
+            .table_name(self.table("PROFILES_TABLE"))
+            .key("user_id", s(user_id))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("get_item profile")
+            .item()
+            .cloned()
+    }
+
+    /// Panics when any `security_logs` row holds an `@` (an address of any kind) or one of
+    /// `contents` (subjects, bodies). Returns the number of rows checked.
+    pub async fn assert_security_logs_clean(&self, contents: &[&str]) -> usize {
+        let rows = self.scan("SECURITY_LOGS_TABLE").await;
+        for row in &rows {
+            for value in all_strings(row) {
+                assert!(
+                    !value.contains('@'),
+                    "a security_logs row holds an address: {row:?}"
+                );
+                for c in contents {
+                    assert!(
+                        !value.to_lowercase().contains(&c.to_lowercase()),
+                        "a security_logs row holds message content: {row:?}"
+                    );
+                }
+            }
+        }
+        rows.len()
+    }
+
+    /// Mail the emulator accepted for `address` (`ses.Message` of `/moto-api/data.json`).
+    ///
+    /// moto 5.2.5 builds that document by checking each attribute of every model for JSON
+    /// and then serialising them all; an attribute that changes in between (Cognito users
+    /// being disabled or deleted by a concurrent test) makes it answer 500 once. So this reads
+    /// it again on a failure instead of `test_support::ses::emails_to`, which panics at once.
+    pub async fn emails_to(&self, address: &str) -> Vec<RecordedEmail> {
+        let mut last_error = String::new();
+        for attempt in 0..8u64 {
+            match http_get(self.emulator.endpoint(), "/moto-api/data.json").await {
+                Ok(text) => return recorded_emails(&text, address),
+                Err(e) => last_error = e,
+            }
+            tokio::time::sleep(Duration::from_millis(100 * (attempt + 1))).await;
+        }
+        panic!("GET /moto-api/data.json kept failing: {last_error}");
+    }
+
+    /// Feeds every message of the deletion queue to the worker until the queue is empty;
+    /// returns how many messages were processed.
+    pub async fn run_worker(&self, worker: &WorkerApp) -> usize {
+        let mut processed = 0;
+        for _ in 0..50 {
+            let bodies = sqs::drain(&self.emulator, &self.queue).await;
+            if bodies.is_empty() {
+                return processed;
+            }
+            processed += bodies.len();
+            let records: Vec<serde_json::Value> = bodies
+                .iter()
+                .enumerate()
+                .map(|(i, body)| {
+                    serde_json::json!({
+                        "messageId": format!("m-{processed}-{i}"),
+                        "body": body,
+                        "eventSource": "aws:sqs",
+                    })
+                })
+                .collect();
+            let event: aws_lambda_events::sqs::SqsEvent =
+                serde_json::from_value(serde_json::json!({ "Records": records })).expect("an SQS event");
+            let out = deletion_worker::handle(
+                worker,
+                lambda_runtime::LambdaEvent::new(event, lambda_runtime::Context::default()),
+            )
+            .await
+            .expect("the worker answers");
+            if !out.batch_item_failures.is_empty() {
+                // A busy job: let its lease run out a little before the redelivery.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                for body in bodies {
+                    self.emulator
+                        .sqs()
+                        .send_message()
+                        .queue_url(&self.queue)
+                        .message_body(body)
+                        .send()
+                        .await
+                        .expect("requeue");
+                }
+            }
+        }
+        panic!("the deletion queue did not drain after 50 worker runs");
+    }
+}
+
+/// Mail for `address` in moto's `/moto-api/data.json`.
+fn recorded_emails(data: &str, address: &str) -> Vec<RecordedEmail> {
+    let data: serde_json::Value = serde_json::from_str(data).expect("/moto-api/data.json is JSON");
+    let messages = data["ses"]["Message"].as_array().cloned().unwrap_or_default();
+    messages
+        .iter()
+        .map(|m| RecordedEmail {
+            id: m["id"].as_str().unwrap_or_default().to_owned(),
+            source: m["source"].as_str().unwrap_or_default().to_owned(),
+            to: m["destinations"]["ToAddresses"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+                .unwrap_or_default(),
+            subject: m["subject"].as_str().unwrap_or_default().to_owned(),
+            body: m["body"].as_str().unwrap_or_default().to_owned(),
+        })
+        .filter(|m| m.to.iter().any(|t| t == address))
+        .collect()
+}
+
+/// `GET {endpoint}{path}` over HTTP/1.0; the body of a 2xx answer.
+async fn http_get(endpoint: &str, path: &str) -> Result<String, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let authority = endpoint
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("{endpoint} is not an http:// URL"))?
+        .trim_end_matches('/');
+    let mut stream = tokio::net::TcpStream::connect(authority)
+        .await
+        .map_err(|e| e.to_string())?;
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), stream.read_to_end(&mut raw))
+        .await
+        .map_err(|_| "timed out".to_owned())?
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").ok_or("no HTTP answer")?;
+    let status = head.split_whitespace().nth(1).unwrap_or_default();
+    if !status.starts_with('2') {
+        return Err(format!("HTTP {status}"));
+    }
+    Ok(body.to_owned())
+}
+
+pub fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+pub fn str_attr<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
+}
+
+/// Every string anywhere in a row, attribute names included.
+pub fn all_strings(item: &Item) -> Vec<String> {
+    fn walk(v: &AttributeValue, out: &mut Vec<String>) {
+        match v {
+            AttributeValue::S(s) | AttributeValue::N(s) => out.push(s.clone()),
+            AttributeValue::M(m) => m.iter().for_each(|(k, v)| {
+                out.push(k.clone());
+                walk(v, out);
+            }),
+            AttributeValue::L(l) => l.iter().for_each(|v| walk(v, out)),
+            AttributeValue::Ss(l) | AttributeValue::Ns(l) => out.extend(l.iter().cloned()),
+            AttributeValue::B(b) => out.push(String::from_utf8_lossy(b.as_ref()).into_owned()),
+            _ => {}
+        }
+    }
+    let mut out: Vec<String> = item.keys().cloned().collect();
+    item.values().for_each(|v| walk(v, &mut out));
+    out
+}
+
+/// A row of `user` in a table of the cascade plan.
+pub fn user_row(table: &CascadeTable, user: &str, i: usize) -> Item {
+    let attr = match table.lookup {
+        Lookup::PartitionKey { attr } | Lookup::Index { attr, .. } => attr,
+    };
+    let mut item = Item::new();
+    item.insert(attr.to_owned(), s(user));
+    for k in table.key {
+        item.entry((*k).to_owned())
+            .or_insert_with(|| s(format!("{user}-{}-{i:04}", table.name)));
+    }
+    if table.name == "admin_messages" {
+        item.insert(
+            "created_at".into(),
+            s(format!("2025-01-01T00:00:{:02}.{:03}Z", i % 60, i % 1000)),
+        );
+        item.insert("sender_id".into(), s("someone"));
+        item.insert("status".into(), s("sent"));
+        item.insert("subject".into(), s("s"));
+        item.insert("body".into(), s("b"));
+    } else {
+        item.insert("payload".into(), s("data"));
+    }
+    item
+}

@@ -1,0 +1,23 @@
+//! Reliability tests of the admin Users tab backend (issue 7). The tests live in `tests/`;
+//! this library holds what they share:
+//!
+//! - [`answer`]: a handler's response read like a client reads it, and what every answer
+//!   must be (status, problem+json, opaque 5xx);
+//! - [`world`]: the real handlers on the in-memory backend, events for every route, and
+//!   state comparisons ("nothing changed");
+//! - [`logs`]: a JSON `tracing` subscriber that captures every log line of a test binary and
+//!   checks it against the personal data the tests seeded;
+//! - [`proxy`]: a fault-injecting HTTP proxy between the real AWS SDK clients and the
+//!   emulator;
+//! - [`cloud`]: the real adapters against the emulator (moto server, started by
+//!   `scripts/test.sh`), with tables created from `infra/template.yaml`.
+//!
+//! What each test proves is listed in `docs/RELIABILITY.md`.
+
+pub mod answer;
+pub mod cloud;
+pub mod logs;
+pub mod proxy;
+pub mod world;
+
+pub use answer::Answer;

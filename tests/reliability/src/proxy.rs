@@ -1,0 +1,527 @@
+//! A fault-injecting HTTP/1.1 proxy between the real AWS SDK clients and the emulator.
+//!
+//! The SDK clients are built with the proxy as their endpoint. The proxy names every
+//! request's operation (`dynamodb:PutItem` from `X-Amz-Target`, `sesv2:SendEmail` from the
+//! REST path, `cognito:AdminDisableUser`, `sqs:SendMessage`), records it, and either forwards
+//! it to the emulator or answers it with an injected fault: an AWS error in the service's own
+//! protocol (status, `__type` / `x-amzn-ErrorType`), a hang past the client's timeout, or a
+//! forward whose answer never comes back (the call took effect, the client never hears).
+//!
+//! Plain tokio TCP: requests are read with their `Content-Length` (or chunked) body and
+//! forwarded on a fresh upstream connection each; connections to the clients stay alive.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// What the proxy does instead of forwarding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer with this HTTP status and AWS error code, in the service's protocol.
+    Error { status: u16, code: &'static str },
+    /// Hold the request, unforwarded, for this long (or until the client gives up).
+    Hang(Duration),
+    /// Forward the request (it takes effect in the emulator), then hold the answer back for
+    /// this long (or until the client gives up) and close the connection.
+    ForwardThenHang(Duration),
+}
+
+impl Fault {
+    pub fn error(status: u16, code: &'static str) -> Fault {
+        Fault::Error { status, code }
+    }
+
+    fn label(&self) -> String {
+        match self {
+            Fault::Error { status, code } => format!("{status} {code}"),
+            Fault::Hang(_) => "hang".into(),
+            Fault::ForwardThenHang(_) => "forward then hang".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    operation: String,
+    /// Matching requests let through before the fault starts.
+    skip: u32,
+    /// How many matching requests get the fault (after `skip`).
+    times: u32,
+    fault: Fault,
+    matched: u32,
+}
+
+/// One request the proxy saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    pub operation: String,
+    /// The fault injected into it, if any.
+    pub fault: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    rules: Vec<Rule>,
+    seen: Vec<Seen>,
+}
+
+/// The running proxy. Dropping it stops accepting connections.
+pub struct FaultProxy {
+    addr: SocketAddr,
+    shared: Arc<Mutex<Shared>>,
+    injected: Arc<AtomicU64>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Faults injected by every proxy of this test binary.
+static TOTAL_INJECTED: AtomicU64 = AtomicU64::new(0);
+
+/// Faults injected so far by all proxies of this test binary.
+pub fn total_injected() -> u64 {
+    TOTAL_INJECTED.load(Ordering::SeqCst)
+}
+
+impl FaultProxy {
+    /// Listens on a free loopback port and forwards to `upstream` (`http://host:port`).
+    pub async fn start(upstream: &str) -> FaultProxy {
+        let authority = upstream
+            .strip_prefix("http://")
+            .unwrap_or_else(|| panic!("the proxy forwards to http:// only, not {upstream}"))
+            .trim_end_matches('/')
+            .to_owned();
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port");
+        let addr = listener.local_addr().expect("a local address");
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let injected = Arc::new(AtomicU64::new(0));
+        let (s, i) = (shared.clone(), injected.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (s, i, upstream) = (s.clone(), i.clone(), authority.clone());
+                tokio::spawn(async move {
+                    // A connection error only ends that connection; the client sees it.
+                    let _ = serve(client, &upstream, &s, &i).await;
+                });
+            }
+        });
+        FaultProxy {
+            addr,
+            shared,
+            injected,
+            task,
+        }
+    }
+
+    /// The endpoint to give the SDK clients.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Inject `fault` into the next `times` requests of `operation`.
+    pub fn fail(&self, operation: &str, fault: Fault, times: u32) {
+        self.fail_after(operation, 0, fault, times);
+    }
+
+    /// Let `skip` requests of `operation` through, then inject `fault` into `times` of them.
+    pub fn fail_after(&self, operation: &str, skip: u32, fault: Fault, times: u32) {
+        self.lock().rules.push(Rule {
+            operation: operation.to_owned(),
+            skip,
+            times,
+            fault,
+            matched: 0,
+        });
+    }
+
+    /// Remove every rule.
+    pub fn heal(&self) {
+        self.lock().rules.clear();
+    }
+
+    /// Every request seen, in order.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.lock().seen.clone()
+    }
+
+    /// Requests of `operation` seen (attempts, retries included).
+    pub fn attempts(&self, operation: &str) -> usize {
+        self.lock()
+            .seen
+            .iter()
+            .filter(|s| s.operation == operation)
+            .count()
+    }
+
+    /// Requests per operation.
+    pub fn operations(&self) -> BTreeMap<String, usize> {
+        let mut out = BTreeMap::new();
+        for s in &self.lock().seen {
+            *out.entry(s.operation.clone()).or_default() += 1;
+        }
+        out
+    }
+
+    /// Faults this proxy injected.
+    pub fn injected(&self) -> u64 {
+        self.injected.load(Ordering::SeqCst)
+    }
+
+    /// Forget what was seen (the rules stay).
+    pub fn reset_seen(&self) {
+        self.lock().seen.clear();
+    }
+}
+
+/// A parsed request or response head.
+#[derive(Debug)]
+struct Head {
+    start: String,
+    headers: Vec<(String, String)>,
+}
+
+impl Head {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn is_chunked(&self) -> bool {
+        self.get("transfer-encoding")
+            .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
+    }
+
+    fn content_length(&self) -> Option<usize> {
+        self.get("content-length").and_then(|v| v.trim().parse().ok())
+    }
+}
+
+/// Serves one client connection: request after request.
+async fn serve(
+    mut client: TcpStream,
+    upstream: &str,
+    shared: &Mutex<Shared>,
+    injected: &AtomicU64,
+) -> io::Result<()> {
+    let mut buf = Vec::new();
+    loop {
+        let Some(head) = read_head(&mut client, &mut buf).await? else {
+            return Ok(());
+        };
+        let body = read_body(&mut client, &mut buf, &head, true).await?;
+        let operation = operation_of(&head);
+        let fault = {
+            let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
+            let fault = s.rules.iter_mut().find_map(|r| {
+                if r.operation != operation {
+                    return None;
+                }
+                r.matched += 1;
+                (r.matched > r.skip && r.matched <= r.skip + r.times).then(|| r.fault.clone())
+            });
+            s.seen.push(Seen {
+                operation: operation.clone(),
+                fault: fault.as_ref().map(Fault::label),
+            });
+            fault
+        };
+        if fault.is_some() {
+            injected.fetch_add(1, Ordering::SeqCst);
+            TOTAL_INJECTED.fetch_add(1, Ordering::SeqCst);
+        }
+        match fault {
+            None => {
+                let (status, headers, body) = forward(upstream, &head, &body).await?;
+                respond(&mut client, &status, &headers, &body).await?;
+            }
+            Some(Fault::Error { status, code }) => {
+                let (headers, body) = error_answer(&operation, code);
+                let status_line = format!("HTTP/1.1 {status} {}", reason(status));
+                respond(&mut client, &status_line, &headers, &body).await?;
+            }
+            Some(Fault::Hang(d)) => {
+                hold(&mut client, d).await;
+                return Ok(());
+            }
+            Some(Fault::ForwardThenHang(d)) => {
+                forward(upstream, &head, &body).await?;
+                hold(&mut client, d).await;
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Waits `d` or until the client closes the connection, whichever comes first.
+async fn hold(client: &mut TcpStream, d: Duration) {
+    let mut sink = [0u8; 1024];
+    let closed = async {
+        loop {
+            match client.read(&mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::time::sleep(d) => {}
+        _ = closed => {}
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        400 => "Bad Request",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        _ => "Error",
+    }
+}
+
+/// The operation a request calls: `<service>:<Operation>`.
+fn operation_of(head: &Head) -> String {
+    if let Some(target) = head.get("x-amz-target") {
+        let (prefix, op) = target.split_once('.').unwrap_or((target, ""));
+        let service = if prefix.starts_with("DynamoDB") {
+            "dynamodb"
+        } else if prefix.starts_with("AWSCognitoIdentityProviderService") {
+            "cognito"
+        } else if prefix.starts_with("AmazonSQS") {
+            "sqs"
+        } else {
+            "other"
+        };
+        return format!("{service}:{op}");
+    }
+    let mut parts = head.start.split_whitespace();
+    let method = parts.next().unwrap_or_default();
+    let path = parts.next().unwrap_or_default();
+    let path = path.split('?').next().unwrap_or_default();
+    if path.starts_with("/v2/email/outbound-emails") && method == "POST" {
+        return "sesv2:SendEmail".into();
+    }
+    if path.starts_with("/v2/email/") {
+        return format!("sesv2:{method} {path}");
+    }
+    format!("other:{method} {path}")
+}
+
+/// An AWS error answer for `code`, in the protocol of the operation's service.
+fn error_answer(operation: &str, code: &str) -> (Vec<(String, String)>, Vec<u8>) {
+    let service = operation.split(':').next().unwrap_or_default();
+    let message = "injected by the reliability tests' fault proxy";
+    let (content_type, body) = match service {
+        "dynamodb" => (
+            "application/x-amz-json-1.0",
+            serde_json::json!({ "__type": format!("com.amazonaws.dynamodb.v20120810#{code}"), "message": message }),
+        ),
+        "cognito" => (
+            "application/x-amz-json-1.1",
+            serde_json::json!({ "__type": code, "message": message }),
+        ),
+        "sqs" => (
+            "application/x-amz-json-1.0",
+            serde_json::json!({ "__type": format!("com.amazonaws.sqs#{code}"), "message": message }),
+        ),
+        _ => ("application/json", serde_json::json!({ "message": message })),
+    };
+    let headers = vec![
+        ("content-type".to_owned(), content_type.to_owned()),
+        ("x-amzn-errortype".to_owned(), code.to_owned()),
+        ("x-amzn-requestid".to_owned(), uuid::Uuid::new_v4().to_string()),
+    ];
+    (headers, body.to_string().into_bytes())
+}
+
+/// Sends one request to the emulator on a fresh connection; returns its answer.
+async fn forward(
+    upstream: &str,
+    head: &Head,
+    body: &[u8],
+) -> io::Result<(String, Vec<(String, String)>, Vec<u8>)> {
+    let mut up = TcpStream::connect(upstream).await?;
+    let mut out = format!("{}\r\n", head.start);
+    for (k, v) in &head.headers {
+        let lower = k.to_ascii_lowercase();
+        if matches!(
+            lower.as_str(),
+            "connection" | "content-length" | "transfer-encoding" | "keep-alive" | "expect"
+        ) {
+            continue;
+        }
+        out.push_str(&format!("{k}: {v}\r\n"));
+    }
+    out.push_str(&format!(
+        "content-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    ));
+    up.write_all(out.as_bytes()).await?;
+    up.write_all(body).await?;
+    up.flush().await?;
+    let mut buf = Vec::new();
+    let head = read_head(&mut up, &mut buf)
+        .await?
+        .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "no answer from the emulator"))?;
+    let status: u16 = head
+        .start
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = if status == 204 || status == 304 {
+        Vec::new()
+    } else {
+        read_body(&mut up, &mut buf, &head, false).await?
+    };
+    Ok((head.start, head.headers, body))
+}
+
+async fn respond(
+    client: &mut TcpStream,
+    status_line: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> io::Result<()> {
+    let mut out = format!("{status_line}\r\n");
+    for (k, v) in headers {
+        let lower = k.to_ascii_lowercase();
+        if matches!(
+            lower.as_str(),
+            "connection" | "content-length" | "transfer-encoding" | "keep-alive"
+        ) {
+            continue;
+        }
+        out.push_str(&format!("{k}: {v}\r\n"));
+    }
+    out.push_str(&format!(
+        "content-length: {}\r\nconnection: keep-alive\r\n\r\n",
+        body.len()
+    ));
+    client.write_all(out.as_bytes()).await?;
+    client.write_all(body).await?;
+    client.flush().await
+}
+
+/// Reads more bytes into `buf`; false at end of stream.
+async fn fill<R: AsyncRead + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> io::Result<bool> {
+    let mut chunk = [0u8; 16 * 1024];
+    let n = r.read(&mut chunk).await?;
+    buf.extend_from_slice(&chunk[..n]);
+    Ok(n > 0)
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Reads a head from `buf` (filling it as needed); `None` at a clean end of stream.
+async fn read_head<R: AsyncRead + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> io::Result<Option<Head>> {
+    loop {
+        if let Some(end) = find(buf, b"\r\n\r\n") {
+            let raw: Vec<u8> = buf.drain(..end + 4).collect();
+            let text = String::from_utf8_lossy(&raw[..end]).into_owned();
+            let mut lines = text.split("\r\n");
+            let start = lines.next().unwrap_or_default().to_owned();
+            let headers = lines
+                .filter_map(|l| l.split_once(':'))
+                .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+                .collect();
+            return Ok(Some(Head { start, headers }));
+        }
+        if !fill(r, buf).await? {
+            if buf.iter().all(u8::is_ascii_whitespace) {
+                return Ok(None);
+            }
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "a truncated head"));
+        }
+    }
+}
+
+/// Reads the body that follows `head`. A request without a length has no body; a response
+/// without one lasts until the connection closes.
+async fn read_body<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+    head: &Head,
+    is_request: bool,
+) -> io::Result<Vec<u8>> {
+    if head.is_chunked() {
+        return read_chunked(r, buf).await;
+    }
+    match head.content_length() {
+        Some(n) => {
+            while buf.len() < n {
+                if !fill(r, buf).await? {
+                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "a truncated body"));
+                }
+            }
+            Ok(buf.drain(..n).collect())
+        }
+        None if is_request => Ok(Vec::new()),
+        None => {
+            while fill(r, buf).await? {}
+            Ok(std::mem::take(buf))
+        }
+    }
+}
+
+async fn read_chunked<R: AsyncRead + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> io::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let line_end = loop {
+            if let Some(i) = find(buf, b"\r\n") {
+                break i;
+            }
+            if !fill(r, buf).await? {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "a truncated chunk"));
+            }
+        };
+        let line: Vec<u8> = buf.drain(..line_end + 2).collect();
+        let size_text = String::from_utf8_lossy(&line[..line_end]);
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "a bad chunk size"))?;
+        if size == 0 {
+            // Trailers, up to the empty line.
+            loop {
+                if let Some(i) = find(buf, b"\r\n") {
+                    let trailer: Vec<u8> = buf.drain(..i + 2).collect();
+                    if trailer.len() == 2 {
+                        return Ok(body);
+                    }
+                } else if !fill(r, buf).await? {
+                    return Ok(body);
+                }
+            }
+        }
+        while buf.len() < size + 2 {
+            if !fill(r, buf).await? {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "a truncated chunk"));
+            }
+        }
+        body.extend(buf.drain(..size));
+        buf.drain(..2);
+    }
+}
