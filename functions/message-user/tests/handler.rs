@@ -637,6 +637,36 @@ async fn an_unavailable_mail_provider_is_dependency_unavailable() {
 }
 
 #[tokio::test]
+async fn an_unconfirmed_send_is_503_and_the_same_key_does_not_send_again() {
+    let b = backend();
+    b.set_mail_behaviour(MailBehaviour::Unconfirmed);
+    let send = || {
+        post("owner-1", "user-1")
+            .header("idempotency-key", "lost-1")
+            .json(&good_body())
+    };
+    let first = call(&app(&b), send()).await;
+    let doc = assert_problem(&first, 503, "dependency_unavailable");
+    let message_id = doc["message_id"].as_str().unwrap().to_owned();
+    assert!(doc["detail"]
+        .as_str()
+        .unwrap()
+        .contains("may have been delivered"));
+    b.set_mail_behaviour(MailBehaviour::Accept);
+    let second = call(&app(&b), send()).await;
+    assert_eq!(
+        assert_problem(&second, 503, "dependency_unavailable")["message_id"],
+        message_id.as_str()
+    );
+    let st = b.snapshot();
+    assert_eq!(st.sent_mail.len(), 1);
+    assert_eq!(
+        st.messages[&message_id].status,
+        domain::model::MessageStatus::Pending
+    );
+}
+
+#[tokio::test]
 async fn a_failing_store_is_dependency_unavailable_and_opaque() {
     let b = backend();
     let before = b.snapshot();

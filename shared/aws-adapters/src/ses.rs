@@ -95,9 +95,19 @@ fn classify(err: SdkError<SendEmailError, HttpResponse>) -> MailError {
                 code: "ConstructionFailure".into(),
             }
         }
-        SdkError::TimeoutError(_) => ("Timeout".to_owned(), None),
+        // The request may have reached SES: no answer is not a "no".
+        SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
+            let code = if matches!(err, SdkError::TimeoutError(_)) {
+                "Timeout"
+            } else {
+                "ResponseError"
+            };
+            return MailError::Unconfirmed {
+                code: code.to_owned(),
+                source: anyhow::Error::new(err).context("SESv2 SendEmail (no answer)"),
+            };
+        }
         SdkError::DispatchFailure(_) => ("DispatchFailure".to_owned(), None),
-        SdkError::ResponseError(_) => ("ResponseError".to_owned(), None),
         _ => ("Unknown".to_owned(), None),
     };
     if REJECTED.contains(&code.as_str()) {
@@ -109,7 +119,7 @@ fn classify(err: SdkError<SendEmailError, HttpResponse>) -> MailError {
             retry_after: Some(Duration::from_secs(1)),
         };
     }
-    // 5xx, timeouts, dispatch failures, and the rest (access denied, unknown 4xx): the
+    // 5xx, dispatch failures (no connection), and the rest (access denied, unknown 4xx): the
     // message was not accepted and may be tried again once the cause is gone.
     let source = match status {
         Some(status) => anyhow::anyhow!("SESv2 SendEmail answered {code} (HTTP {status})"),
@@ -161,6 +171,7 @@ fn mail_code(err: &MailError) -> &str {
     match err {
         MailError::Rejected { code }
         | MailError::Throttled { code, .. }
-        | MailError::Unavailable { code, .. } => code,
+        | MailError::Unavailable { code, .. }
+        | MailError::Unconfirmed { code, .. } => code,
     }
 }

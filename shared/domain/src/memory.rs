@@ -25,6 +25,8 @@ pub enum MailBehaviour {
     Reject,
     Throttle,
     Unavailable,
+    /// The mail goes out, but the answer is lost (a timeout after the provider accepted it).
+    Unconfirmed,
 }
 
 /// A Cognito user as the in-memory directory keeps it.
@@ -407,7 +409,7 @@ impl Mailer for InMemoryBackend {
     async fn send(&self, email: &OutgoingEmail) -> Result<String, MailError> {
         let behaviour = self.mail.lock().unwrap_or_else(|e| e.into_inner()).clone();
         match behaviour {
-            MailBehaviour::Accept => {}
+            MailBehaviour::Accept | MailBehaviour::Unconfirmed => {}
             MailBehaviour::Reject => {
                 return Err(MailError::Rejected {
                     code: "MessageRejected".into(),
@@ -427,6 +429,7 @@ impl Mailer for InMemoryBackend {
             }
         }
         let provider_id = format!("mem-{}", uuid::Uuid::new_v4());
+        let unconfirmed = behaviour == MailBehaviour::Unconfirmed;
         self.state().sent_mail.push(SentMail {
             provider_id: provider_id.clone(),
             message_id: email.message_id.clone(),
@@ -439,6 +442,12 @@ impl Mailer for InMemoryBackend {
         let hook = self.mail_hook.lock().unwrap_or_else(|e| e.into_inner()).clone();
         if let Some(hook) = hook {
             hook(email);
+        }
+        if unconfirmed {
+            return Err(MailError::Unconfirmed {
+                code: "Timeout".into(),
+                source: anyhow::anyhow!("injected lost answer"),
+            });
         }
         Ok(provider_id)
     }

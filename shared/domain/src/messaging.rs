@@ -65,6 +65,7 @@ pub struct SendReceipt {
 enum StoredOutcome {
     Sent(SendReceipt),
     Rejected { message_id: String, code: String },
+    Unconfirmed { message_id: String, code: String },
 }
 
 /// Options of a send.
@@ -92,6 +93,10 @@ pub enum SendError {
     MailRejected { message_id: String, code: String },
     #[error("the mail provider is throttling")]
     MailThrottled { retry_after: Option<Duration> },
+    /// The provider did not answer: the mail may be out. The row stays `pending`, and the same
+    /// idempotency key answers this again rather than sending a second time.
+    #[error("the mail provider did not confirm the message ({code})")]
+    MailUnconfirmed { message_id: String, code: String },
     #[error("the mail provider is unavailable ({code})")]
     MailUnavailable {
         code: String,
@@ -328,6 +333,13 @@ impl Messaging {
                     code: code.clone(),
                 },
             )),
+            Err(SendError::MailUnconfirmed { message_id, code }) => Some((
+                503,
+                StoredOutcome::Unconfirmed {
+                    message_id: message_id.clone(),
+                    code: code.clone(),
+                },
+            )),
             Err(_) => None,
         };
         let outcome = match stored {
@@ -437,10 +449,19 @@ impl Messaging {
                     sent_at,
                 })
             }
+            Err(MailError::Unconfirmed { code, source }) => {
+                // Maybe sent: the row stays pending (never `failed`, never sent again by a retry).
+                tracing::error!(error = ?source, message_id, code = %code, "the mail provider did not confirm the message");
+                self.release_lease(input.target.as_str()).await;
+                Err(SendError::MailUnconfirmed {
+                    message_id: message_id.to_owned(),
+                    code,
+                })
+            }
             Err(err) => {
                 let code = match &err {
                     MailError::Rejected { code } | MailError::Throttled { code, .. } => code.clone(),
-                    MailError::Unavailable { code, .. } => code.clone(),
+                    MailError::Unavailable { code, .. } | MailError::Unconfirmed { code, .. } => code.clone(),
                 };
                 let at = timestamp(self.clock.now());
                 if let Err(store) = retry_store(|| self.outbox.mark_failed(message_id, &code, &at)).await {
@@ -453,7 +474,9 @@ impl Messaging {
                         code,
                     },
                     MailError::Throttled { retry_after, .. } => SendError::MailThrottled { retry_after },
-                    MailError::Unavailable { code, source } => SendError::MailUnavailable { code, source },
+                    MailError::Unavailable { code, source } | MailError::Unconfirmed { code, source } => {
+                        SendError::MailUnavailable { code, source }
+                    }
                 })
             }
         }
@@ -534,6 +557,9 @@ fn replay(response: &str) -> Result<Sent, SendError> {
             replayed: true,
         }),
         Ok(StoredOutcome::Rejected { message_id, code }) => Err(SendError::MailRejected { message_id, code }),
+        Ok(StoredOutcome::Unconfirmed { message_id, code }) => {
+            Err(SendError::MailUnconfirmed { message_id, code })
+        }
         Err(e) => Err(SendError::Dependency(DependencyError::new(
             "idempotency",
             false,

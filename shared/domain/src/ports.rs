@@ -141,9 +141,18 @@ pub enum MailError {
         code: String,
         retry_after: Option<Duration>,
     },
-    /// Timeout, 5xx, network: the message may be retried.
+    /// 5xx, a connection that could not be made: the message was not accepted and may be
+    /// retried.
     #[error("the mail provider is unavailable")]
     Unavailable {
+        code: String,
+        #[source]
+        source: anyhow::Error,
+    },
+    /// The request went out but no answer came back (a timeout, a broken response): the
+    /// provider may have accepted the message. It must not be sent again automatically.
+    #[error("the mail provider did not confirm the message")]
+    Unconfirmed {
         code: String,
         #[source]
         source: anyhow::Error,

@@ -347,3 +347,34 @@ async fn after_a_hard_bounce_only_send_anyway_sends_again() {
     .unwrap();
     assert_eq!(b.snapshot().sent_mail.len(), 2);
 }
+
+#[tokio::test]
+async fn an_unconfirmed_send_stays_pending_and_the_same_key_never_sends_again() {
+    let b = seeded(0);
+    b.set_mail_behaviour(MailBehaviour::Unconfirmed);
+    let m = b.messaging(settings());
+    let first = m
+        .send(&meta("admin-1"), input("user-1", None, "x", Some("u")))
+        .await
+        .unwrap_err();
+    let SendError::MailUnconfirmed { message_id, .. } = first else {
+        panic!("{first:?}")
+    };
+    assert_eq!(b.snapshot().sent_mail.len(), 1, "the provider took the mail");
+    assert_eq!(b.snapshot().messages[&message_id].status, MessageStatus::Pending);
+    b.set_mail_behaviour(MailBehaviour::Accept);
+    let again = m
+        .send(&meta("admin-1"), input("user-1", None, "x", Some("u")))
+        .await;
+    assert!(
+        matches!(again, Err(SendError::MailUnconfirmed { .. })),
+        "{again:?}"
+    );
+    assert_eq!(
+        b.snapshot().sent_mail.len(),
+        1,
+        "a retry under the same key sent it again"
+    );
+    // The send lease is released: a deletion need not wait for it.
+    assert_eq!(b.snapshot().send_leases["user-1"].0, 0);
+}

@@ -91,6 +91,27 @@ pub fn send_error(err: SendError) -> Problem {
             .with_extension("message_id", message_id.as_str())
         }
         SendError::MailUnavailable { .. } => unavailable(anyhow::Error::from(err)),
+        SendError::MailUnconfirmed {
+            message_id,
+            code: provider_code,
+        } => {
+            tracing::error!(
+                message_id = message_id.as_str(),
+                provider_code = provider_code.as_str(),
+                status = 503,
+                "the mail provider did not confirm the message"
+            );
+            // Retrying under the same key answers this again (nothing is sent twice); the
+            // admin checks the history before sending anew. Retry-After keeps the 503 contract.
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                code::DEPENDENCY_UNAVAILABLE,
+                "The mail provider did not confirm this message: it may have been delivered. It is not \
+                 sent again under this Idempotency-Key; check the message history before sending it anew.",
+            )
+            .with_extension("message_id", message_id.as_str())
+            .with_retry_after(30)
+        }
         SendError::Dependency(e) => {
             let retryable = e.retryable;
             dependency(retryable, anyhow::Error::from(err))

@@ -1,7 +1,6 @@
-//! Tests that fail today because of a bug outside this crate, reported with the file and the
-//! reason in the failure message. They stay failing (not `#[ignore]`d) until the bug is
-//! fixed. Kept in their own test binary, which sorts after the others, so that the rest of
-//! this crate still runs. Needs the emulator: run with `scripts/test.sh`.
+//! A SendEmail whose answer never comes back (SES accepted the mail, the client timed out):
+//! the outcome is unknown, so the row stays pending and the same Idempotency-Key never sends
+//! it again. Needs the emulator: run with `scripts/test.sh`.
 
 use reliability_tests::cloud::{sdk_for, Cloud};
 use reliability_tests::logs;
@@ -42,6 +41,7 @@ async fn a_retry_after_a_send_timed_out_once_ses_had_accepted_it_does_not_mail_t
     // The client retries with the same Idempotency-Key, as the 503 invites it to.
     let retry = apps.call(Function::MessageUser, send()).await;
     retry.assert_well_formed();
+    retry.assert_problem(503, "dependency_unavailable");
     let mails = cloud.emails_to(&email).await.len();
     println!(
         "after an ambiguous SES timeout, the retry answered {} and the user has {mails} mail(s)",
@@ -49,12 +49,8 @@ async fn a_retry_after_a_send_timed_out_once_ses_had_accepted_it_does_not_mail_t
     );
     assert_eq!(
         mails, 1,
-        "BUG (reported, not fixed here): DESIGN.md section 3 says the same Idempotency-Key \"sends \
-         nothing again\", but after a SendEmail timeout (SES had accepted the mail) the retry with \
-         the same key mailed the user a second time. shared/aws-adapters/src/ses.rs classify() \
-         treats a timeout / response error as \"not accepted\" (MailError::Unavailable), \
-         shared/domain/src/messaging.rs deliver() marks the row failed and remember() releases \
-         the key on every non-final error, so the retry claims the key afresh and sends again"
+        "DESIGN.md section 3: the same Idempotency-Key sends nothing again, even after a SendEmail \
+         whose answer was lost (SES had accepted the mail)"
     );
     logs::assert_clean();
 }
