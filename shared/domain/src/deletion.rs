@@ -106,6 +106,15 @@ pub struct Deletion {
     pub settings: DeletionSettings,
 }
 
+/// What a view of a deletion read, once the policy allowed it.
+struct View {
+    caller: policy::Caller,
+    state: policy::Target,
+    is_self: bool,
+    profile: Option<crate::model::Profile>,
+    job: Option<DeletionJob>,
+}
+
 enum Run {
     Finished(DeletionJob),
     /// Out of budget; the lease is released.
@@ -277,16 +286,23 @@ impl Deletion {
         meta: &RequestMeta,
         target: &UserId,
     ) -> Result<Option<DeletionJob>, DeleteError> {
+        Ok(self.view(meta, target).await?.job)
+    }
+
+    /// Reads what a view of a deletion needs and asks the policy whether the caller may see it.
+    async fn view(&self, meta: &RequestMeta, target: &UserId) -> Result<View, DeleteError> {
         let (caller, profile, job) = futures::try_join!(
             load_caller(&*self.profiles, meta),
             self.profiles.get(target.as_str()),
             self.jobs.get(target.as_str())
         )?;
+        let state = target_state(profile.as_ref(), job.as_ref());
+        let is_self = meta.caller.as_deref() == Some(target.as_str());
         let decision = policy::decide(policy::Request {
             action: Action::ViewDeletion,
             caller,
-            target: target_state(profile.as_ref(), job.as_ref()),
-            is_self: meta.caller.as_deref() == Some(target.as_str()),
+            target: state,
+            is_self,
             acknowledged: false,
         });
         if let Decision::Deny(denial) = decision {
@@ -301,37 +317,24 @@ impl Deletion {
             .await;
             return Err(DeleteError::Denied(denial));
         }
-        Ok(job)
+        Ok(View {
+            caller,
+            state,
+            is_self,
+            profile,
+            job,
+        })
     }
 
     /// `GET /admin/users/{id}/deletion-preview`: counts per table and the policy's answer.
     pub async fn preview(&self, meta: &RequestMeta, target: &UserId) -> Result<Preview, DeleteError> {
-        let (caller, profile, job) = futures::try_join!(
-            load_caller(&*self.profiles, meta),
-            self.profiles.get(target.as_str()),
-            self.jobs.get(target.as_str())
-        )?;
-        let state = target_state(profile.as_ref(), job.as_ref());
-        let is_self = meta.caller.as_deref() == Some(target.as_str());
-        let view = policy::decide(policy::Request {
-            action: Action::ViewDeletion,
+        let View {
             caller,
-            target: state,
+            state,
             is_self,
-            acknowledged: false,
-        });
-        if let Decision::Deny(denial) = view {
-            audit_denial(
-                &*self.log,
-                &*self.clock,
-                meta,
-                Action::ViewDeletion,
-                target.as_str(),
-                denial.code(),
-            )
-            .await;
-            return Err(DeleteError::Denied(denial));
-        }
+            profile,
+            ..
+        } = self.view(meta, target).await?;
         let ask = |acknowledged| {
             policy::decide(policy::Request {
                 action: Action::DeleteUser,
