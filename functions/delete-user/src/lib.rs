@@ -157,13 +157,6 @@ fn status_location(target: &UserId) -> String {
 }
 
 async fn status(app: &DeleteApp, meta: &RequestMeta, req: &Request) -> Result<Response<Body>, Problem> {
-    if meta.caller.is_none() {
-        let denial = app
-            .deletion
-            .refuse_anonymous(meta, Action::ViewDeletion, &request::audit_target(req))
-            .await;
-        return Err(errors::denied(denial));
-    }
     let target = request::user_id(req)?;
     let job = app
         .deletion
@@ -195,13 +188,6 @@ async fn status(app: &DeleteApp, meta: &RequestMeta, req: &Request) -> Result<Re
 }
 
 async fn preview(app: &DeleteApp, meta: &RequestMeta, req: &Request) -> Result<Response<Body>, Problem> {
-    if meta.caller.is_none() {
-        let denial = app
-            .deletion
-            .refuse_anonymous(meta, Action::ViewDeletion, &request::audit_target(req))
-            .await;
-        return Err(errors::denied(denial));
-    }
     let target = request::user_id(req)?;
     let preview = app
         .deletion

@@ -151,12 +151,6 @@ fn idempotency_key(req: &Request) -> Result<Option<IdempotencyKey>, Problem> {
 }
 
 async fn history(app: &Messaging, meta: &RequestMeta, req: &Request) -> Result<Response<Body>, Problem> {
-    if meta.caller.is_none() {
-        let denial = app
-            .refuse_anonymous(meta, Action::ViewMessages, &request::audit_target(req))
-            .await;
-        return Err(errors::denied(denial));
-    }
     let target = request::user_id(req)?;
     let (limit, cursor) = request::page(req, DEFAULT_LIMIT, MAX_LIMIT)?;
     let page = app
