@@ -20,6 +20,8 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Set `LAMBDA_SIM_ECHO_LOGS=1` to copy every function's log lines to stderr while debugging.
+//!
 //! What it does not do: enforce the memory size, freeze the process between invocations,
 //! or stream responses (a streamed response is read whole).
 

@@ -452,7 +452,8 @@ pub async fn run(emulator: &test_support::Emulator, options: &Options) -> anyhow
          256 MB, JSON logs, the SDK pointed at the emulator; response times are the runtime's handling time \
          (event handed out → response posted), like Lambda's billed duration. The cold request is the first \
          after init, the warm one the same request right after it (for deletions: the same request for another \
-         user seeded alike).",
+         user seeded alike). The \"init work\" rows time the steps of message-user's main in fresh processes \
+         (`bench probe-init`): as built today, and in two variants that show where the time goes.",
         options.runs
     ));
     Ok(report)

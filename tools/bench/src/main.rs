@@ -21,7 +21,6 @@ mod world;
 
 use anyhow::{bail, Context};
 use report::{Machine, Report};
-use std::path::PathBuf;
 
 const USAGE: &str =
     "usage: bench <cold-start|cascade|handlers|send|all> [--quick] [--runs N] [--no-build] [--write-docs]";
@@ -144,7 +143,8 @@ async fn main() -> anyhow::Result<()> {
     let text = report.render(&machine, &format!("bench {command}"));
     println!("\n{text}");
     if args.write_docs {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/BENCHMARKS.md");
+        let path = lambda_sim::cargo::workspace_root().join("docs/BENCHMARKS.md");
+        let path = path.canonicalize().unwrap_or(path);
         report::write_docs(&path, &text).with_context(|| format!("writing {}", path.display()))?;
         eprintln!("bench: wrote the table into {}", path.display());
     }
