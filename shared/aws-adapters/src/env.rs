@@ -164,8 +164,8 @@ fn messaging_with_mailer(
 ///
 /// Reads `PROFILES_TABLE`, `SECURITY_LOGS_TABLE`, `DELETION_JOBS_TABLE`, the table of every
 /// entry of the cascade plan (`TRANSACTIONS_TABLE`, ..., `ADMIN_MESSAGES_TABLE`),
-/// `IDEMPOTENCY_TABLE`, `USER_POOL_ID`, `DELETION_QUEUE_URL`; optional `DELETIONS_PER_HOUR`
-/// (default 0 = off).
+/// `USER_POOL_ID`, `DELETION_QUEUE_URL`; optional `DELETIONS_PER_HOUR` (default 0 = off) and,
+/// only when that limit is on, `IDEMPOTENCY_TABLE` (where the limit's windows are counted).
 pub fn deletion_from(lookup: Lookup<'_>, sdk: &SdkConfig) -> Result<Deletion, ConfigError> {
     let profiles_table = required(lookup, "PROFILES_TABLE")?;
     let logs_table = required(lookup, "SECURITY_LOGS_TABLE")?;
@@ -174,7 +174,6 @@ pub fn deletion_from(lookup: Lookup<'_>, sdk: &SdkConfig) -> Result<Deletion, Co
         .iter()
         .map(|t| required(lookup, t.env_var).map(|physical| (t.name.to_owned(), physical)))
         .collect::<Result<Vec<_>, _>>()?;
-    let idempotency_table = required(lookup, "IDEMPOTENCY_TABLE")?;
     let user_pool_id = required(lookup, "USER_POOL_ID")?;
     let queue_url = required(lookup, "DELETION_QUEUE_URL")?;
     let settings = DeletionSettings {
@@ -182,6 +181,14 @@ pub fn deletion_from(lookup: Lookup<'_>, sdk: &SdkConfig) -> Result<Deletion, Co
         ..DeletionSettings::default()
     };
     let client = dynamodb(sdk);
+    let limiter: Arc<dyn domain::ports::RateLimiter> = if settings.deletions_per_hour > 0 {
+        Arc::new(DynamoRateLimiter::new(
+            client.clone(),
+            required(lookup, "IDEMPOTENCY_TABLE")?,
+        ))
+    } else {
+        Arc::new(domain::ports::NoRateLimit)
+    };
     Ok(Deletion {
         profiles: Arc::new(DynamoProfiles::new(client.clone(), profiles_table)),
         jobs: Arc::new(DynamoDeletionJobs::new(client.clone(), jobs_table)),
@@ -192,7 +199,7 @@ pub fn deletion_from(lookup: Lookup<'_>, sdk: &SdkConfig) -> Result<Deletion, Co
         )),
         user_data: Arc::new(DynamoUserData::new(client.clone(), cascade)),
         queue: Arc::new(SqsDeletionQueue::new(aws_sdk_sqs::Client::new(sdk), queue_url)),
-        limiter: Arc::new(DynamoRateLimiter::new(client, idempotency_table)),
+        limiter,
         clock: Arc::new(SystemClock),
         settings,
     })
@@ -282,6 +289,19 @@ mod tests {
     }
 
     #[test]
+    fn the_deletion_functions_need_the_idempotency_table_only_for_a_deletion_limit() {
+        let mut vars = all();
+        vars.remove("IDEMPOTENCY_TABLE");
+        vars.remove("DELETIONS_PER_HOUR");
+        assert!(deletion_from(&lookup(&vars), &sdk()).is_ok());
+        vars.insert("DELETIONS_PER_HOUR", "0".into());
+        assert!(deletion_from(&lookup(&vars), &sdk()).is_ok());
+        vars.insert("DELETIONS_PER_HOUR", "5".into());
+        let err = deletion_from(&lookup(&vars), &sdk()).err().unwrap();
+        assert_eq!(err.to_string(), "missing environment variable IDEMPOTENCY_TABLE");
+    }
+
+    #[test]
     fn a_missing_required_variable_is_named_in_the_error() {
         let required_by_messaging = [
             "PROFILES_TABLE",
@@ -301,7 +321,6 @@ mod tests {
             "PROFILES_TABLE",
             "SECURITY_LOGS_TABLE",
             "DELETION_JOBS_TABLE",
-            "IDEMPOTENCY_TABLE",
             "USER_POOL_ID",
             "DELETION_QUEUE_URL",
         ];

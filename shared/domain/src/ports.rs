@@ -302,6 +302,23 @@ pub trait RateLimiter: Send + Sync {
     ) -> StoreResult<RateDecision>;
 }
 
+/// The limiter where no limit is configured: every use is allowed, nothing is stored.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoRateLimit;
+
+#[async_trait]
+impl RateLimiter for NoRateLimit {
+    async fn take(
+        &self,
+        _bucket: &str,
+        _limit: u32,
+        _window: Duration,
+        _now: DateTime<Utc>,
+    ) -> StoreResult<RateDecision> {
+        Ok(RateDecision::Allowed)
+    }
+}
+
 pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
 }

@@ -21,7 +21,8 @@ use test_support::sqs;
 const FUNCTIONS: &[&str] = &["message-user", "delete-user", "list-users", "deletion-worker"];
 
 /// What each function needs (DESIGN.md section 4 and the environment list of the brief),
-/// written out here rather than read from the code under test.
+/// written out here rather than read from the code under test. The deletion functions need
+/// IDEMPOTENCY_TABLE only when DELETIONS_PER_HOUR turns the per-admin limit on.
 const REQUIRED: &[(&str, &[&str])] = &[
     (
         "message-user",
@@ -45,7 +46,6 @@ const REQUIRED: &[(&str, &[&str])] = &[
             "SESSIONS_TABLE",
             "HELP_REQUESTS_TABLE",
             "ADMIN_MESSAGES_TABLE",
-            "IDEMPOTENCY_TABLE",
             "USER_POOL_ID",
             "DELETION_QUEUE_URL",
         ],
@@ -63,7 +63,6 @@ const REQUIRED: &[(&str, &[&str])] = &[
             "SESSIONS_TABLE",
             "HELP_REQUESTS_TABLE",
             "ADMIN_MESSAGES_TABLE",
-            "IDEMPOTENCY_TABLE",
             "USER_POOL_ID",
             "DELETION_QUEUE_URL",
         ],
@@ -416,6 +415,14 @@ async fn a_missing_or_unusable_setting_fails_the_function_at_init_with_its_name(
         let mut env = full.clone();
         env.insert((*var).to_owned(), "soon".into());
         assert_init_fails_naming(name, env, var).await;
+        checked += 1;
+    }
+    // With the per-admin deletion limit on, its counters' table becomes required.
+    for name in ["delete-user", "deletion-worker"] {
+        let mut env = full.clone();
+        env.insert("DELETIONS_PER_HOUR".into(), "3".into());
+        env.remove("IDEMPOTENCY_TABLE");
+        assert_init_fails_naming(name, env, "IDEMPOTENCY_TABLE").await;
         checked += 1;
     }
     println!("init failures: {checked} runs, each named its variable");
