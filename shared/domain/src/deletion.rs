@@ -179,7 +179,10 @@ impl Deletion {
             .await;
             return Err(DeleteError::Denied(denial));
         }
-        let profile = profile.expect("policy allows only existing targets");
+        // The policy refuses a missing target; should it ever not, the answer is the same.
+        let Some(profile) = profile else {
+            return Err(DeleteError::Denied(Denial::UserNotFound));
+        };
 
         let job = match job {
             Some(job) => job,

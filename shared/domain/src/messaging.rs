@@ -190,7 +190,10 @@ impl Messaging {
             return Err(SendError::Denied(denial));
         }
         let actor = meta.caller.clone().unwrap_or_default();
-        let target = target.expect("policy allows only existing targets");
+        // The policy refuses a missing target; should it ever not, the answer is the same.
+        let Some(target) = target else {
+            return Err(SendError::Denied(Denial::UserNotFound));
+        };
         let to = target
             .email
             .as_deref()
