@@ -2,7 +2,9 @@
 
 use crate::errors::sdk;
 use async_trait::async_trait;
+use aws_sdk_cognitoidentityprovider::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_cognitoidentityprovider::Client;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use domain::ports::{AuthDirectory, StoreResult};
 
 const DEP: &str = "cognito";
@@ -22,66 +24,50 @@ impl CognitoAuthDirectory {
     }
 }
 
+/// A Cognito call whose "user not found" means the work is already done.
+fn gone_is_done<T, E>(result: Result<T, SdkError<E, HttpResponse>>, what: String) -> StoreResult<()>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if e.as_service_error().and_then(|e| e.code()) == Some("UserNotFoundException") => Ok(()),
+        Err(e) => Err(sdk(DEP, what, e)),
+    }
+}
+
 #[async_trait]
 impl AuthDirectory for CognitoAuthDirectory {
     async fn lock_out(&self, username: &str) -> StoreResult<()> {
-        match self
+        let disabled = self
             .client
             .admin_disable_user()
             .user_pool_id(&self.user_pool_id)
             .username(username)
             .send()
-            .await
-        {
-            Ok(_) => {}
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_user_not_found_exception()) =>
-            {
-                return Ok(())
-            }
-            Err(e) => return Err(sdk(DEP, format!("AdminDisableUser in {}", self.user_pool_id), e)),
-        }
-        match self
+            .await;
+        gone_is_done(disabled, format!("AdminDisableUser in {}", self.user_pool_id))?;
+        let signed_out = self
             .client
             .admin_user_global_sign_out()
             .user_pool_id(&self.user_pool_id)
             .username(username)
             .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_user_not_found_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(sdk(
-                DEP,
-                format!("AdminUserGlobalSignOut in {}", self.user_pool_id),
-                e,
-            )),
-        }
+            .await;
+        gone_is_done(
+            signed_out,
+            format!("AdminUserGlobalSignOut in {}", self.user_pool_id),
+        )
     }
 
     async fn delete(&self, username: &str) -> StoreResult<()> {
-        match self
+        let deleted = self
             .client
             .admin_delete_user()
             .user_pool_id(&self.user_pool_id)
             .username(username)
             .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_user_not_found_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(sdk(DEP, format!("AdminDeleteUser in {}", self.user_pool_id), e)),
-        }
+            .await;
+        gone_is_done(deleted, format!("AdminDeleteUser in {}", self.user_pool_id))
     }
 }

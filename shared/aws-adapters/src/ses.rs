@@ -155,7 +155,8 @@ impl Mailer for SesMailer {
             .await
             .map_err(|e| {
                 let err = classify(e);
-                tracing::warn!(message_id = %email.message_id, code = mail_code(&err), "SESv2 SendEmail failed");
+                let message_id = &email.message_id;
+                tracing::warn!(%message_id, code = mail_code(&err), "SESv2 SendEmail failed");
                 err
             })?;
         out.message_id()

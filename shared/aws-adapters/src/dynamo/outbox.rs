@@ -8,11 +8,14 @@ use crate::attrs::{
 };
 use crate::errors::{build, is_retryable_code, malformed, sdk};
 use async_trait::async_trait;
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
 use aws_sdk_dynamodb::types::{
     CancellationReason, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
+use aws_smithy_runtime_api::http::Response as HttpResponse;
 use chrono::{DateTime, Utc};
 use domain::model::{AdminMessage, ItemKey, MessageStatus, Page, SecurityEvent};
 use domain::ports::{DependencyError, MessageOutbox, Reserved, StoreResult};
@@ -104,6 +107,23 @@ fn cancelled(what: String, reasons: &[CancellationReason]) -> DependencyError {
         cancelled_retryable(reasons),
         anyhow::anyhow!("transaction cancelled ({})", codes.join(", ")).context(what),
     )
+}
+
+/// An update whose condition says the work is already done (or must not happen) is a success.
+fn condition_failed_is_done(
+    result: Result<UpdateItemOutput, SdkError<UpdateItemError, HttpResponse>>,
+    what: impl FnOnce() -> String,
+) -> StoreResult<()> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(sdk(DEP, what(), e)),
+    }
 }
 
 #[async_trait]
@@ -260,20 +280,9 @@ impl MessageOutbox for DynamoMessageOutbox {
             .expression_attribute_values(":zero", crate::attrs::n(0))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(sdk(
-                DEP,
-                format!("UpdateItem (release send lease) on {}", self.profiles_table),
-                e,
-            )),
-        }
+        condition_failed_is_done(result, || {
+            format!("UpdateItem (release send lease) on {}", self.profiles_table)
+        })
     }
 
     async fn mark_failed(&self, message_id: &str, error_code: &str, at: &str) -> StoreResult<()> {
@@ -292,20 +301,9 @@ impl MessageOutbox for DynamoMessageOutbox {
             .expression_attribute_values(":at", s(at))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(sdk(
-                DEP,
-                format!("UpdateItem (mark failed) on {}", self.messages_table),
-                e,
-            )),
-        }
+        condition_failed_is_done(result, || {
+            format!("UpdateItem (mark failed) on {}", self.messages_table)
+        })
     }
 
     async fn get(&self, message_id: &str) -> StoreResult<Option<AdminMessage>> {
