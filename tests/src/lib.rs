@@ -189,6 +189,7 @@ pub fn profile(user_id: &str, email: Option<&str>, role: &str, name: &str) -> Pr
         created_at: "2025-01-01T00:00:00.000Z".to_owned(),
         deleted_at: None,
         auth_username: None,
+        deletion_job_id: None,
     }
 }
 

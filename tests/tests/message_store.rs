@@ -28,6 +28,7 @@ fn message(id: &str, recipient: &str, created_at: &str) -> AdminMessage {
         created_at: created_at.to_owned(),
         sent_at: None,
         updated_at: None,
+        attempt: None,
     }
 }
 

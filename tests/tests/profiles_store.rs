@@ -32,6 +32,7 @@ fn message(id: &str, recipient: &str) -> AdminMessage {
         created_at: domain::model::timestamp(Utc::now()),
         sent_at: None,
         updated_at: None,
+        attempt: None,
     }
 }
 

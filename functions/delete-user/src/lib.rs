@@ -15,8 +15,11 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 use tracing::Instrument;
 
-/// Kept free of the Lambda deadline, so the answer still gets out (API Gateway waits 30 s).
+/// Kept free of the Lambda deadline, so the answer still gets out (API Gateway waits 30 s):
+/// the routine stops starting steps this long before it.
 pub const LAMBDA_MARGIN: Duration = Duration::from_secs(3);
+/// Every AWS call ends this long before the Lambda deadline, whatever it waits for.
+pub const CALL_MARGIN: Duration = Duration::from_secs(1);
 
 pub struct DeleteApp {
     pub deletion: Deletion,
@@ -60,6 +63,20 @@ struct JobStatus<'a> {
     created_at: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     completed_at: Option<&'a str>,
+    /// Once completed: the last pass, after the longest access-token lifetime.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    late_pass: Option<LatePass<'a>>,
+}
+
+/// The late pass of a completed job: when it is due, when it ran, what it found.
+#[derive(Debug, Serialize)]
+struct LatePass<'a> {
+    status: &'static str,
+    due_at: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    done_at: Option<&'a str>,
+    /// Rows written with a token issued before the lock-out, removed by the late pass.
+    late: BTreeMap<String, u64>,
 }
 
 enum Route {
@@ -72,7 +89,10 @@ enum Route {
 pub async fn handle(app: &DeleteApp, req: Request) -> Response<Body> {
     let meta = request::meta(&req);
     let span = tracing::info_span!("http", request_id = %meta.request_id, method = %req.method());
-    async {
+    let deadline = req
+        .lambda_context_ref()
+        .and_then(|c| aws_adapters::deadline::before_lambda_deadline(c.deadline, CALL_MARGIN));
+    aws_adapters::deadline::within_opt(deadline, async {
         let route = match request::admin_users_tail(&req).as_deref() {
             Some([_]) => Some(Route::User),
             Some([_, tail]) if tail == "deletion" => Some(Route::Status),
@@ -88,7 +108,7 @@ pub async fn handle(app: &DeleteApp, req: Request) -> Response<Body> {
             (Some(_), _) => Err(Problem::method_not_allowed("GET")),
         };
         result.unwrap_or_else(|problem| problem.respond(&meta.request_id))
-    }
+    })
     .instrument(span)
     .await
 }
@@ -173,15 +193,22 @@ async fn status(app: &DeleteApp, meta: &RequestMeta, req: &Request) -> Result<Re
             deleted: None,
             created_at: None,
             completed_at: None,
+            late_pass: None,
         },
         Some(job) => JobStatus {
             user_id: target.as_str(),
-            status: job.status.as_str(),
+            status: job.status().as_str(),
             job_id: Some(&job.job_id),
             step: Some(job.step.as_str()),
             deleted: counts,
             created_at: Some(&job.created_at),
             completed_at: job.completed_at.as_deref(),
+            late_pass: job.is_completed().then(|| LatePass {
+                status: if job.late_pass_done_at.is_some() { "done" } else { "pending" },
+                due_at: job.late_pass_due_at.as_deref(),
+                done_at: job.late_pass_done_at.as_deref(),
+                late: job.late_counts(),
+            }),
         },
     };
     Ok(response::json(StatusCode::OK, &answer, &meta.request_id))

@@ -28,6 +28,7 @@ fn profile(id: &str, role: &str) -> Profile {
         created_at: "2025-01-01T00:00:00.000Z".into(),
         deleted_at: None,
         auth_username: None,
+        deletion_job_id: None,
     }
 }
 
@@ -97,6 +98,7 @@ fn backend() -> Arc<InMemoryBackend> {
             created_at: "2025-01-02T00:00:00.000Z".into(),
             sent_at: Some("2025-01-02T00:00:00.000Z".into()),
             updated_at: None,
+            attempt: None,
         },
     );
     b

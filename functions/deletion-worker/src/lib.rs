@@ -1,19 +1,26 @@
-//! The SQS consumer that continues deletions the HTTP handler ran out of time for
-//! (DESIGN.md section 5). Each record is `{"user_id", "job_id"}`; the job itself lives in
-//! `deletion_jobs`, so a record only says "continue this user's job".
+//! The SQS consumer that continues deletions: every run of the routine queues a
+//! continuation before it does anything, every failure queues one again, and the sweep
+//! queues stalled jobs (`docs/DESIGN.md`, "The delete routine"). Each record is
+//! `{"user_id", "job_id", "attempt"}`; the job itself lives in `deletion_jobs`, so a record
+//! only says "continue this user's job".
 //!
-//! The answer is a partial batch response: only the records that should be retried are
-//! reported (`ReportBatchItemFailures`), so one failing record never replays the others.
+//! A record is acknowledged whatever became of the job, as long as any continuation still
+//! needed was queued again (a busy job is re-queued for when its lease runs out, a failed
+//! step after a backoff): a busy or failing job never walks to the dead-letter queue. Only a
+//! record whose re-queue itself failed is reported in the partial batch response
+//! (`ReportBatchItemFailures`), so SQS delivers it again.
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use domain::deletion::{Deletion, Resumed};
+use domain::deletion::{Continuation, Continued, Deletion};
 use lambda_runtime::LambdaEvent;
-use serde::Deserialize;
 use std::time::{Duration, SystemTime};
 use tracing::Instrument;
 
-/// Kept free of the Lambda deadline so the batch response still gets out.
+/// Kept free of the Lambda deadline so the batch response still gets out: the routine stops
+/// starting steps this long before it.
 pub const LAMBDA_MARGIN: Duration = Duration::from_secs(5);
+/// Every AWS call ends this long before the Lambda deadline, whatever it waits for.
+pub const CALL_MARGIN: Duration = Duration::from_secs(2);
 
 pub struct WorkerApp {
     pub deletion: Deletion,
@@ -21,22 +28,14 @@ pub struct WorkerApp {
     pub budget: Duration,
 }
 
-/// The queue message, as the deletion queue adapter writes it. Unknown fields are ignored
-/// so that a newer producer does not break an older worker.
-#[derive(Debug, Deserialize)]
-struct Continuation {
-    user_id: String,
-    job_id: String,
-}
-
 /// What became of one record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Handled {
-    /// Finished with this record (the job completed, continues under a new message, or
-    /// there is nothing to do).
+    /// Finished with this record: the job completed, or continues under a new message, or
+    /// there is nothing to do.
     Done,
-    /// Report it in `batchItemFailures`: SQS delivers it again after the visibility
-    /// timeout, and after repeated failures moves it to the dead-letter queue.
+    /// Report it in `batchItemFailures`: its continuation could not be queued again, so SQS
+    /// delivers this one again after the visibility timeout.
     Retry,
 }
 
@@ -51,7 +50,12 @@ pub async fn handle(
 ) -> Result<SqsBatchResponse, lambda_runtime::Error> {
     let deadline = tokio::time::Instant::now() + budget(app.budget, &event.context);
     let records = &event.payload.records;
-    let results = futures::future::join_all(records.iter().map(|r| handle_record(app, r, deadline))).await;
+    let calls_end = aws_adapters::deadline::before_lambda_deadline(event.context.deadline, CALL_MARGIN);
+    let results = aws_adapters::deadline::within_opt(
+        calls_end,
+        futures::future::join_all(records.iter().map(|r| handle_record(app, r, deadline))),
+    )
+    .await;
 
     let mut response = SqsBatchResponse::default();
     for (record, handled) in records.iter().zip(results) {
@@ -84,44 +88,30 @@ async fn handle_record(app: &WorkerApp, record: &SqsMessage, deadline: tokio::ti
     let continuation = match parsed {
         Some(Ok(c)) => c,
         // A poison message is acknowledged, not retried: a body that does not parse now
-        // never will, so retrying only delays it. Nothing is lost: the job it was meant to
-        // continue is still `in_progress` in deletion_jobs, visible through
-        // `GET /admin/users/{id}/deletion`, and repeating the DELETE joins and resumes it.
-        // The error line (message id only, never the body) is what an alarm watches.
+        // never will. Nothing is lost: the job it was meant to continue is still open in
+        // deletion_jobs, and the sweep queues it once it stalls. The error line (message id
+        // only, never the body) is what an alarm watches.
         _ => {
             tracing::error!(message_id, "malformed deletion continuation message; dropped");
             return Handled::Done;
         }
     };
-    let span = tracing::info_span!(
-        "continue_deletion",
-        message_id,
-        user_id = continuation.user_id.as_str(),
-        job_id = continuation.job_id.as_str()
-    );
+    let span = tracing::info_span!("continuation", message_id);
     async {
-        match app.deletion.resume(&continuation.user_id, deadline).await {
-            Ok(Resumed::Completed(_)) => {
-                tracing::info!("deletion completed");
-                Handled::Done
-            }
-            Ok(Resumed::Continued(_)) => {
-                tracing::info!("deletion continues in a new message");
-                Handled::Done
-            }
-            Ok(Resumed::NoJob) => {
-                tracing::warn!("no deletion job for this message; dropped");
-                Handled::Done
-            }
-            Ok(Resumed::Busy) => {
-                tracing::info!("another runner holds the job; retrying later");
-                Handled::Retry
+        match app.deletion.continue_job(&continuation, deadline).await {
+            Ok(Continued::Completed) => tracing::info!("deletion completed"),
+            Ok(Continued::Paused) => tracing::info!("deletion continues in a new message"),
+            Ok(Continued::Requeued { .. }) => tracing::info!("another runner holds the job; queued again"),
+            Ok(Continued::Nothing) => tracing::info!("nothing to do for this continuation"),
+            Ok(Continued::Failed { retry_in }) => {
+                tracing::warn!(retry_in_ms = retry_in.as_millis() as u64, "deletion step failed; continued after a backoff")
             }
             Err(err) => {
-                tracing::error!(error = ?anyhow::Error::from(err), "deletion step failed; retrying later");
-                Handled::Retry
+                tracing::error!(error = ?anyhow::Error::from(err), "the continuation could not be queued again; SQS delivers it again");
+                return Handled::Retry;
             }
         }
+        Handled::Done
     }
     .instrument(span)
     .await

@@ -64,6 +64,7 @@ fn backend() -> Arc<InMemoryBackend> {
             created_at: "2026-11-25T09:59:59.900Z".into(),
             sent_at: Some("2026-11-25T10:00:00.000Z".into()),
             updated_at: Some("2026-11-25T10:00:00.000Z".into()),
+            attempt: None,
         },
     );
     b

@@ -3,15 +3,19 @@
 //! [`Messaging`], and maps the result to HTTP. Rules live in the policy crate, IO in the
 //! adapters.
 
-use domain::messaging::{Messaging, SendInput, SendOptions};
+use domain::messaging::{Messaging, Outcome, SendInput, SendOptions};
 use domain::model::{AdminMessage, RequestMeta};
 use domain::policy::Action;
 use domain::types::{IdempotencyKey, MessageBody, Subject};
 use http_api::{body, code, errors, request, response, Problem};
 use lambda_http::http::{Method, StatusCode};
-use lambda_http::{Body, Request, Response};
+use lambda_http::{Body, Request, RequestExt, Response};
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 use tracing::Instrument;
+
+/// Kept free of the Lambda deadline: every AWS call ends by then, so the answer still gets out.
+pub const LAMBDA_MARGIN: Duration = Duration::from_secs(1);
 
 /// Header that marks an answer replayed from an earlier request with the same key.
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
@@ -76,18 +80,28 @@ struct HistoryPage<'a> {
     next_cursor: Option<&'a str>,
 }
 
+/// The `202` answer: SES's answer is not known; the message is never sent again.
+#[derive(Debug, Serialize)]
+struct PendingAnswer<'a> {
+    message_id: &'a str,
+    status: &'static str,
+}
+
 /// The function's handler. Infallible: every failure is a problem+json answer.
 pub async fn handle(app: &Messaging, req: Request) -> Response<Body> {
     let meta = request::meta(&req);
     let span = tracing::info_span!("http", request_id = %meta.request_id, method = %req.method());
-    async {
+    let deadline = req
+        .lambda_context_ref()
+        .and_then(|c| aws_adapters::deadline::before_lambda_deadline(c.deadline, LAMBDA_MARGIN));
+    aws_adapters::deadline::within_opt(deadline, async {
         let result = match *req.method() {
             Method::POST => send(app, &meta, &req).await,
             Method::GET => history(app, &meta, &req).await,
             _ => Err(Problem::method_not_allowed("GET, POST")),
         };
         result.unwrap_or_else(|problem| problem.respond(&meta.request_id))
-    }
+    })
     .instrument(span)
     .await
 }
@@ -123,7 +137,17 @@ async fn send(app: &Messaging, meta: &RequestMeta, req: &Request) -> Result<Resp
         )
         .await
         .map_err(errors::send_error)?;
-    let answer = response::json(StatusCode::CREATED, &sent.receipt, &meta.request_id);
+    let answer = match &sent.outcome {
+        Outcome::Sent(receipt) => response::json(StatusCode::CREATED, receipt, &meta.request_id),
+        Outcome::Pending { message_id } => response::json(
+            StatusCode::ACCEPTED,
+            &PendingAnswer {
+                message_id,
+                status: "pending",
+            },
+            &meta.request_id,
+        ),
+    };
     Ok(if sent.replayed {
         response::with_header(answer, REPLAYED_HEADER, "true")
     } else {

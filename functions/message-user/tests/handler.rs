@@ -21,6 +21,7 @@ fn profile(id: &str, role: &str, email: Option<&str>) -> Profile {
         created_at: "2025-01-01T00:00:00.000Z".into(),
         deleted_at: None,
         auth_username: None,
+        deletion_job_id: None,
     }
 }
 

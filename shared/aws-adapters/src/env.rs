@@ -16,6 +16,7 @@ use domain::deletion::{Deletion, DeletionSettings};
 use domain::delivery::Delivery;
 use domain::messaging::{Messaging, MessagingSettings, DEFAULT_REPLY_TO};
 use domain::ports::SystemClock;
+use domain::sweep::{SweepSettings, Sweeper};
 use domain::users::Directory;
 use std::sync::Arc;
 use std::time::Duration;
@@ -88,17 +89,36 @@ pub async fn sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest()).load().await
 }
 
+/// Every client's own bound on one call (all attempts): well inside the shortest Lambda
+/// timeout of the functions that use it. The invocation's deadline bounds calls further
+/// (see [`crate::deadline`]).
+fn timeouts(attempt: Duration, operation: Duration) -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .operation_attempt_timeout(attempt)
+        .operation_timeout(operation)
+        .build()
+}
+
 fn dynamodb(sdk: &SdkConfig) -> aws_sdk_dynamodb::Client {
     let config = aws_sdk_dynamodb::config::Builder::from(sdk)
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(3))
-                .operation_attempt_timeout(Duration::from_secs(10))
-                .operation_timeout(Duration::from_secs(20))
-                .build(),
-        )
+        .timeout_config(timeouts(Duration::from_secs(3), Duration::from_secs(8)))
         .build();
     aws_sdk_dynamodb::Client::from_conf(config)
+}
+
+fn cognito(sdk: &SdkConfig) -> aws_sdk_cognitoidentityprovider::Client {
+    let config = aws_sdk_cognitoidentityprovider::config::Builder::from(sdk)
+        .timeout_config(timeouts(Duration::from_secs(3), Duration::from_secs(8)))
+        .build();
+    aws_sdk_cognitoidentityprovider::Client::from_conf(config)
+}
+
+fn sqs(sdk: &SdkConfig) -> aws_sdk_sqs::Client {
+    let config = aws_sdk_sqs::config::Builder::from(sdk)
+        .timeout_config(timeouts(Duration::from_secs(3), Duration::from_secs(8)))
+        .build();
+    aws_sdk_sqs::Client::from_conf(config)
 }
 
 /// `POST /admin/users/{id}/messages` and the message history.
@@ -165,7 +185,10 @@ fn messaging_with_mailer(
 /// Reads `PROFILES_TABLE`, `SECURITY_LOGS_TABLE`, `DELETION_JOBS_TABLE`, the table of every
 /// entry of the cascade plan (`TRANSACTIONS_TABLE`, ..., `ADMIN_MESSAGES_TABLE`),
 /// `USER_POOL_ID`, `DELETION_QUEUE_URL`; optional `DELETIONS_PER_HOUR` (default 0 = off) and,
-/// only when that limit is on, `IDEMPOTENCY_TABLE` (where the limit's windows are counted).
+/// only when that limit is on, `IDEMPOTENCY_TABLE` (where the limit's windows are counted);
+/// optional `ACCESS_TOKEN_LIFETIME_SECONDS` (default 3600: when the late pass runs after the
+/// lock-out) and `DELETION_LEASE_MARGIN_MS` (default 30000: how long past its budget a
+/// runner's lease lasts, and so how soon a continuation takes over from a runner that died).
 pub fn deletion_from(lookup: Lookup<'_>, sdk: &SdkConfig) -> Result<Deletion, ConfigError> {
     let profiles_table = required(lookup, "PROFILES_TABLE")?;
     let logs_table = required(lookup, "SECURITY_LOGS_TABLE")?;
@@ -176,9 +199,20 @@ pub fn deletion_from(lookup: Lookup<'_>, sdk: &SdkConfig) -> Result<Deletion, Co
         .collect::<Result<Vec<_>, _>>()?;
     let user_pool_id = required(lookup, "USER_POOL_ID")?;
     let queue_url = required(lookup, "DELETION_QUEUE_URL")?;
+    let defaults = DeletionSettings::default();
     let settings = DeletionSettings {
         deletions_per_hour: number(lookup, "DELETIONS_PER_HOUR", 0)?,
-        ..DeletionSettings::default()
+        token_lifetime: Duration::from_secs(number(
+            lookup,
+            "ACCESS_TOKEN_LIFETIME_SECONDS",
+            defaults.token_lifetime.as_secs(),
+        )?),
+        lease_margin: duration_ms(
+            lookup,
+            "DELETION_LEASE_MARGIN_MS",
+            u64::try_from(defaults.lease_margin.as_millis()).unwrap_or(30_000),
+        )?,
+        ..defaults
     };
     let client = dynamodb(sdk);
     let limiter: Arc<dyn domain::ports::RateLimiter> = if settings.deletions_per_hour > 0 {
@@ -190,15 +224,12 @@ pub fn deletion_from(lookup: Lookup<'_>, sdk: &SdkConfig) -> Result<Deletion, Co
         Arc::new(domain::ports::NoRateLimit)
     };
     Ok(Deletion {
-        profiles: Arc::new(DynamoProfiles::new(client.clone(), profiles_table)),
-        jobs: Arc::new(DynamoDeletionJobs::new(client.clone(), jobs_table)),
+        profiles: Arc::new(DynamoProfiles::new(client.clone(), &profiles_table)),
+        jobs: Arc::new(DynamoDeletionJobs::new(client.clone(), jobs_table, &profiles_table)),
         log: Arc::new(DynamoSecurityLog::new(client.clone(), logs_table)),
-        auth: Arc::new(CognitoAuthDirectory::new(
-            aws_sdk_cognitoidentityprovider::Client::new(sdk),
-            user_pool_id,
-        )),
+        auth: Arc::new(CognitoAuthDirectory::new(cognito(sdk), user_pool_id)),
         user_data: Arc::new(DynamoUserData::new(client.clone(), cascade)),
-        queue: Arc::new(SqsDeletionQueue::new(aws_sdk_sqs::Client::new(sdk), queue_url)),
+        queue: Arc::new(SqsDeletionQueue::new(sqs(sdk), queue_url)),
         limiter,
         clock: Arc::new(SystemClock),
         settings,
@@ -224,6 +255,29 @@ pub fn delivery_from(lookup: Lookup<'_>, sdk: &SdkConfig) -> Result<Delivery, Co
         log: Arc::new(DynamoDeliveryLog::new(dynamodb(sdk), messages_table)),
         clock: Arc::new(SystemClock),
     })
+}
+
+/// The scheduled sweep. Reads `DELETION_JOBS_TABLE`, `ADMIN_MESSAGES_TABLE`,
+/// `DELETION_QUEUE_URL`, and `PROFILES_TABLE` / `SECURITY_LOGS_TABLE` (named by the adapters;
+/// the sweep reads and writes neither).
+pub fn sweeper_from(lookup: Lookup<'_>, sdk: &SdkConfig) -> Result<Sweeper, ConfigError> {
+    let jobs_table = required(lookup, "DELETION_JOBS_TABLE")?;
+    let messages_table = required(lookup, "ADMIN_MESSAGES_TABLE")?;
+    let queue_url = required(lookup, "DELETION_QUEUE_URL")?;
+    let profiles_table = required(lookup, "PROFILES_TABLE")?;
+    let logs_table = required(lookup, "SECURITY_LOGS_TABLE")?;
+    let client = dynamodb(sdk);
+    Ok(Sweeper {
+        jobs: Arc::new(DynamoDeletionJobs::new(client.clone(), jobs_table, &profiles_table)),
+        queue: Arc::new(SqsDeletionQueue::new(sqs(sdk), queue_url)),
+        outbox: Arc::new(DynamoMessageOutbox::new(client, messages_table, profiles_table, logs_table)),
+        clock: Arc::new(SystemClock),
+        settings: SweepSettings::default(),
+    })
+}
+
+pub fn sweeper_from_env(sdk: &SdkConfig) -> Result<Sweeper, ConfigError> {
+    sweeper_from(&process_env, sdk)
 }
 
 pub fn delivery_from_env(sdk: &SdkConfig) -> Result<Delivery, ConfigError> {
@@ -286,6 +340,25 @@ mod tests {
         assert!(deletion_from(&lookup(&vars), &sdk()).is_ok());
         assert!(directory_from(&lookup(&vars), &sdk()).is_ok());
         assert!(delivery_from(&lookup(&vars), &sdk()).is_ok());
+        assert!(sweeper_from(&lookup(&vars), &sdk()).is_ok());
+        let deletion = deletion_from(&lookup(&vars), &sdk()).unwrap();
+        assert_eq!(deletion.settings.token_lifetime, Duration::from_secs(3600));
+        assert_eq!(deletion.settings.lease_margin, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn the_deletion_timings_are_read_and_checked() {
+        let mut vars = all();
+        vars.insert("ACCESS_TOKEN_LIFETIME_SECONDS", "86400".into());
+        vars.insert("DELETION_LEASE_MARGIN_MS", "1500".into());
+        let deletion = deletion_from(&lookup(&vars), &sdk()).unwrap();
+        assert_eq!(deletion.settings.token_lifetime, Duration::from_secs(86_400));
+        assert_eq!(deletion.settings.lease_margin, Duration::from_millis(1500));
+        vars.insert("ACCESS_TOKEN_LIFETIME_SECONDS", "1h".into());
+        assert_eq!(
+            deletion_from(&lookup(&vars), &sdk()).err().unwrap().variable,
+            "ACCESS_TOKEN_LIFETIME_SECONDS"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 mod attrs;
 mod cognito;
+pub mod deadline;
 mod dynamo;
 pub mod env;
 mod errors;

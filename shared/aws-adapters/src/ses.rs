@@ -9,13 +9,14 @@ use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message, Me
 use aws_sdk_sesv2::Client;
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
+use crate::deadline::WithinDeadline;
 use domain::ports::{MailError, Mailer, OutgoingEmail};
 use std::time::Duration;
 
 /// The whole `SendEmail` call, connection included.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Codes that mean "this message will never be accepted as it is".
+/// Codes that mean "SES refused this message for good": nothing was sent.
 const REJECTED: &[&str] = &[
     "MessageRejected",
     "MailFromDomainNotVerifiedException",
@@ -25,9 +26,10 @@ const REJECTED: &[&str] = &[
     "NotFoundException",
     "ValidationException",
     "InvalidParameterValue",
+    "AccessDeniedException",
 ];
 
-/// Codes that mean "slow down".
+/// Codes that mean "not accepted, try later": nothing was sent.
 const THROTTLED: &[&str] = &[
     "TooManyRequestsException",
     "LimitExceededException",
@@ -82,50 +84,65 @@ fn text(data: &str) -> Result<Content, MailError> {
         })
 }
 
-/// The provider's answer → [`MailError`]. A service error's message text is never kept (it
-/// can name the address); its code and status are.
-fn classify(err: SdkError<SendEmailError, HttpResponse>) -> MailError {
-    let (code, status) = match &err {
-        SdkError::ServiceError(se) => (
-            se.err().code().unwrap_or("Unknown").to_owned(),
-            Some(se.raw().status().as_u16()),
-        ),
-        SdkError::ConstructionFailure(_) => {
-            return MailError::Rejected {
-                code: "ConstructionFailure".into(),
+/// The provider's answer → [`MailError`]. SESv2 has no idempotency token: only a definite
+/// yes or no settles a send. A definite no (a rejection, a throttle answered with its code,
+/// a request that could not even be built, a connection that was never made) means nothing
+/// was sent; everything else (a timeout, any 5xx, a connection dropped after the request
+/// was written, an error this code does not know) may have been accepted: `Unconfirmed`.
+/// A service error's message text is never kept (it can name the address); its code and
+/// status are.
+pub(crate) fn classify(err: SdkError<SendEmailError, HttpResponse>) -> MailError {
+    match &err {
+        SdkError::ServiceError(se) => {
+            let code = se.err().code().unwrap_or("Unknown").to_owned();
+            let status = se.raw().status().as_u16();
+            if REJECTED.contains(&code.as_str()) {
+                return MailError::Rejected { code };
+            }
+            if THROTTLED.contains(&code.as_str()) || status == 429 {
+                return MailError::Throttled {
+                    code,
+                    retry_after: Some(Duration::from_secs(1)),
+                };
+            }
+            MailError::Unconfirmed {
+                source: anyhow::anyhow!("SESv2 SendEmail answered {code} (HTTP {status})"),
+                code,
             }
         }
-        // The request may have reached SES: no answer is not a "no".
-        SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
-            let code = if matches!(err, SdkError::TimeoutError(_)) {
-                "Timeout"
-            } else {
-                "ResponseError"
-            };
-            return MailError::Unconfirmed {
-                code: code.to_owned(),
-                source: anyhow::Error::new(err).context("SESv2 SendEmail (no answer)"),
-            };
+        SdkError::ConstructionFailure(_) => MailError::Rejected {
+            code: "ConstructionFailure".into(),
+        },
+        SdkError::DispatchFailure(_) if never_connected(&err) => MailError::NotSent {
+            code: "ConnectFailure".into(),
+            source: anyhow::Error::new(err).context("SESv2 SendEmail (no connection)"),
+        },
+        SdkError::TimeoutError(_) => MailError::Unconfirmed {
+            code: "Timeout".into(),
+            source: anyhow::Error::new(err).context("SESv2 SendEmail (no answer)"),
+        },
+        SdkError::DispatchFailure(_) => MailError::Unconfirmed {
+            code: "DispatchFailure".into(),
+            source: anyhow::Error::new(err).context("SESv2 SendEmail (connection lost)"),
+        },
+        _ => MailError::Unconfirmed {
+            code: "ResponseError".into(),
+            source: anyhow::Error::new(err).context("SESv2 SendEmail (unreadable answer)"),
+        },
+    }
+}
+
+/// Whether the connection to SES was never made (so no byte of the request was written):
+/// the HTTP client's own "connect" error somewhere in the cause chain.
+fn never_connected(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cause {
+        if let Some(client) = e.downcast_ref::<hyper_util::client::legacy::Error>() {
+            return client.is_connect();
         }
-        SdkError::DispatchFailure(_) => ("DispatchFailure".to_owned(), None),
-        _ => ("Unknown".to_owned(), None),
-    };
-    if REJECTED.contains(&code.as_str()) {
-        return MailError::Rejected { code };
+        cause = e.source();
     }
-    if THROTTLED.contains(&code.as_str()) || status == Some(429) {
-        return MailError::Throttled {
-            code,
-            retry_after: Some(Duration::from_secs(1)),
-        };
-    }
-    // 5xx, dispatch failures (no connection), and the rest (access denied, unknown 4xx): the
-    // message was not accepted and may be tried again once the cause is gone.
-    let source = match status {
-        Some(status) => anyhow::anyhow!("SESv2 SendEmail answered {code} (HTTP {status})"),
-        None => anyhow::Error::new(err).context("SESv2 SendEmail"),
-    };
-    MailError::Unavailable { code, source }
+    false
 }
 
 #[async_trait]
@@ -152,6 +169,7 @@ impl Mailer for SesMailer {
             .set_configuration_set_name(self.configuration_set.clone())
             .email_tags(tag)
             .send()
+            .within_deadline()
             .await
             .map_err(|e| {
                 let err = classify(e);
@@ -159,9 +177,10 @@ impl Mailer for SesMailer {
                 tracing::warn!(%message_id, code = mail_code(&err), "SESv2 SendEmail failed");
                 err
             })?;
+        // A 200 without a message id is not a definite yes: SES may or may not send it.
         out.message_id()
             .map(str::to_owned)
-            .ok_or_else(|| MailError::Unavailable {
+            .ok_or_else(|| MailError::Unconfirmed {
                 code: "NoMessageId".into(),
                 source: anyhow::anyhow!("SESv2 SendEmail answered without a MessageId"),
             })
@@ -172,7 +191,7 @@ fn mail_code(err: &MailError) -> &str {
     match err {
         MailError::Rejected { code }
         | MailError::Throttled { code, .. }
-        | MailError::Unavailable { code, .. }
+        | MailError::NotSent { code, .. }
         | MailError::Unconfirmed { code, .. } => code,
     }
 }

@@ -11,20 +11,32 @@ pub async fn load_caller(profiles: &dyn Profiles, meta: &RequestMeta) -> StoreRe
     let Some(sub) = meta.caller.as_deref() else {
         return Ok(Caller::Missing);
     };
-    Ok(match profiles.get(sub).await? {
+    Ok(caller_state(profiles.get(sub).await?.as_ref()))
+}
+
+/// The caller's state from their own profile: a caller whose deletion job exists (running or
+/// done) is deleted from the moment the job is created, before the tombstone.
+pub fn caller_state(profile: Option<&Profile>) -> Caller {
+    match profile {
         None => Caller::Missing,
-        Some(p) if p.is_tombstone() => Caller::Deleted,
+        Some(p) if p.is_deleted() => Caller::Deleted,
         Some(p) => Caller::Active(RoleName::parse(&p.role)),
-    })
+    }
 }
 
 /// The target's state from its profile and, for tombstones, its deletion job.
+/// Without the job (`None`), a profile marked with a deletion job counts as a deletion
+/// still running.
 pub fn target_state(profile: Option<&Profile>, job: Option<&DeletionJob>) -> Target {
     match profile {
         None => Target::Missing,
         Some(p) if p.is_tombstone() => Target::Deleted {
             role: RoleName::parse(job.map_or(p.role.as_str(), |j| j.target_role.as_str())),
             deletion_finished: job.is_none_or(DeletionJob::is_completed),
+        },
+        Some(p) if p.deletion_job_id.is_some() => Target::Deleted {
+            role: RoleName::parse(job.map_or(p.role.as_str(), |j| j.target_role.as_str())),
+            deletion_finished: job.is_some_and(DeletionJob::is_completed),
         },
         Some(p) => match job {
             // A job exists but the profile is not anonymised yet: the deletion is running.
@@ -52,6 +64,7 @@ pub async fn refuse_anonymous(
         target: Target::Missing,
         is_self: false,
         acknowledged: false,
+        last_owner: false,
     });
     // The policy never lets a missing caller through; should that change, the answer is
     // still a refusal here.
@@ -61,6 +74,23 @@ pub async fn refuse_anonymous(
     };
     audit_denial(log, clock, meta, action, target_id, denial.code()).await;
     denial
+}
+
+/// Asks the policy; a refusal is audited (`admin_action_denied`) and returned.
+pub async fn authorize(
+    log: &dyn SecurityLog,
+    clock: &dyn Clock,
+    meta: &RequestMeta,
+    request: policy::Request,
+    target_id: &str,
+) -> Result<(), policy::Denial> {
+    match policy::decide(request) {
+        policy::Decision::Allow => Ok(()),
+        policy::Decision::Deny(denial) => {
+            audit_denial(log, clock, meta, request.action, target_id, denial.code()).await;
+            Err(denial)
+        }
+    }
 }
 
 /// Writes `admin_action_denied`. A refusal changes nothing else.

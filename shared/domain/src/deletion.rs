@@ -1,23 +1,30 @@
-//! Delete a user: the step-by-step, resumable routine of DESIGN.md section 5.
+//! Delete a user: the step-by-step, resumable routine (`docs/DESIGN.md`, "The delete
+//! routine").
 //!
-//! Every step is idempotent and the job is saved after every step and every page, so a
-//! crash anywhere is finished by running the routine again (by a second request, or by the
-//! deletion worker from the queue). One runner at a time holds the job's lease.
+//! Every step is idempotent and the job is saved after every step and every page, so a crash
+//! anywhere is finished by running the routine again. Nothing depends on the request that
+//! started it: every run queues a continuation, delayed past its own lease, before it runs a
+//! step; every failure queues one again; a worker that finds the job busy queues one for when
+//! the lease runs out; and a scheduled sweep queues every job that stalled anyway.
 
-use crate::access::{audit_denial, load_caller, target_state};
-use crate::cascade::{CascadeTable, CASCADE_PLAN};
-use crate::job::{DeletionJob, JobStatus, Step, TableProgress};
-use crate::messaging::chrono_duration;
+use crate::access::{authorize, load_caller, target_state};
+use crate::cascade::{CascadeTable, Lookup, CASCADE_PLAN};
+use crate::job::{DeletionJob, Lease, Step, TableProgress};
 use crate::model::{parse_timestamp, timestamp, EventType, RequestMeta, SecurityEvent};
 use crate::ports::*;
 use crate::types::{EmailAddress, UserId};
-use policy::{Action, Decision, Denial};
-use serde::Serialize;
-use std::collections::BTreeMap;
+use policy::{Action, Caller, Denial, Role, RoleName, Target};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 use tracing::Instrument;
+
+/// SQS's longest delivery delay.
+pub const MAX_QUEUE_DELAY: Duration = Duration::from_secs(900);
+/// How much later than a lease's end its continuation is due.
+const AFTER_LEASE: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct DeletionSettings {
@@ -27,6 +34,12 @@ pub struct DeletionSettings {
     pub lease_margin: Duration,
     /// Per-admin limit: deletions per hour (0 = no limit).
     pub deletions_per_hour: u32,
+    /// The longest access-token lifetime of the user pool: the late pass runs this long after
+    /// the lock-out, when no token issued before it can be used any more.
+    pub token_lifetime: Duration,
+    /// How long the re-query of a table found through an index waits when its last query
+    /// found only items already gone (the index catching up).
+    pub requery_pause: Duration,
 }
 
 impl Default for DeletionSettings {
@@ -35,16 +48,46 @@ impl Default for DeletionSettings {
             page_size: 250,
             lease_margin: Duration::from_secs(30),
             deletions_per_hour: 0,
+            token_lifetime: Duration::from_secs(3600),
+            requery_pause: Duration::from_millis(250),
         }
     }
 }
 
-/// The answer of a delete request or a worker run.
+/// The queue message that asks the worker to continue a job. It only says which job: the
+/// job itself, with its progress, lives in `deletion_jobs`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Continuation {
+    pub user_id: String,
+    pub job_id: String,
+    /// Failures in a row before this continuation was queued (its backoff).
+    #[serde(default)]
+    pub attempt: u32,
+}
+
+impl Continuation {
+    pub fn of(job: &DeletionJob) -> Continuation {
+        Continuation {
+            user_id: job.user_id.clone(),
+            job_id: job.job_id.clone(),
+            attempt: 0,
+        }
+    }
+}
+
+/// The delay of the continuation queued after `attempt` failures in a row: 5 s doubling up to
+/// SQS's limit, with jitter.
+pub fn backoff(attempt: u32) -> Duration {
+    let base = Duration::from_secs(5).saturating_mul(1u32 << attempt.min(8));
+    (base + Duration::from_millis(fastrand::u64(0..1000))).min(MAX_QUEUE_DELAY)
+}
+
+/// The answer of a delete request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeleteOutcome {
     /// `200`: everything is done.
     Completed(DeletionJob),
-    /// `202`: the job continues on the queue (or in the runner that holds it).
+    /// `202`: the job continues (on the queue, or in the runner that holds it).
     InProgress(DeletionJob),
 }
 
@@ -66,16 +109,20 @@ pub enum DeleteError {
     Dependency(#[from] DependencyError),
 }
 
-/// What a worker run did with one job.
+/// What became of one continuation. Every variant means the message may be acknowledged: a
+/// continuation that is still needed has been queued again.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Resumed {
-    Completed(DeletionJob),
-    /// Out of budget; re-enqueued.
-    Continued(DeletionJob),
-    /// Another runner holds the lease; retry later.
-    Busy,
-    /// No such job (a stray message).
-    NoJob,
+pub enum Continued {
+    /// The job completed (now or earlier), or its late pass ran.
+    Completed,
+    /// Out of time; the continuation is queued again.
+    Paused,
+    /// Another runner holds the job; queued again for when its lease runs out.
+    Requeued { delay: Duration },
+    /// Nothing to do: no such job, a message of an older job, a late pass not due yet.
+    Nothing,
+    /// A step failed; queued again after the backoff.
+    Failed { retry_in: Duration },
 }
 
 /// The deletion preview: what a deletion would remove, and what the policy says.
@@ -108,17 +155,16 @@ pub struct Deletion {
 
 /// What a view of a deletion read, once the policy allowed it.
 struct View {
-    caller: policy::Caller,
-    state: policy::Target,
-    is_self: bool,
+    request: policy::Request,
     profile: Option<crate::model::Profile>,
     job: Option<DeletionJob>,
 }
 
 enum Run {
     Finished(DeletionJob),
-    /// Out of budget; the lease is released.
-    Paused(DeletionJob),
+    /// Out of budget (or waiting for a send to end): the lease is released and a continuation
+    /// queued, due after the duration.
+    Paused(DeletionJob, Duration),
     /// Someone else holds (or took) the job.
     Elsewhere(DeletionJob),
 }
@@ -160,25 +206,19 @@ impl Deletion {
             self.profiles.get(target_id),
             self.jobs.get(target_id)
         )?;
-        let decision = policy::decide(policy::Request {
+        let state = target_state(profile.as_ref(), job.as_ref());
+        let last_owner = self.is_last_owner(meta, caller, state, target_id).await?;
+        let request = policy::Request {
             action: Action::DeleteUser,
             caller,
-            target: target_state(profile.as_ref(), job.as_ref()),
+            target: state,
             is_self: meta.caller.as_deref() == Some(target_id),
             acknowledged,
-        });
-        if let Decision::Deny(denial) = decision {
-            audit_denial(
-                &*self.log,
-                &*self.clock,
-                meta,
-                Action::DeleteUser,
-                target_id,
-                denial.code(),
-            )
-            .await;
-            return Err(DeleteError::Denied(denial));
-        }
+            last_owner,
+        };
+        authorize(&*self.log, &*self.clock, meta, request, target_id)
+            .await
+            .map_err(DeleteError::Denied)?;
         // The policy refuses a missing target; should it ever not, the answer is the same.
         let Some(profile) = profile else {
             return Err(DeleteError::Denied(Denial::UserNotFound));
@@ -186,101 +226,203 @@ impl Deletion {
 
         let job = match job {
             Some(job) => job,
-            None => {
-                if self.settings.deletions_per_hour > 0 {
-                    let bucket = format!("deletions#{}", meta.caller.as_deref().unwrap_or_default());
-                    if let RateDecision::Limited { retry_after } = self
-                        .limiter
-                        .take(
-                            &bucket,
-                            self.settings.deletions_per_hour,
-                            Duration::from_secs(3600),
-                            self.clock.now(),
-                        )
-                        .await?
-                    {
-                        audit_denial(
-                            &*self.log,
-                            &*self.clock,
-                            meta,
-                            Action::DeleteUser,
-                            target_id,
-                            "rate_limited",
-                        )
-                        .await;
-                        return Err(DeleteError::RateLimited { retry_after });
-                    }
-                }
-                // Step 1: capture role and email hash before anything changes.
-                let now = timestamp(self.clock.now());
-                let new = DeletionJob {
-                    user_id: target_id.to_owned(),
-                    job_id: uuid::Uuid::new_v4().to_string(),
-                    status: JobStatus::InProgress,
-                    step: Step::Audit,
-                    actor_id: meta.caller.clone().unwrap_or_default(),
-                    target_role: profile.role.clone(),
-                    target_email_sha256: profile
-                        .email
-                        .as_deref()
-                        .and_then(|e| EmailAddress::parse(e).ok())
-                        .map(|e| e.sha256_hex()),
-                    auth_username: Some(profile.cognito_username().to_owned()),
-                    created_at: now.clone(),
-                    updated_at: now,
-                    completed_at: None,
-                    request_id: meta.request_id.clone(),
-                    source_ip: meta.source_ip.clone(),
-                    user_agent: meta.user_agent.clone(),
-                    progress: BTreeMap::new(),
-                    version: 1,
-                    lease_owner: None,
-                    lease_until: None,
-                };
-                match self.jobs.create(&new).await? {
-                    Created::Created => {
-                        tracing::info!(job_id = %new.job_id, "deletion job created");
-                        new
-                    }
-                    Created::Exists(existing) => existing,
-                }
-            }
+            None => self.create_job(meta, &profile).await?,
         };
         if job.is_completed() {
             return Ok(DeleteOutcome::Completed(job));
         }
-        match self.run(job, deadline).await? {
+        match self.run(job, deadline, 0).await? {
             Run::Finished(job) => Ok(DeleteOutcome::Completed(job)),
-            // Another runner holds the job. Queue a continuation anyway: if that runner dies,
-            // the worker picks the job up once its lease runs out.
-            Run::Elsewhere(job) | Run::Paused(job) => {
-                self.queue.enqueue(&job.user_id, &job.job_id).await?;
-                Ok(DeleteOutcome::InProgress(job))
+            Run::Elsewhere(job) | Run::Paused(job, _) => Ok(DeleteOutcome::InProgress(job)),
+        }
+    }
+
+    /// Whether the target is the only active owner. The owners index is eventually
+    /// consistent, so the caller's own fresh read counts too.
+    async fn is_last_owner(
+        &self,
+        meta: &RequestMeta,
+        caller: Caller,
+        target: Target,
+        target_id: &str,
+    ) -> Result<bool, DependencyError> {
+        let owner = RoleName::Known(Role::Owner);
+        if target != Target::Active(owner) {
+            return Ok(false);
+        }
+        let mut others: BTreeSet<String> = self.profiles.active_owners().await?.into_iter().collect();
+        if let (Caller::Active(role), Some(me)) = (caller, meta.caller.as_deref()) {
+            if role == owner {
+                others.insert(me.to_owned());
+            }
+        }
+        others.remove(target_id);
+        Ok(others.is_empty())
+    }
+
+    /// Step 1: capture what the routine needs before anything changes, and create the job in
+    /// one transaction with the target's deletion mark and the check that the actor is not
+    /// being deleted themself.
+    async fn create_job(
+        &self,
+        meta: &RequestMeta,
+        profile: &crate::model::Profile,
+    ) -> Result<DeletionJob, DeleteError> {
+        let actor = meta.caller.clone().unwrap_or_default();
+        if self.settings.deletions_per_hour > 0 {
+            let decision = self
+                .limiter
+                .take(
+                    &format!("deletions#{actor}"),
+                    self.settings.deletions_per_hour,
+                    Duration::from_secs(3600),
+                    self.clock.now(),
+                    &meta.request_id,
+                )
+                .await?;
+            if let RateDecision::Limited { retry_after } = decision {
+                crate::access::audit_denial(
+                    &*self.log,
+                    &*self.clock,
+                    meta,
+                    Action::DeleteUser,
+                    &profile.user_id,
+                    "rate_limited",
+                )
+                .await;
+                return Err(DeleteError::RateLimited { retry_after });
+            }
+        }
+        let auth_username = match &profile.auth_username {
+            Some(username) => Some(username.clone()),
+            None => self.auth.find_by_sub(&profile.user_id).await?,
+        };
+        if auth_username.is_none() {
+            tracing::warn!("no Cognito user has this sub: there is no auth record to lock out or delete");
+        }
+        let now = timestamp(self.clock.now());
+        let new = DeletionJob {
+            user_id: profile.user_id.clone(),
+            job_id: uuid::Uuid::new_v4().to_string(),
+            step: Step::Audit,
+            actor_id: actor,
+            target_role: profile.role.clone(),
+            target_email_sha256: profile
+                .email
+                .as_deref()
+                .and_then(|e| EmailAddress::parse(e).ok())
+                .map(|e| e.sha256_hex()),
+            auth_username,
+            created_at: now.clone(),
+            updated_at: now,
+            locked_out_at: None,
+            completed_at: None,
+            late_pass_due_at: None,
+            late_pass_done_at: None,
+            request_id: meta.request_id.clone(),
+            source_ip: meta.source_ip.clone(),
+            user_agent: meta.user_agent.clone(),
+            progress: BTreeMap::new(),
+            late_progress: BTreeMap::new(),
+            version: 1,
+            lease: None,
+        };
+        match self.jobs.create(&new).await? {
+            Created::Created => {
+                tracing::info!(job_id = %new.job_id, "deletion job created");
+                Ok(new)
+            }
+            Created::Exists(existing) => Ok(existing),
+            Created::ActorDeleted => {
+                let denial = Denial::Unauthenticated;
+                crate::access::audit_denial(
+                    &*self.log,
+                    &*self.clock,
+                    meta,
+                    Action::DeleteUser,
+                    &profile.user_id,
+                    denial.code(),
+                )
+                .await;
+                Err(DeleteError::Denied(denial))
             }
         }
     }
 
-    /// The worker's entry: continue the job of `user_id` until `deadline`; re-enqueue what is left.
-    pub async fn resume(&self, user_id: &str, deadline: Instant) -> Result<Resumed, DependencyError> {
-        let span = tracing::info_span!("resume_deletion", target = user_id);
+    /// The worker's entry: continue the job a queue message names, until `deadline`.
+    ///
+    /// `Ok` whatever became of the job (a continuation that is still needed was queued
+    /// again); `Err` only when that re-queue itself failed, so the message must come back.
+    pub async fn continue_job(
+        &self,
+        continuation: &Continuation,
+        deadline: Instant,
+    ) -> Result<Continued, DependencyError> {
+        let span = tracing::info_span!(
+            "continue_deletion",
+            target = continuation.user_id.as_str(),
+            job_id = continuation.job_id.as_str(),
+            attempt = continuation.attempt
+        );
         async {
-            let Some(job) = self.jobs.get(user_id).await? else {
-                return Ok(Resumed::NoJob);
+            let job = match self.jobs.get(&continuation.user_id).await {
+                Ok(job) => job,
+                Err(err) => return self.retry_later(continuation, err).await,
             };
-            if job.is_completed() {
-                return Ok(Resumed::Completed(job));
+            let Some(job) = job else {
+                tracing::warn!("no deletion job for this continuation");
+                return Ok(Continued::Nothing);
+            };
+            if job.job_id != continuation.job_id {
+                tracing::warn!("a continuation of another job of this user");
+                return Ok(Continued::Nothing);
             }
-            match self.run(job, deadline).await? {
-                Run::Finished(job) => Ok(Resumed::Completed(job)),
-                Run::Elsewhere(_) => Ok(Resumed::Busy),
-                Run::Paused(job) => {
-                    self.queue.enqueue(&job.user_id, &job.job_id).await?;
-                    Ok(Resumed::Continued(job))
+            let now = self.clock.now();
+            match job.step {
+                Step::Done => return Ok(Continued::Completed),
+                Step::LatePass if !late_pass_due(&job, now) => return Ok(Continued::Nothing),
+                _ => {}
+            }
+            if let Some(lease) = job.live_lease(now) {
+                let left = lease
+                    .until()
+                    .map_or(Duration::ZERO, |until| (until - now).to_std().unwrap_or_default());
+                let delay = (left + AFTER_LEASE).min(MAX_QUEUE_DELAY);
+                self.queue.enqueue(continuation, delay).await?;
+                tracing::info!(delay_ms = delay.as_millis() as u64, "another runner holds the job; queued again");
+                return Ok(Continued::Requeued { delay });
+            }
+            match self.run(job, deadline, continuation.attempt).await {
+                Ok(Run::Finished(_)) => Ok(Continued::Completed),
+                Ok(Run::Paused(..)) => Ok(Continued::Paused),
+                // Taken between our read and our lease: its runner queued its own continuation.
+                Ok(Run::Elsewhere(_)) => Ok(Continued::Nothing),
+                Err(err) => {
+                    tracing::error!(error = ?anyhow::Error::from(err), "deletion step failed; continued after a backoff");
+                    Ok(Continued::Failed {
+                        retry_in: backoff(continuation.attempt),
+                    })
                 }
             }
         }
         .instrument(span)
         .await
+    }
+
+    /// A read failed before any run: queue the continuation again after a backoff.
+    async fn retry_later(
+        &self,
+        continuation: &Continuation,
+        err: DependencyError,
+    ) -> Result<Continued, DependencyError> {
+        tracing::error!(error = ?anyhow::Error::from(err), "reading the deletion job failed; continued after a backoff");
+        let retry_in = backoff(continuation.attempt);
+        let next = Continuation {
+            attempt: continuation.attempt.saturating_add(1),
+            ..continuation.clone()
+        };
+        self.queue.enqueue(&next, retry_in).await?;
+        Ok(Continued::Failed { retry_in })
     }
 
     /// `GET /admin/users/{id}/deletion`
@@ -300,51 +442,29 @@ impl Deletion {
             self.jobs.get(target.as_str())
         )?;
         let state = target_state(profile.as_ref(), job.as_ref());
-        let is_self = meta.caller.as_deref() == Some(target.as_str());
-        let decision = policy::decide(policy::Request {
+        let last_owner = self.is_last_owner(meta, caller, state, target.as_str()).await?;
+        let request = policy::Request {
             action: Action::ViewDeletion,
             caller,
             target: state,
-            is_self,
+            is_self: meta.caller.as_deref() == Some(target.as_str()),
             acknowledged: false,
-        });
-        if let Decision::Deny(denial) = decision {
-            audit_denial(
-                &*self.log,
-                &*self.clock,
-                meta,
-                Action::ViewDeletion,
-                target.as_str(),
-                denial.code(),
-            )
-            .await;
-            return Err(DeleteError::Denied(denial));
-        }
-        Ok(View {
-            caller,
-            state,
-            is_self,
-            profile,
-            job,
-        })
+            last_owner,
+        };
+        authorize(&*self.log, &*self.clock, meta, request, target.as_str())
+            .await
+            .map_err(DeleteError::Denied)?;
+        Ok(View { request, profile, job })
     }
 
     /// `GET /admin/users/{id}/deletion-preview`: counts per table and the policy's answer.
     pub async fn preview(&self, meta: &RequestMeta, target: &UserId) -> Result<Preview, DeleteError> {
-        let View {
-            caller,
-            state,
-            is_self,
-            profile,
-            ..
-        } = self.view(meta, target).await?;
+        let View { request, profile, .. } = self.view(meta, target).await?;
         let ask = |acknowledged| {
             policy::decide(policy::Request {
                 action: Action::DeleteUser,
-                caller,
-                target: state,
-                is_self,
                 acknowledged,
+                ..request
             })
         };
         let (without, with) = (ask(false), ask(true));
@@ -367,8 +487,8 @@ impl Deletion {
             })
             .collect();
         let denied_code = match with {
-            Decision::Deny(d) => Some(d.code()),
-            Decision::Allow => None,
+            policy::Decision::Deny(d) => Some(d.code()),
+            policy::Decision::Allow => None,
         };
         Ok(Preview {
             user_id: target.as_str().to_owned(),
@@ -380,64 +500,78 @@ impl Deletion {
         })
     }
 
-    /// Take the lease and run the remaining steps until done or out of time. On a failure the
-    /// lease is released (best effort) so that a retry can continue at once.
-    async fn run(&self, job: DeletionJob, deadline: Instant) -> Result<Run, DependencyError> {
-        let me = uuid::Uuid::new_v4().to_string();
-        let user_id = job.user_id.clone();
-        let result = self.run_steps(job, deadline, &me).await;
-        if result.is_err() {
-            if let Ok(Some(stored)) = self.jobs.get(&user_id).await {
-                if stored.lease_owner.as_deref() == Some(me.as_str()) {
-                    let _ = self.pause(stored).await;
-                }
-            }
-        }
-        result
-    }
-
-    async fn run_steps(
-        &self,
-        mut job: DeletionJob,
-        deadline: Instant,
-        me: &str,
-    ) -> Result<Run, DependencyError> {
+    /// Queue this run's continuation, take the lease and run the remaining steps until done
+    /// or out of time. On a failure the lease is released and a continuation queued after a
+    /// backoff (both best effort: the first continuation stands anyway).
+    async fn run(&self, mut job: DeletionJob, deadline: Instant, attempt: u32) -> Result<Run, DependencyError> {
         let now = self.clock.now();
-        let held_by_other = job.lease_owner.is_some()
-            && job
-                .lease_until
-                .as_deref()
-                .and_then(parse_timestamp)
-                .is_some_and(|until| until > now);
-        if held_by_other {
+        if job.live_lease(now).is_some() {
             return Ok(Run::Elsewhere(job));
         }
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        job.lease_owner = Some(me.to_owned());
-        job.lease_until = Some(timestamp(
-            now + chrono_duration(remaining + self.settings.lease_margin),
-        ));
+        let me = uuid::Uuid::new_v4().to_string();
+        let lease_for = deadline.saturating_duration_since(Instant::now()) + self.settings.lease_margin;
+        // Before anything else: the continuation that finishes the job should this run die
+        // at any instruction, due once its lease has run out.
+        self.queue
+            .enqueue(&Continuation::of(&job), (lease_for + AFTER_LEASE).min(MAX_QUEUE_DELAY))
+            .await?;
+        job.lease = Some(Lease {
+            owner: me.clone(),
+            until: timestamp(now + chrono_duration(lease_for)),
+        });
         if !self.save(&mut job).await? {
-            return Ok(Run::Elsewhere(self.jobs.get(&job.user_id).await?.unwrap_or(job)));
+            let current = self.jobs.get(&job.user_id).await?.unwrap_or(job);
+            return Ok(Run::Elsewhere(current));
         }
+        let user_id = job.user_id.clone();
+        let continuation = Continuation::of(&job);
+        match self.run_steps(job, deadline).await {
+            Ok(Run::Paused(job, resume_in)) => {
+                // Best effort: without it, the continuation queued above takes over.
+                self.try_enqueue(&continuation, resume_in.min(MAX_QUEUE_DELAY)).await;
+                Ok(Run::Paused(job, resume_in))
+            }
+            Ok(other) => Ok(other),
+            Err(err) => {
+                if let Ok(Some(stored)) = self.jobs.get(&user_id).await {
+                    if stored.lease.as_ref().is_some_and(|l| l.owner == me) {
+                        let _ = self.release(stored).await;
+                    }
+                }
+                let next = Continuation {
+                    attempt: attempt.saturating_add(1),
+                    ..continuation
+                };
+                self.try_enqueue(&next, backoff(attempt)).await;
+                Err(err)
+            }
+        }
+    }
 
+    async fn try_enqueue(&self, continuation: &Continuation, delay: Duration) {
+        if let Err(err) = self.queue.enqueue(continuation, delay).await {
+            tracing::warn!(error = ?anyhow::Error::from(err), "could not queue a continuation; the earlier one stands");
+        }
+    }
+
+    async fn run_steps(&self, mut job: DeletionJob, deadline: Instant) -> Result<Run, DependencyError> {
         loop {
             if job.step == Step::Done {
                 return Ok(Run::Finished(job));
             }
+            if job.step == Step::LatePass && !late_pass_due(&job, self.clock.now()) {
+                // Completed; the late pass is the sweep's to start when it is due.
+                return self.finish_run(job).await;
+            }
             if Instant::now() >= deadline {
-                return self.pause(job).await;
+                return self.pause(job, Duration::ZERO).await;
             }
             let step = job.step;
             tracing::debug!(step = step.as_str(), job_id = %job.job_id, "deletion step");
             match step {
                 Step::Audit => {
                     let event = self
-                        .event(
-                            &job,
-                            format!("{}#deleted", job.job_id),
-                            EventType::AdminDeletedUser,
-                        )
+                        .event(&job, format!("{}#deleted", job.job_id), EventType::AdminDeletedUser)
                         .with("target_role", job.target_role.clone())
                         .with("job_id", job.job_id.clone());
                     let event = match &job.target_email_sha256 {
@@ -448,9 +582,14 @@ impl Deletion {
                     job.step = Step::LockOut;
                 }
                 Step::LockOut => {
-                    if let Some(username) = &job.auth_username {
-                        self.auth.lock_out(username).await?;
+                    if !self.lock_out(&mut job).await? {
+                        // The username changed: save it, then lock out the right user.
+                        if !self.save(&mut job).await? {
+                            return Ok(Run::Elsewhere(job));
+                        }
+                        continue;
                     }
+                    job.locked_out_at = Some(timestamp(self.clock.now()));
                     job.step = Step::Anonymise;
                 }
                 Step::Anonymise => match self.profiles.anonymise(&job.user_id, self.clock.now()).await? {
@@ -460,7 +599,7 @@ impl Deletion {
                         let wait = (until - self.clock.now()).to_std().unwrap_or_default()
                             + Duration::from_millis(5);
                         if Instant::now() + wait >= deadline {
-                            return self.pause(job).await;
+                            return self.pause(job, wait).await;
                         }
                         tokio::time::sleep(wait).await;
                         continue;
@@ -468,12 +607,8 @@ impl Deletion {
                 },
                 Step::Cascade => {
                     for table in CASCADE_PLAN {
-                        if !self.cascade_table(&mut job, table, deadline).await? {
-                            return if Instant::now() >= deadline {
-                                self.pause(job).await
-                            } else {
-                                Ok(Run::Elsewhere(job))
-                            };
+                        if !self.cascade_table(&mut job, table, false, deadline).await? {
+                            return self.stopped(job, deadline).await;
                         }
                     }
                     job.step = Step::DeleteAuth;
@@ -487,22 +622,34 @@ impl Deletion {
                 Step::Complete => {
                     let counts = serde_json::to_string(&job.counts()).unwrap_or_default();
                     let event = self
-                        .event(
-                            &job,
-                            format!("{}#completed", job.job_id),
-                            EventType::AdminDeletionCompleted,
-                        )
+                        .event(&job, format!("{}#completed", job.job_id), EventType::AdminDeletionCompleted)
                         .with("job_id", job.job_id.clone())
                         .with("deleted", counts);
                     self.log.append(&event).await?;
-                    let now = timestamp(self.clock.now());
-                    job.status = JobStatus::Completed;
-                    job.completed_at = Some(now);
+                    let now = self.clock.now();
+                    let locked_out = job
+                        .locked_out_at
+                        .as_deref()
+                        .and_then(parse_timestamp)
+                        .unwrap_or(now);
+                    job.completed_at = Some(timestamp(now));
+                    job.late_pass_due_at =
+                        Some(timestamp(locked_out + chrono_duration(self.settings.token_lifetime)));
                     job.auth_username = None;
-                    job.lease_owner = None;
-                    job.lease_until = None;
-                    job.step = Step::Done;
+                    job.step = Step::LatePass;
                     tracing::info!(job_id = %job.job_id, "deletion completed");
+                }
+                Step::LatePass => {
+                    for table in CASCADE_PLAN {
+                        if !self.cascade_table(&mut job, table, true, deadline).await? {
+                            return self.stopped(job, deadline).await;
+                        }
+                    }
+                    job.late_pass_done_at = Some(timestamp(self.clock.now()));
+                    job.lease = None;
+                    job.step = Step::Done;
+                    let late: u64 = job.late_counts().values().sum();
+                    tracing::info!(job_id = %job.job_id, late, "deletion late pass done");
                 }
                 Step::Done => unreachable!("handled above"),
             }
@@ -512,50 +659,119 @@ impl Deletion {
         }
     }
 
-    /// Erase one table page by page. Returns false when it stopped early (deadline or lost job).
+    /// Step 3. `Ok(false)`: the username was stale and has been replaced; run the step again.
+    ///
+    /// "User not found" is not taken as done: the user is resolved again by `sub`. Only when
+    /// no user has this `sub` at all is the auth record taken as already gone (and that is
+    /// logged as an error, since something else removed it).
+    async fn lock_out(&self, job: &mut DeletionJob) -> Result<bool, DependencyError> {
+        let Some(username) = job.auth_username.clone() else {
+            return Ok(true);
+        };
+        if self.auth.lock_out(&username).await? == LockedOut::Done {
+            return Ok(true);
+        }
+        tracing::error!(job_id = %job.job_id, "the Cognito user was not found at lock-out; resolving it again by sub");
+        match self.auth.find_by_sub(&job.user_id).await? {
+            Some(found) if found != username => {
+                job.auth_username = Some(found);
+                Ok(false)
+            }
+            Some(_) => Err(DependencyError::new(
+                "cognito",
+                true,
+                anyhow::anyhow!("the user is listed by sub but not found by username at lock-out"),
+            )),
+            None => {
+                tracing::error!(job_id = %job.job_id, "no Cognito user has this sub: the auth record is already gone");
+                job.auth_username = None;
+                Ok(true)
+            }
+        }
+    }
+
+    /// A cascade stopped early: out of time (pause), or the job moved on under us.
+    async fn stopped(&self, job: DeletionJob, deadline: Instant) -> Result<Run, DependencyError> {
+        if Instant::now() >= deadline {
+            self.pause(job, Duration::ZERO).await
+        } else {
+            Ok(Run::Elsewhere(job))
+        }
+    }
+
+    /// Erase one table page by page, into `job.progress` (or `job.late_progress` for the late
+    /// pass). Returns false when it stopped early (deadline or lost job).
+    ///
+    /// The keys of a page are saved as `pending` before they are deleted and counted once they
+    /// are gone, so the counts stay exact across crashes. A table found through its own
+    /// partition key is read consistently: one pass finds every item. A table found through an
+    /// index (eventually consistent: a row written just before can be missing, a deleted one
+    /// can still show) is then queried again from the start until a query finds nothing; the
+    /// keys such a query finds are checked against the table first, so an item the index
+    /// still shows after its deletion is neither deleted nor counted twice.
     async fn cascade_table(
         &self,
         job: &mut DeletionJob,
         table: &CascadeTable,
+        late: bool,
         deadline: Instant,
     ) -> Result<bool, DependencyError> {
+        let by_index = matches!(table.lookup, Lookup::Index { .. });
+        let mut only_stale = false;
         loop {
-            let progress = job.progress.entry(table.name.to_owned()).or_default();
+            let progress = progress_of(job, table, late);
             if progress.done {
                 return Ok(true);
             }
-            // Keys recorded as pending were read before a save: delete them (again) and count them.
             if !progress.pending.is_empty() {
                 self.user_data.delete(table, &progress.pending).await?;
                 progress.deleted += progress.pending.len() as u64;
                 progress.pending.clear();
             }
             if progress.exhausted {
-                progress.done = true;
-                progress.cursor = None;
+                if by_index && !progress.verifying {
+                    progress.verifying = true;
+                    progress.exhausted = false;
+                    progress.cursor = None;
+                } else {
+                    progress.done = true;
+                    progress.cursor = None;
+                }
             } else {
                 if Instant::now() >= deadline {
                     // The caller pauses, which saves what was deleted so far.
                     return Ok(false);
                 }
+                let verifying = progress.verifying;
+                if verifying && only_stale {
+                    // The last query found only rows already gone: let the index catch up.
+                    let pause = self.settings.requery_pause;
+                    if Instant::now() + pause >= deadline {
+                        return Ok(false);
+                    }
+                    tokio::time::sleep(pause).await;
+                }
+                // A re-query always starts over; it is the last one when it finds nothing.
+                let cursor = if verifying { None } else { progress.cursor.clone() };
                 let page = self
                     .user_data
-                    .page(
-                        table,
-                        &job.user_id,
-                        progress.cursor.as_ref(),
-                        self.settings.page_size,
-                    )
+                    .page(table, &job.user_id, cursor.as_ref(), self.settings.page_size)
                     .await?;
-                let TableProgress {
-                    pending,
-                    cursor,
-                    exhausted,
-                    ..
-                } = progress;
-                *pending = page.keys;
-                *exhausted = page.next.is_none();
-                *cursor = page.next;
+                let (keys, exhausted, next) = if verifying {
+                    if page.keys.is_empty() {
+                        (Vec::new(), true, None)
+                    } else {
+                        let live = self.user_data.existing(table, &page.keys).await?;
+                        only_stale = live.is_empty();
+                        (live, false, None)
+                    }
+                } else {
+                    (page.keys, page.next.is_none(), page.next)
+                };
+                let progress = progress_of(job, table, late);
+                progress.pending = keys;
+                progress.exhausted = exhausted;
+                progress.cursor = next;
             }
             if !self.save(job).await? {
                 return Ok(false);
@@ -563,15 +779,27 @@ impl Deletion {
         }
     }
 
-    /// Release the lease so the worker can take over at once.
-    async fn pause(&self, mut job: DeletionJob) -> Result<Run, DependencyError> {
-        job.lease_owner = None;
-        job.lease_until = None;
-        if self.save(&mut job).await? {
-            Ok(Run::Paused(job))
-        } else {
-            Ok(Run::Elsewhere(job))
+    /// Release the lease and stop: a continuation takes over after `resume_in`.
+    async fn pause(&self, job: DeletionJob, resume_in: Duration) -> Result<Run, DependencyError> {
+        Ok(match self.release(job.clone()).await? {
+            Some(job) => Run::Paused(job, resume_in),
+            None => Run::Elsewhere(job),
+        })
+    }
+
+    /// The job is completed and nothing is due now: release the lease.
+    async fn finish_run(&self, job: DeletionJob) -> Result<Run, DependencyError> {
+        let released = self.release(job.clone()).await?;
+        Ok(Run::Finished(released.unwrap_or(job)))
+    }
+
+    /// Save the job without a lease; `None` when it moved on under us.
+    async fn release(&self, mut job: DeletionJob) -> Result<Option<DeletionJob>, DependencyError> {
+        if job.lease.is_none() {
+            return Ok(Some(job));
         }
+        job.lease = None;
+        Ok(self.save(&mut job).await?.then_some(job))
     }
 
     /// Conditional save; false when the job moved on under us.
@@ -596,4 +824,24 @@ impl Deletion {
         };
         SecurityEvent::new(event_id, kind, &job.user_id, &meta, &timestamp(self.clock.now()))
     }
+}
+
+fn progress_of<'j>(job: &'j mut DeletionJob, table: &CascadeTable, late: bool) -> &'j mut TableProgress {
+    let map = if late {
+        &mut job.late_progress
+    } else {
+        &mut job.progress
+    };
+    map.entry(table.name.to_owned()).or_default()
+}
+
+fn late_pass_due(job: &DeletionJob, now: chrono::DateTime<chrono::Utc>) -> bool {
+    job.late_pass_due_at
+        .as_deref()
+        .and_then(parse_timestamp)
+        .is_none_or(|due| due <= now)
+}
+
+pub(crate) fn chrono_duration(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }

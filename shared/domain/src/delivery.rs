@@ -1,10 +1,15 @@
-//! Delivery status from SES events: the configuration set publishes Delivery, Bounce,
+//! Delivery status from SES events: the configuration set publishes Send, Delivery, Bounce,
 //! Complaint and Reject events to SNS; the delivery-events function hands each one here.
+//! Every message is sent with a `message_id` tag, so an event finds its row directly.
 
 use crate::model::timestamp;
-use crate::ports::{Clock, DeliveryLog, DeliveryUpdate, DependencyError, Recorded};
+use crate::ports::{Clock, DeliveryLog, DeliveryRecord, DeliveryUpdate, DependencyError, Recorded};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::sync::Arc;
+
+/// The SES message tag that carries our message id.
+pub const MESSAGE_ID_TAG: &str = "message_id";
 
 /// An SES event notification (the documented shape, fields we use only).
 #[derive(Debug, Clone, Deserialize)]
@@ -27,6 +32,8 @@ struct SesMail {
     message_id: String,
     #[serde(default)]
     timestamp: Option<String>,
+    #[serde(default)]
+    tags: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -46,8 +53,10 @@ struct SesTimestamp {
 /// One event, understood.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryEvent {
+    /// Our message id, from the `message_id` tag.
+    pub message_id: Option<String>,
     pub ses_message_id: String,
-    /// `None`: an event that changes nothing (a transient bounce, a send, an open, ...).
+    /// `None`: an event that changes nothing (a transient bounce, an open, a click, ...).
     pub update: Option<DeliveryUpdate>,
     pub at: Option<String>,
 }
@@ -64,6 +73,7 @@ pub enum DeliveryError {
 pub fn parse_ses_event(json: &str) -> Result<DeliveryEvent, DeliveryError> {
     let ev: SesEvent = serde_json::from_str(json).map_err(|e| DeliveryError::Malformed(e.to_string()))?;
     let (update, at) = match ev.event_type.as_str() {
+        "Send" => (Some(DeliveryUpdate::Sent), None),
         "Delivery" => (
             Some(DeliveryUpdate::Delivered),
             ev.delivery.and_then(|d| d.timestamp),
@@ -82,7 +92,15 @@ pub fn parse_ses_event(json: &str) -> Result<DeliveryEvent, DeliveryError> {
         "Reject" => (Some(DeliveryUpdate::Rejected), None),
         _ => (None, None),
     };
+    let message_id = ev
+        .mail
+        .tags
+        .get(MESSAGE_ID_TAG)
+        .and_then(|v| v.first())
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty());
     Ok(DeliveryEvent {
+        message_id,
         ses_message_id: ev.mail.message_id,
         update,
         at: at.or(ev.mail.timestamp),
@@ -102,12 +120,20 @@ impl Delivery {
         let Some(update) = event.update else {
             return Ok(Recorded::Unchanged);
         };
-        let at = event.at.unwrap_or_else(|| timestamp(self.clock.now()));
-        let recorded = self
-            .log
-            .record_delivery(&event.ses_message_id, update, &at)
-            .await?;
-        tracing::info!(ses_message_id = %event.ses_message_id, status = update.status().as_str(), ?recorded, "delivery event");
+        let record = DeliveryRecord {
+            message_id: event.message_id,
+            ses_message_id: event.ses_message_id,
+            update,
+            at: event.at.unwrap_or_else(|| timestamp(self.clock.now())),
+        };
+        let recorded = self.log.record_delivery(&record).await?;
+        tracing::info!(
+            message_id = record.message_id.as_deref(),
+            ses_message_id = %record.ses_message_id,
+            status = update.status().as_str(),
+            ?recorded,
+            "delivery event"
+        );
         Ok(recorded)
     }
 }

@@ -1,25 +1,36 @@
-//! The deletion job: one per target user, the progress of the delete routine.
+//! The deletion job: one per target user, the progress of the delete routine (see
+//! `docs/DESIGN.md`, "The delete routine"). It is also the erasure receipt once completed.
 
-use crate::model::ItemKey;
+use crate::model::{parse_timestamp, timestamp, ItemKey};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::time::Duration;
 
-/// The routine's steps, in order (DESIGN.md section 5). The job stores the next step to run.
+/// How long an in-progress job may sit still after its lease ran out before the sweep queues
+/// it. The continuation every run queues arrives before this in the normal case; the sweep is
+/// the backstop for continuations that were never queued or walked to the dead-letter queue.
+pub const STALL_GRACE: Duration = Duration::from_secs(120);
+
+/// The routine's steps, in order. The job stores the next step to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Step {
-    /// 2. Write `admin_deleted_user` (exactly once per job).
+    /// Write `admin_deleted_user` (exactly once per job).
     Audit,
-    /// 3. Disable the Cognito user and sign it out everywhere.
+    /// Disable the Cognito user and sign it out everywhere.
     LockOut,
-    /// 4. Anonymise the profile into the tombstone.
+    /// Anonymise the profile into the tombstone.
     Anonymise,
-    /// 5. Cascade every user-data table.
+    /// Cascade every user-data table.
     Cascade,
-    /// 6. Delete the Cognito user.
+    /// Delete the Cognito user.
     DeleteAuth,
-    /// 7. Mark the job completed (and write the erasure receipt event).
+    /// Mark the job completed (and write the completion event).
     Complete,
+    /// Completed. Once the longest access-token lifetime has passed since the lock-out, one
+    /// last pass over the user-data tables removes rows written with a token issued before it.
+    LatePass,
     /// Nothing left.
     Done,
 }
@@ -33,11 +44,14 @@ impl Step {
             Step::Cascade => "cascade",
             Step::DeleteAuth => "delete_auth",
             Step::Complete => "complete",
+            Step::LatePass => "late_pass",
             Step::Done => "done",
         }
     }
 }
 
+/// `in_progress` until the routine has run step 7, `completed` after (the late pass runs on a
+/// completed job).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
@@ -69,8 +83,31 @@ pub struct TableProgress {
     /// The last page has been read (no `LastEvaluatedKey`).
     #[serde(default)]
     pub exhausted: bool,
+    /// A table found through an index (eventually consistent) is queried again from the start
+    /// until a query finds nothing; this is set while such re-queries are under way.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub verifying: bool,
     #[serde(default)]
     pub done: bool,
+}
+
+/// Which runner holds the job, and until when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub owner: String,
+    /// RFC 3339.
+    pub until: String,
+}
+
+impl Lease {
+    pub fn until(&self) -> Option<DateTime<Utc>> {
+        parse_timestamp(&self.until)
+    }
+
+    /// Held by someone, and not run out at `now`.
+    pub fn is_live(&self, now: DateTime<Utc>) -> bool {
+        self.until().is_some_and(|u| u > now)
+    }
 }
 
 /// A row of `deletion_jobs`.
@@ -78,7 +115,6 @@ pub struct TableProgress {
 pub struct DeletionJob {
     pub user_id: String,
     pub job_id: String,
-    pub status: JobStatus,
     pub step: Step,
     pub actor_id: String,
     /// The target's role string when the job was created.
@@ -86,13 +122,22 @@ pub struct DeletionJob {
     /// SHA-256 of the normalised email, captured before anything changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_email_sha256: Option<String>,
-    /// The Cognito username, kept only until the Cognito user is deleted.
+    /// The Cognito username (the profile's `auth_username`, else resolved by `sub` when the
+    /// job was created), kept only until the job completes. `None`: there is no Cognito user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_username: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+    /// When the account was locked out (step 3 done).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locked_out_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed_at: Option<String>,
+    /// When the late pass is due (set on completion: lock-out + the longest token lifetime).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late_pass_due_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late_pass_done_at: Option<String>,
     /// The request that started the job (for the audit events).
     pub request_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -102,30 +147,127 @@ pub struct DeletionJob {
     /// Per table of the cascade plan.
     #[serde(default)]
     pub progress: BTreeMap<String, TableProgress>,
+    /// Per table, the late pass.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub late_progress: BTreeMap<String, TableProgress>,
     /// Optimistic concurrency: every save is conditional on the version it read.
     pub version: u64,
-    /// Which runner holds the job, and until when.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lease_owner: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lease_until: Option<String>,
+    pub lease: Option<Lease>,
+}
+
+fn counts_of(progress: &BTreeMap<String, TableProgress>) -> BTreeMap<String, u64> {
+    crate::cascade::CASCADE_PLAN
+        .iter()
+        .map(|t| (t.name.to_owned(), progress.get(t.name).map_or(0, |p| p.deleted)))
+        .collect()
 }
 
 impl DeletionJob {
-    /// Per-table counts of deleted items.
-    pub fn counts(&self) -> BTreeMap<String, u64> {
-        crate::cascade::CASCADE_PLAN
-            .iter()
-            .map(|t| {
-                (
-                    t.name.to_owned(),
-                    self.progress.get(t.name).map_or(0, |p| p.deleted),
-                )
-            })
-            .collect()
+    /// Derived from the step: completed once step 7 has run.
+    pub fn status(&self) -> JobStatus {
+        if self.step >= Step::LatePass {
+            JobStatus::Completed
+        } else {
+            JobStatus::InProgress
+        }
     }
 
     pub fn is_completed(&self) -> bool {
-        self.status == JobStatus::Completed
+        self.status() == JobStatus::Completed
+    }
+
+    /// Per-table counts of the items the routine deleted.
+    pub fn counts(&self) -> BTreeMap<String, u64> {
+        counts_of(&self.progress)
+    }
+
+    /// Per-table counts of the late pass (zero until it ran).
+    pub fn late_counts(&self) -> BTreeMap<String, u64> {
+        counts_of(&self.late_progress)
+    }
+
+    /// The lease, if one is held and has not run out at `now`.
+    pub fn live_lease(&self, now: DateTime<Utc>) -> Option<&Lease> {
+        self.lease.as_ref().filter(|l| l.is_live(now))
+    }
+
+    /// When the sweep should look at this job next (`None`: never again). An in-progress job
+    /// is due `STALL_GRACE` after its lease ran out (or after its last save); a completed one
+    /// when its late pass is due.
+    pub fn sweep_due_at(&self) -> Option<String> {
+        match self.step {
+            Step::Done => None,
+            Step::LatePass => self.late_pass_due_at.clone(),
+            _ => {
+                let last = self
+                    .lease
+                    .as_ref()
+                    .and_then(Lease::until)
+                    .into_iter()
+                    .chain(parse_timestamp(&self.updated_at))
+                    .max()?;
+                let grace = chrono::Duration::from_std(STALL_GRACE).unwrap_or(chrono::Duration::MAX);
+                Some(timestamp(last + grace))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(step: Step) -> DeletionJob {
+        DeletionJob {
+            user_id: "u".into(),
+            job_id: "j".into(),
+            step,
+            actor_id: "a".into(),
+            target_role: "user".into(),
+            target_email_sha256: None,
+            auth_username: None,
+            created_at: "2026-01-01T00:00:00.000Z".into(),
+            updated_at: "2026-01-01T00:00:10.000Z".into(),
+            locked_out_at: None,
+            completed_at: None,
+            late_pass_due_at: Some("2026-01-01T01:00:00.000Z".into()),
+            late_pass_done_at: None,
+            request_id: "r".into(),
+            source_ip: None,
+            user_agent: None,
+            progress: BTreeMap::new(),
+            late_progress: BTreeMap::new(),
+            version: 1,
+            lease: None,
+        }
+    }
+
+    #[test]
+    fn the_status_follows_the_step() {
+        for (step, status) in [
+            (Step::Audit, JobStatus::InProgress),
+            (Step::Complete, JobStatus::InProgress),
+            (Step::LatePass, JobStatus::Completed),
+            (Step::Done, JobStatus::Completed),
+        ] {
+            assert_eq!(job(step).status(), status, "{step:?}");
+        }
+    }
+
+    #[test]
+    fn a_stalled_job_is_due_for_the_sweep_a_grace_after_its_lease_or_last_save() {
+        let mut j = job(Step::Cascade);
+        assert_eq!(j.sweep_due_at().as_deref(), Some("2026-01-01T00:02:10.000Z"));
+        j.lease = Some(Lease {
+            owner: "me".into(),
+            until: "2026-01-01T00:05:00.000Z".into(),
+        });
+        assert_eq!(j.sweep_due_at().as_deref(), Some("2026-01-01T00:07:00.000Z"));
+        assert_eq!(
+            job(Step::LatePass).sweep_due_at().as_deref(),
+            Some("2026-01-01T01:00:00.000Z")
+        );
+        assert_eq!(job(Step::Done).sweep_due_at(), None);
     }
 }

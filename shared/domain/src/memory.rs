@@ -1,18 +1,26 @@
 //! In-memory adapters for every port: used by unit and handler tests, and by the local dev
 //! server. One backend holds every table so that cross-table transactions (reserve a message
-//! and lease the recipient) are atomic here too. A fault plan makes any store call fail, for
-//! crash-injection tests.
+//! and lease the recipient, create a job and mark the profile) are atomic here too.
+//!
+//! It also stands in for the failures real AWS produces, for the reliability tests:
+//! - a fault plan makes the k-th store call fail before it applies, fail after it applied
+//!   (an answer lost), or hang for ever (the function killed there: see
+//!   [`InMemoryBackend::crashed`]);
+//! - the queue behaves like SQS: delays, visibility timeouts, redelivery;
+//! - tables found through an index can lag like a GSI (rows written just before a query
+//!   missing from it, deleted rows still showing).
 
 use crate::cascade::{CascadeTable, Lookup};
-use crate::deletion::{Deletion, DeletionSettings};
-use crate::job::DeletionJob;
+use crate::deletion::{Continuation, Deletion, DeletionSettings};
+use crate::job::{DeletionJob, Step};
 use crate::messaging::{Messaging, MessagingSettings};
 use crate::model::*;
 use crate::ports::*;
+use crate::sweep::{SweepSettings, Sweeper};
 use crate::users::Directory;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -24,34 +32,89 @@ pub enum MailBehaviour {
     Accept,
     Reject,
     Throttle,
-    Unavailable,
+    /// The provider could not be reached: nothing sent.
+    NotSent,
     /// The mail goes out, but the answer is lost (a timeout after the provider accepted it).
     Unconfirmed,
+    /// The request is lost before the provider saw it, and no answer comes back either: from
+    /// the caller's side exactly like [`MailBehaviour::Unconfirmed`], but nothing was sent.
+    LostRequest,
+}
+
+/// What a fault does to the store call it hits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// A retryable error; nothing applied.
+    Fail,
+    /// The call applies, then a retryable error comes back (the answer was lost).
+    FailAfter,
+    /// The call never returns: the function was killed there. [`InMemoryBackend::crashed`]
+    /// wakes up; the test drops the use case's future.
+    Crash,
 }
 
 /// A Cognito user as the in-memory directory keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthUser {
+    pub sub: String,
     pub enabled: bool,
     pub signed_out: bool,
+}
+
+/// A message on the in-memory queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedMessage {
+    pub id: u64,
+    pub continuation: Continuation,
+    pub visible_at: DateTime<Utc>,
+    pub receives: u32,
+}
+
+/// An idempotency key as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    pub record: IdempotencyRecord,
+    pub expires_at: DateTime<Utc>,
+    pub owner: String,
+}
+
+/// How a table found through an index lags behind it, like a GSI.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IndexLag {
+    /// Rows written with [`InMemoryBackend::put_item`] are missing from this many queries.
+    pub new_rows_hidden_for: u64,
+    /// Deleted rows still show in this many queries.
+    pub deleted_rows_shown_for: u64,
 }
 
 /// Everything stored, readable by tests.
 #[derive(Debug, Default, Clone)]
 pub struct State {
     pub profiles: BTreeMap<String, Profile>,
-    /// Sends in flight per recipient and the latest lease expiry.
-    pub send_leases: HashMap<String, (u32, DateTime<Utc>)>,
+    /// Send leases per recipient: the message ids in flight and the latest lease expiry.
+    pub send_leases: HashMap<String, (BTreeSet<String>, DateTime<Utc>)>,
     pub messages: BTreeMap<String, AdminMessage>,
     pub security_logs: BTreeMap<String, SecurityEvent>,
     pub jobs: BTreeMap<String, DeletionJob>,
     /// Generic user-data tables (transactions, sessions, ...): table name → items by key.
     pub tables: BTreeMap<String, BTreeMap<String, BTreeMap<String, String>>>,
-    pub idempotency: HashMap<String, (IdempotencyRecord, DateTime<Utc>)>,
+    pub idempotency: HashMap<String, StoredKey>,
+    /// Cognito users by username.
     pub auth_users: BTreeMap<String, AuthUser>,
     pub sent_mail: Vec<SentMail>,
-    pub queue: Vec<(String, String)>,
-    pub rate: HashMap<String, (i64, u32)>,
+    /// Every call made to the mailer, whatever it answered.
+    pub mail_calls: Vec<String>,
+    pub queue: Vec<QueuedMessage>,
+    /// Sliding-window uses per bucket: when, and the use's id.
+    pub rate: HashMap<String, Vec<(DateTime<Utc>, String)>>,
+    index_lag: IndexLag,
+    /// Page queries per table so far (the index lag's clock).
+    index_queries: BTreeMap<String, u64>,
+    /// Rows an index does not show before this query number.
+    hidden_until: HashMap<(String, String), u64>,
+    /// Deleted rows an index still shows, until this query number.
+    ghosts: BTreeMap<String, Vec<(ItemKey, u64)>>,
+    next_message: u64,
 }
 
 /// A mail the in-memory mailer accepted.
@@ -70,13 +133,32 @@ pub struct SentMail {
 pub type MailHook = Arc<dyn Fn(&OutgoingEmail) + Send + Sync>;
 
 /// The in-memory backend: implements every port.
-#[derive(Default)]
 pub struct InMemoryBackend {
     state: Mutex<State>,
     store_calls: AtomicU64,
-    fail_at: AtomicU64,
+    faults: Mutex<BTreeMap<u64, Fault>>,
+    crash: tokio::sync::Notify,
     mail: Mutex<MailBehaviour>,
     mail_hook: Mutex<Option<MailHook>>,
+    clock: Mutex<Arc<dyn Clock>>,
+}
+
+impl Default for InMemoryBackend {
+    fn default() -> Self {
+        InMemoryBackend {
+            state: Mutex::default(),
+            store_calls: AtomicU64::new(0),
+            faults: Mutex::default(),
+            crash: tokio::sync::Notify::new(),
+            mail: Mutex::default(),
+            mail_hook: Mutex::default(),
+            clock: Mutex::new(Arc::new(SystemClock)),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl InMemoryBackend {
@@ -85,7 +167,7 @@ impl InMemoryBackend {
     }
 
     pub fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.state)
     }
 
     /// A copy of everything stored.
@@ -93,46 +175,95 @@ impl InMemoryBackend {
         self.state().clone()
     }
 
-    /// Make the `k`-th store call from now (1-based) fail with a retryable error; 0 = never.
-    pub fn fail_at(&self, k: u64) {
-        self.store_calls.store(0, Ordering::SeqCst);
-        self.fail_at.store(k, Ordering::SeqCst);
+    /// The clock the backend stamps queue delays with, and that [`Self::deletion`],
+    /// [`Self::messaging`] and the others hand to the use cases.
+    pub fn set_clock(&self, clock: Arc<dyn Clock>) {
+        *lock(&self.clock) = clock;
     }
 
-    /// Store calls made since the last [`fail_at`](Self::fail_at).
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        lock(&self.clock).clone()
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.clock().now()
+    }
+
+    /// Make the `k`-th store call from now (1-based) fail with a retryable error; 0 = never.
+    pub fn fail_at(&self, k: u64) {
+        self.inject(&[(k, Fault::Fail)]);
+    }
+
+    /// Replace the fault plan: the store calls (1-based, counted from now) and what hits them.
+    pub fn inject(&self, plan: &[(u64, Fault)]) {
+        self.store_calls.store(0, Ordering::SeqCst);
+        *lock(&self.faults) = plan.iter().filter(|(k, _)| *k > 0).copied().collect();
+    }
+
+    /// Store calls made since the last [`inject`](Self::inject).
     pub fn store_calls(&self) -> u64 {
         self.store_calls.load(Ordering::SeqCst)
     }
 
+    /// Resolves once a [`Fault::Crash`] was hit.
+    pub async fn crashed(&self) {
+        self.crash.notified().await;
+    }
+
     pub fn set_mail_behaviour(&self, b: MailBehaviour) {
-        *self.mail.lock().unwrap_or_else(|e| e.into_inner()) = b;
+        *lock(&self.mail) = b;
     }
 
     /// Called with every mail the in-memory mailer accepts (the dev server writes `.eml` files).
     pub fn on_mail(&self, hook: MailHook) {
-        *self.mail_hook.lock().unwrap_or_else(|e| e.into_inner()) = Some(hook);
+        *lock(&self.mail_hook) = Some(hook);
     }
 
-    fn io(&self, what: &'static str) -> StoreResult<()> {
+    pub fn set_index_lag(&self, lag: IndexLag) {
+        self.state().index_lag = lag;
+    }
+
+    /// One store call: counted, and hit by the fault plan.
+    async fn call<T>(&self, what: &'static str, f: impl FnOnce(&mut State) -> T) -> StoreResult<T> {
         let n = self.store_calls.fetch_add(1, Ordering::SeqCst) + 1;
-        if n == self.fail_at.load(Ordering::SeqCst) {
-            return Err(DependencyError::new(
+        let fault = lock(&self.faults).get(&n).copied();
+        let injected = || {
+            DependencyError::new(
                 what,
                 true,
                 anyhow::anyhow!("injected failure at store call {n}"),
-            ));
+            )
+        };
+        match fault {
+            Some(Fault::Fail) => return Err(injected()),
+            Some(Fault::Crash) => {
+                self.crash.notify_one();
+                std::future::pending::<()>().await;
+            }
+            _ => {}
         }
-        Ok(())
+        let out = f(&mut self.state());
+        if fault == Some(Fault::FailAfter) {
+            return Err(injected());
+        }
+        Ok(out)
     }
 
     pub fn put_profile(&self, p: Profile) {
         self.state().profiles.insert(p.user_id.clone(), p);
     }
 
+    /// A Cognito user whose username is its `sub`.
     pub fn put_auth_user(&self, username: &str) {
+        self.put_auth_user_with_sub(username, username);
+    }
+
+    /// A Cognito user whose username differs from its `sub` (an email, a federated name).
+    pub fn put_auth_user_with_sub(&self, username: &str, sub: &str) {
         self.state().auth_users.insert(
             username.to_owned(),
             AuthUser {
+                sub: sub.to_owned(),
                 enabled: true,
                 signed_out: false,
             },
@@ -142,25 +273,18 @@ impl InMemoryBackend {
     /// Insert an item into a generic user-data table (all attributes are strings).
     pub fn put_item(&self, table: &CascadeTable, item: BTreeMap<String, String>) {
         let key = item_key_string(table, &item);
-        self.state()
-            .tables
-            .entry(table.name.to_owned())
-            .or_default()
-            .insert(key, item);
+        let mut st = self.state();
+        if matches!(table.lookup, Lookup::Index { .. }) && st.index_lag.new_rows_hidden_for > 0 {
+            let q = st.index_queries.get(table.name).copied().unwrap_or(0);
+            let until = q + st.index_lag.new_rows_hidden_for;
+            st.hidden_until.insert((table.name.to_owned(), key.clone()), until);
+        }
+        st.tables.entry(table.name.to_owned()).or_default().insert(key, item);
     }
 
     /// Items of a user in any table of the plan.
     pub fn count_user_items(&self, table: &CascadeTable, user_id: &str) -> usize {
-        let st = self.state();
-        if table.name == "admin_messages" {
-            return st.messages.values().filter(|m| m.recipient_id == user_id).count();
-        }
-        let attr = lookup_attr(table);
-        st.tables.get(table.name).map_or(0, |t| {
-            t.values()
-                .filter(|i| i.get(attr).map(String::as_str) == Some(user_id))
-                .count()
-        })
+        count_items(&self.state(), table, user_id)
     }
 
     pub fn messaging(self: &Arc<Self>, settings: MessagingSettings) -> Messaging {
@@ -171,7 +295,7 @@ impl InMemoryBackend {
             mailer: self.clone(),
             idempotency: self.clone(),
             limiter: self.clone(),
-            clock: Arc::new(SystemClock),
+            clock: self.clock(),
             settings,
         }
     }
@@ -185,7 +309,17 @@ impl InMemoryBackend {
             user_data: self.clone(),
             queue: self.clone(),
             limiter: self.clone(),
-            clock: Arc::new(SystemClock),
+            clock: self.clock(),
+            settings,
+        }
+    }
+
+    pub fn sweeper(self: &Arc<Self>, settings: SweepSettings) -> Sweeper {
+        Sweeper {
+            jobs: self.clone(),
+            queue: self.clone(),
+            outbox: self.clone(),
+            clock: self.clock(),
             settings,
         }
     }
@@ -193,7 +327,7 @@ impl InMemoryBackend {
     pub fn delivery(self: &Arc<Self>) -> crate::delivery::Delivery {
         crate::delivery::Delivery {
             log: self.clone(),
-            clock: Arc::new(SystemClock),
+            clock: self.clock(),
         }
     }
 
@@ -201,13 +335,40 @@ impl InMemoryBackend {
         Directory {
             profiles: self.clone(),
             log: self.clone(),
-            clock: Arc::new(SystemClock),
+            clock: self.clock(),
         }
     }
 
-    /// Take the queued deletion continuations (the dev server's in-process worker).
-    pub fn drain_queue(&self) -> Vec<(String, String)> {
+    /// Like SQS's receive: the first message visible at `now`, hidden from other receivers
+    /// for `visibility` (it comes back then unless acknowledged).
+    pub fn receive(&self, now: DateTime<Utc>, visibility: Duration) -> Option<QueuedMessage> {
+        let mut st = self.state();
+        let m = st
+            .queue
+            .iter_mut()
+            .filter(|m| m.visible_at <= now)
+            .min_by_key(|m| (m.visible_at, m.id))?;
+        m.receives += 1;
+        m.visible_at = now + chrono::Duration::from_std(visibility).unwrap_or(chrono::Duration::MAX);
+        Some(m.clone())
+    }
+
+    /// Delete a received message (the worker succeeded with it).
+    pub fn ack(&self, id: u64) {
+        self.state().queue.retain(|m| m.id != id);
+    }
+
+    /// When the next message becomes visible.
+    pub fn next_visible_at(&self) -> Option<DateTime<Utc>> {
+        self.state().queue.iter().map(|m| m.visible_at).min()
+    }
+
+    /// Take every queued continuation, ignoring delays.
+    pub fn drain_queue(&self) -> Vec<Continuation> {
         std::mem::take(&mut self.state().queue)
+            .into_iter()
+            .map(|m| m.continuation)
+            .collect()
     }
 }
 
@@ -234,134 +395,230 @@ fn key_of(table: &CascadeTable, item: &BTreeMap<String, String>) -> ItemKey {
         .collect()
 }
 
+fn count_items(st: &State, table: &CascadeTable, user_id: &str) -> usize {
+    if table.name == "admin_messages" {
+        return st.messages.values().filter(|m| m.recipient_id == user_id).count();
+    }
+    let attr = lookup_attr(table);
+    st.tables.get(table.name).map_or(0, |t| {
+        t.values()
+            .filter(|i| i.get(attr).map(String::as_str) == Some(user_id))
+            .count()
+    })
+}
+
+fn table_key(table: &CascadeTable, key: &ItemKey) -> String {
+    table
+        .key
+        .iter()
+        .map(|a| key.get(*a).cloned().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\u{1f}")
+}
+
+fn item_exists(st: &State, table: &CascadeTable, key: &ItemKey) -> bool {
+    if table.name == "admin_messages" {
+        return key.get("message_id").is_some_and(|id| st.messages.contains_key(id));
+    }
+    st.tables
+        .get(table.name)
+        .is_some_and(|t| t.contains_key(&table_key(table, key)))
+}
+
+/// Remove one item by key; whether it existed.
+fn remove_item(st: &mut State, table: &CascadeTable, key: &ItemKey) -> bool {
+    let existed = if table.name == "admin_messages" {
+        key.get("message_id").is_some_and(|id| st.messages.remove(id).is_some())
+    } else {
+        let k = table_key(table, key);
+        st.tables.get_mut(table.name).is_some_and(|t| t.remove(&k).is_some())
+    };
+    if existed && matches!(table.lookup, Lookup::Index { .. }) && st.index_lag.deleted_rows_shown_for > 0 {
+        let q = st.index_queries.get(table.name).copied().unwrap_or(0);
+        let until = q + st.index_lag.deleted_rows_shown_for;
+        st.ghosts
+            .entry(table.name.to_owned())
+            .or_default()
+            .push((key.clone(), until));
+    }
+    existed
+}
+
+fn lease_live(st: &State, user_id: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    st.send_leases
+        .get(user_id)
+        .filter(|(ids, until)| !ids.is_empty() && *until > now)
+        .map(|(_, until)| *until)
+}
+
 #[async_trait]
 impl Profiles for InMemoryBackend {
     async fn get(&self, user_id: &str) -> StoreResult<Option<Profile>> {
-        self.io("profiles")?;
-        Ok(self.state().profiles.get(user_id).cloned())
+        self.call("profiles", |st| st.profiles.get(user_id).cloned()).await
     }
 
     async fn anonymise(&self, user_id: &str, now: DateTime<Utc>) -> StoreResult<Anonymised> {
-        self.io("profiles")?;
-        let mut st = self.state();
-        let lease = st.send_leases.get(user_id).copied();
-        let Some(p) = st.profiles.get_mut(user_id) else {
-            return Ok(Anonymised::Missing);
-        };
-        if p.is_tombstone() {
-            return Ok(Anonymised::Done);
-        }
-        if let Some((_, until)) = lease.filter(|(n, u)| *n > 0 && *u > now) {
-            return Ok(Anonymised::SendInFlight { until });
-        }
-        p.email = None;
-        p.auth_username = None;
-        p.display_name = Profile::TOMBSTONE_NAME.to_owned();
-        p.deleted_at = Some(timestamp(now));
-        Ok(Anonymised::Done)
+        self.call("profiles", |st| {
+            let lease = lease_live(st, user_id, now);
+            let Some(p) = st.profiles.get_mut(user_id) else {
+                return Anonymised::Missing;
+            };
+            if p.is_tombstone() {
+                return Anonymised::Done;
+            }
+            if let Some(until) = lease {
+                return Anonymised::SendInFlight { until };
+            }
+            p.email = None;
+            p.auth_username = None;
+            p.display_name = Profile::TOMBSTONE_NAME.to_owned();
+            p.deleted_at = Some(timestamp(now));
+            st.send_leases.remove(user_id);
+            Anonymised::Done
+        })
+        .await
     }
 
     async fn list(&self, query: &ListQuery) -> StoreResult<Page<Profile>> {
-        self.io("profiles")?;
-        let st = self.state();
-        let needle = query
-            .search
-            .as_deref()
-            .map(str::to_lowercase)
-            .filter(|s| !s.is_empty());
-        let after = query.cursor.clone();
-        let mut items: Vec<Profile> = st
-            .profiles
-            .values()
-            .filter(|p| after.as_deref().is_none_or(|a| p.user_id.as_str() > a))
-            .filter(|p| query.include_deleted || !p.is_tombstone())
-            .filter(|p| {
-                needle.as_deref().is_none_or(|n| {
-                    p.display_name.to_lowercase().contains(n)
-                        || p.email.as_deref().is_some_and(|e| e.to_lowercase().contains(n))
+        self.call("profiles", |st| {
+            let needle = query
+                .search
+                .as_deref()
+                .map(str::to_lowercase)
+                .filter(|s| !s.is_empty());
+            let after = query.cursor.clone();
+            let mut items: Vec<Profile> = st
+                .profiles
+                .values()
+                .filter(|p| after.as_deref().is_none_or(|a| p.user_id.as_str() > a))
+                .filter(|p| query.include_deleted || !p.is_tombstone())
+                .filter(|p| {
+                    needle.as_deref().is_none_or(|n| {
+                        p.display_name.to_lowercase().contains(n)
+                            || p.email.as_deref().is_some_and(|e| e.to_lowercase().contains(n))
+                    })
                 })
-            })
-            .take(query.limit + 1)
-            .cloned()
-            .collect();
-        let next = if items.len() > query.limit {
-            items.truncate(query.limit);
-            items.last().map(|p| p.user_id.clone())
-        } else {
-            None
-        };
-        Ok(Page { items, next })
+                .take(query.limit + 1)
+                .cloned()
+                .collect();
+            let next = if items.len() > query.limit {
+                items.truncate(query.limit);
+                items.last().map(|p| p.user_id.clone())
+            } else {
+                None
+            };
+            Page { items, next }
+        })
+        .await
+    }
+
+    async fn active_owners(&self) -> StoreResult<Vec<String>> {
+        self.call("profiles", |st| {
+            st.profiles
+                .values()
+                .filter(|p| p.role == "owner" && !p.is_deleted())
+                .map(|p| p.user_id.clone())
+                .collect()
+        })
+        .await
     }
 }
 
 #[async_trait]
 impl MessageOutbox for InMemoryBackend {
     async fn reserve(&self, message: &AdminMessage, lease_until: DateTime<Utc>) -> StoreResult<Reserved> {
-        self.io("admin_messages")?;
-        let mut st = self.state();
-        if let Some(existing) = st.messages.get(&message.message_id) {
-            return Ok(Reserved::Exists(existing.clone()));
-        }
-        let ok = st
-            .profiles
-            .get(&message.recipient_id)
-            .is_some_and(|p| p.email.is_some() && !p.is_tombstone());
-        if !ok {
-            return Ok(Reserved::RecipientGone);
-        }
-        let lease = st
-            .send_leases
-            .entry(message.recipient_id.clone())
-            .or_insert((0, lease_until));
-        lease.0 += 1;
-        lease.1 = lease.1.max(lease_until);
-        st.messages.insert(message.message_id.clone(), message.clone());
-        Ok(Reserved::Reserved)
+        self.call("admin_messages", |st| {
+            if let Some(existing) = st.messages.get(&message.message_id) {
+                // A pending row SES was never called for may be reserved again (a retry).
+                if !(existing.status == MessageStatus::Pending && existing.attempt.is_none()) {
+                    return Reserved::Exists(existing.clone());
+                }
+            }
+            let ok = st
+                .profiles
+                .get(&message.recipient_id)
+                .is_some_and(|p| p.email.is_some() && !p.is_deleted());
+            if !ok {
+                return Reserved::RecipientGone;
+            }
+            let lease = st
+                .send_leases
+                .entry(message.recipient_id.clone())
+                .or_insert_with(|| (BTreeSet::new(), lease_until));
+            lease.0.insert(message.message_id.clone());
+            lease.1 = lease_until;
+            st.messages
+                .entry(message.message_id.clone())
+                .or_insert_with(|| message.clone());
+            Reserved::Reserved
+        })
+        .await
     }
 
-    async fn mark_sent(
+    async fn begin_attempt(
         &self,
         message_id: &str,
-        ses_message_id: &str,
-        at: &str,
+        attempt: &str,
         event: &SecurityEvent,
-    ) -> StoreResult<()> {
-        self.io("admin_messages")?;
-        let mut st = self.state();
-        if let Some(m) = st.messages.get_mut(message_id) {
-            m.status = MessageStatus::Sent;
-            m.ses_message_id = Some(ses_message_id.to_owned());
-            m.sent_at = Some(at.to_owned());
-            m.updated_at = Some(at.to_owned());
-        }
-        st.security_logs
-            .entry(event.event_id.clone())
-            .or_insert_with(|| event.clone());
-        Ok(())
+    ) -> StoreResult<Attempt> {
+        self.call("admin_messages", |st| {
+            let Some(m) = st.messages.get_mut(message_id) else {
+                return Attempt::NotPending;
+            };
+            if m.status != MessageStatus::Pending {
+                return Attempt::NotPending;
+            }
+            match m.attempt.as_deref() {
+                Some(a) if a != attempt => return Attempt::Taken,
+                _ => m.attempt = Some(attempt.to_owned()),
+            }
+            st.security_logs
+                .entry(event.event_id.clone())
+                .or_insert_with(|| event.clone());
+            Attempt::Began
+        })
+        .await
+    }
+
+    async fn mark_sent(&self, message_id: &str, ses_message_id: &str, at: &str) -> StoreResult<()> {
+        self.call("admin_messages", |st| {
+            if let Some(m) = st.messages.get_mut(message_id) {
+                if matches!(m.status, MessageStatus::Pending | MessageStatus::Unconfirmed) {
+                    m.status = MessageStatus::Sent;
+                    m.updated_at = Some(at.to_owned());
+                }
+                m.ses_message_id.get_or_insert_with(|| ses_message_id.to_owned());
+                m.sent_at.get_or_insert_with(|| at.to_owned());
+            }
+        })
+        .await
     }
 
     async fn mark_failed(&self, message_id: &str, error_code: &str, at: &str) -> StoreResult<()> {
-        self.io("admin_messages")?;
-        let mut st = self.state();
-        if let Some(m) = st.messages.get_mut(message_id) {
-            m.status = MessageStatus::Failed;
-            m.error_code = Some(error_code.to_owned());
-            m.updated_at = Some(at.to_owned());
-        }
-        Ok(())
+        self.call("admin_messages", |st| {
+            if let Some(m) = st.messages.get_mut(message_id) {
+                if m.status == MessageStatus::Pending {
+                    m.status = MessageStatus::Failed;
+                    m.error_code = Some(error_code.to_owned());
+                    m.updated_at = Some(at.to_owned());
+                }
+            }
+        })
+        .await
     }
 
-    async fn release(&self, recipient_id: &str) -> StoreResult<()> {
-        self.io("profiles")?;
-        if let Some(lease) = self.state().send_leases.get_mut(recipient_id) {
-            lease.0 = lease.0.saturating_sub(1);
-        }
-        Ok(())
+    async fn release(&self, recipient_id: &str, message_id: &str) -> StoreResult<()> {
+        self.call("profiles", |st| {
+            if let Some((ids, _)) = st.send_leases.get_mut(recipient_id) {
+                ids.remove(message_id);
+            }
+        })
+        .await
     }
 
     async fn get(&self, message_id: &str) -> StoreResult<Option<AdminMessage>> {
-        self.io("admin_messages")?;
-        Ok(self.state().messages.get(message_id).cloned())
+        self.call("admin_messages", |st| st.messages.get(message_id).cloned())
+            .await
     }
 
     async fn history(
@@ -370,44 +627,73 @@ impl MessageOutbox for InMemoryBackend {
         limit: usize,
         cursor: Option<&str>,
     ) -> StoreResult<Page<AdminMessage>> {
-        self.io("admin_messages")?;
-        let st = self.state();
-        let mut all: Vec<&AdminMessage> = st
-            .messages
-            .values()
-            .filter(|m| m.recipient_id == recipient_id)
-            .collect();
-        all.sort_by(|a, b| (&b.created_at, &b.message_id).cmp(&(&a.created_at, &a.message_id)));
-        let start = cursor
-            .and_then(|c| all.iter().position(|m| m.message_id == c).map(|i| i + 1))
-            .unwrap_or(0);
-        let items: Vec<AdminMessage> = all.iter().skip(start).take(limit).map(|m| (*m).clone()).collect();
-        let next = if start + items.len() < all.len() {
-            items.last().map(|m| m.message_id.clone())
-        } else {
-            None
-        };
-        Ok(Page { items, next })
+        self.call("admin_messages", |st| {
+            let mut all: Vec<&AdminMessage> = st
+                .messages
+                .values()
+                .filter(|m| m.recipient_id == recipient_id)
+                .collect();
+            all.sort_by(|a, b| (&b.created_at, &b.message_id).cmp(&(&a.created_at, &a.message_id)));
+            let start = cursor
+                .and_then(|c| all.iter().position(|m| m.message_id == c).map(|i| i + 1))
+                .unwrap_or(0);
+            let items: Vec<AdminMessage> = all.iter().skip(start).take(limit).map(|m| (*m).clone()).collect();
+            let next = if start + items.len() < all.len() {
+                items.last().map(|m| m.message_id.clone())
+            } else {
+                None
+            };
+            Page { items, next }
+        })
+        .await
+    }
+
+    async fn stale_pending(&self, before: DateTime<Utc>, limit: usize) -> StoreResult<Vec<String>> {
+        self.call("admin_messages", |st| {
+            let mut rows: Vec<&AdminMessage> = st
+                .messages
+                .values()
+                .filter(|m| m.status == MessageStatus::Pending)
+                .filter(|m| parse_timestamp(&m.created_at).is_some_and(|t| t < before))
+                .collect();
+            rows.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+            rows.into_iter().take(limit).map(|m| m.message_id.clone()).collect()
+        })
+        .await
+    }
+
+    async fn mark_unconfirmed(&self, message_id: &str, at: &str) -> StoreResult<bool> {
+        self.call("admin_messages", |st| match st.messages.get_mut(message_id) {
+            Some(m) if m.status == MessageStatus::Pending => {
+                m.status = MessageStatus::Unconfirmed;
+                m.updated_at = Some(at.to_owned());
+                true
+            }
+            _ => false,
+        })
+        .await
     }
 }
 
 #[async_trait]
 impl SecurityLog for InMemoryBackend {
     async fn append(&self, event: &SecurityEvent) -> StoreResult<Appended> {
-        self.io("security_logs")?;
-        let mut st = self.state();
-        if st.security_logs.contains_key(&event.event_id) {
-            return Ok(Appended::AlreadyRecorded);
-        }
-        st.security_logs.insert(event.event_id.clone(), event.clone());
-        Ok(Appended::New)
+        self.call("security_logs", |st| {
+            if st.security_logs.contains_key(&event.event_id) {
+                return Appended::AlreadyRecorded;
+            }
+            st.security_logs.insert(event.event_id.clone(), event.clone());
+            Appended::New
+        })
+        .await
     }
 }
 
 #[async_trait]
 impl Mailer for InMemoryBackend {
     async fn send(&self, email: &OutgoingEmail) -> Result<String, MailError> {
-        let behaviour = self.mail.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let behaviour = lock(&self.mail).clone();
+        self.state().mail_calls.push(email.message_id.clone());
         match behaviour {
             MailBehaviour::Accept | MailBehaviour::Unconfirmed => {}
             MailBehaviour::Reject => {
@@ -421,15 +707,20 @@ impl Mailer for InMemoryBackend {
                     retry_after: Some(Duration::from_secs(1)),
                 })
             }
-            MailBehaviour::Unavailable => {
-                return Err(MailError::Unavailable {
-                    code: "ServiceUnavailable".into(),
-                    source: anyhow::anyhow!("injected outage"),
+            MailBehaviour::NotSent => {
+                return Err(MailError::NotSent {
+                    code: "DispatchFailure".into(),
+                    source: anyhow::anyhow!("injected: connection refused"),
+                })
+            }
+            MailBehaviour::LostRequest => {
+                return Err(MailError::Unconfirmed {
+                    code: "Timeout".into(),
+                    source: anyhow::anyhow!("injected: the request was lost"),
                 })
             }
         }
         let provider_id = format!("mem-{}", uuid::Uuid::new_v4());
-        let unconfirmed = behaviour == MailBehaviour::Unconfirmed;
         self.state().sent_mail.push(SentMail {
             provider_id: provider_id.clone(),
             message_id: email.message_id.clone(),
@@ -439,14 +730,14 @@ impl Mailer for InMemoryBackend {
             subject: email.subject.as_str().to_owned(),
             body: email.body.as_str().to_owned(),
         });
-        let hook = self.mail_hook.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let hook = lock(&self.mail_hook).clone();
         if let Some(hook) = hook {
             hook(email);
         }
-        if unconfirmed {
+        if behaviour == MailBehaviour::Unconfirmed {
             return Err(MailError::Unconfirmed {
                 code: "Timeout".into(),
-                source: anyhow::anyhow!("injected lost answer"),
+                source: anyhow::anyhow!("injected: the answer was lost"),
             });
         }
         Ok(provider_id)
@@ -455,49 +746,98 @@ impl Mailer for InMemoryBackend {
 
 #[async_trait]
 impl AuthDirectory for InMemoryBackend {
-    async fn lock_out(&self, username: &str) -> StoreResult<()> {
-        self.io("cognito")?;
-        if let Some(u) = self.state().auth_users.get_mut(username) {
-            u.enabled = false;
-            u.signed_out = true;
-        }
-        Ok(())
+    async fn find_by_sub(&self, sub: &str) -> StoreResult<Option<String>> {
+        self.call("cognito", |st| {
+            st.auth_users
+                .iter()
+                .find(|(_, u)| u.sub == sub)
+                .map(|(name, _)| name.clone())
+        })
+        .await
+    }
+
+    async fn lock_out(&self, username: &str) -> StoreResult<LockedOut> {
+        self.call("cognito", |st| match st.auth_users.get_mut(username) {
+            Some(u) => {
+                u.enabled = false;
+                u.signed_out = true;
+                LockedOut::Done
+            }
+            None => LockedOut::NotFound,
+        })
+        .await
     }
 
     async fn delete(&self, username: &str) -> StoreResult<()> {
-        self.io("cognito")?;
-        self.state().auth_users.remove(username);
-        Ok(())
+        self.call("cognito", |st| {
+            st.auth_users.remove(username);
+        })
+        .await
     }
 }
 
 #[async_trait]
 impl DeletionJobs for InMemoryBackend {
     async fn create(&self, job: &DeletionJob) -> StoreResult<Created> {
-        self.io("deletion_jobs")?;
-        let mut st = self.state();
-        if let Some(existing) = st.jobs.get(&job.user_id) {
-            return Ok(Created::Exists(existing.clone()));
-        }
-        st.jobs.insert(job.user_id.clone(), job.clone());
-        Ok(Created::Created)
+        self.call("deletion_jobs", |st| {
+            if let Some(existing) = st.jobs.get(&job.user_id) {
+                return Ok(Created::Exists(existing.clone()));
+            }
+            if st.profiles.get(&job.actor_id).is_some_and(Profile::is_deleted) {
+                return Ok(Created::ActorDeleted);
+            }
+            let Some(target) = st.profiles.get_mut(&job.user_id) else {
+                return Err(DependencyError::new(
+                    "deletion_jobs",
+                    false,
+                    anyhow::anyhow!("the target's profile is gone"),
+                ));
+            };
+            target.deletion_job_id = Some(job.job_id.clone());
+            st.jobs.insert(job.user_id.clone(), job.clone());
+            Ok(Created::Created)
+        })
+        .await?
     }
 
     async fn get(&self, user_id: &str) -> StoreResult<Option<DeletionJob>> {
-        self.io("deletion_jobs")?;
-        Ok(self.state().jobs.get(user_id).cloned())
+        self.call("deletion_jobs", |st| st.jobs.get(user_id).cloned()).await
     }
 
     async fn save(&self, job: &DeletionJob) -> StoreResult<Saved> {
-        self.io("deletion_jobs")?;
-        let mut st = self.state();
-        match st.jobs.get(&job.user_id) {
+        self.call("deletion_jobs", |st| match st.jobs.get(&job.user_id) {
             Some(stored) if stored.version + 1 == job.version => {
                 st.jobs.insert(job.user_id.clone(), job.clone());
-                Ok(Saved::Saved)
+                Saved::Saved
             }
-            _ => Ok(Saved::Conflict),
-        }
+            // A retried save that had applied: the same content is stored already.
+            Some(stored) if stored == job => Saved::Saved,
+            _ => Saved::Conflict,
+        })
+        .await
+    }
+
+    async fn open(&self, limit: usize) -> StoreResult<Vec<OpenJob>> {
+        self.call("deletion_jobs", |st| {
+            let mut open: Vec<OpenJob> = st
+                .jobs
+                .values()
+                .filter(|j| j.step != Step::Done)
+                .filter_map(|j| {
+                    Some(OpenJob {
+                        user_id: j.user_id.clone(),
+                        job_id: j.job_id.clone(),
+                        created_at: j.created_at.clone(),
+                        due_at: j.sweep_due_at()?,
+                        completed: j.is_completed(),
+                    })
+                })
+                .collect();
+            open.sort_by(|a, b| a.due_at.cmp(&b.due_at));
+            open.truncate(limit);
+            open
+        })
+        .await
     }
 }
 
@@ -510,188 +850,228 @@ impl UserData for InMemoryBackend {
         cursor: Option<&ItemKey>,
         limit: usize,
     ) -> StoreResult<KeysPage> {
-        self.io(table.name)?;
-        let st = self.state();
-        let mut keys: Vec<ItemKey> = if table.name == "admin_messages" {
-            st.messages
-                .values()
-                .filter(|m| m.recipient_id == user_id)
-                .map(|m| BTreeMap::from([("message_id".to_owned(), m.message_id.clone())]))
-                .collect()
-        } else {
-            let attr = lookup_attr(table);
-            st.tables
-                .get(table.name)
-                .map(|t| {
-                    t.values()
-                        .filter(|i| i.get(attr).map(String::as_str) == Some(user_id))
-                        .map(|i| key_of(table, i))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        keys.sort();
-        if let Some(c) = cursor {
-            keys.retain(|k| k > c);
-        }
-        let full = keys.len() >= limit;
-        keys.truncate(limit);
-        // Like DynamoDB: a full page carries a LastEvaluatedKey even when nothing follows.
-        let next = if full { keys.last().cloned() } else { None };
-        Ok(KeysPage { keys, next })
+        self.call(table.name, |st| {
+            let by_index = matches!(table.lookup, Lookup::Index { .. });
+            let query = {
+                let q = st.index_queries.entry(table.name.to_owned()).or_insert(0);
+                *q += 1;
+                *q
+            };
+            let mut keys: Vec<ItemKey> = if table.name == "admin_messages" {
+                st.messages
+                    .values()
+                    .filter(|m| m.recipient_id == user_id)
+                    .map(|m| BTreeMap::from([("message_id".to_owned(), m.message_id.clone())]))
+                    .collect()
+            } else {
+                let attr = lookup_attr(table);
+                st.tables
+                    .get(table.name)
+                    .map(|t| {
+                        t.iter()
+                            .filter(|(_, i)| i.get(attr).map(String::as_str) == Some(user_id))
+                            .filter(|(k, _)| {
+                                !by_index
+                                    || st
+                                        .hidden_until
+                                        .get(&(table.name.to_owned(), (*k).clone()))
+                                        .is_none_or(|until| query > *until)
+                            })
+                            .map(|(_, i)| key_of(table, i))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            if by_index {
+                if let Some(ghosts) = st.ghosts.get(table.name) {
+                    keys.extend(
+                        ghosts
+                            .iter()
+                            .filter(|(_, until)| query <= *until)
+                            .map(|(k, _)| k.clone()),
+                    );
+                }
+            }
+            keys.sort();
+            keys.dedup();
+            if let Some(c) = cursor {
+                keys.retain(|k| k > c);
+            }
+            let full = keys.len() >= limit;
+            keys.truncate(limit);
+            // Like DynamoDB: a full page carries a LastEvaluatedKey even when nothing follows.
+            let next = if full { keys.last().cloned() } else { None };
+            KeysPage { keys, next }
+        })
+        .await
     }
 
     async fn delete(&self, table: &CascadeTable, keys: &[ItemKey]) -> StoreResult<()> {
-        self.io(table.name)?;
-        let mut st = self.state();
-        for key in keys {
-            if table.name == "admin_messages" {
-                if let Some(id) = key.get("message_id") {
-                    st.messages.remove(id);
-                }
-            } else if let Some(t) = st.tables.get_mut(table.name) {
-                let k = table
-                    .key
-                    .iter()
-                    .map(|a| key.get(*a).cloned().unwrap_or_default())
-                    .collect::<Vec<_>>()
-                    .join("\u{1f}");
-                t.remove(&k);
+        self.call(table.name, |st| {
+            for key in keys {
+                remove_item(st, table, key);
             }
-        }
-        Ok(())
+        })
+        .await
+    }
+
+    async fn existing(&self, table: &CascadeTable, keys: &[ItemKey]) -> StoreResult<Vec<ItemKey>> {
+        self.call(table.name, |st| {
+            let unique: BTreeSet<&ItemKey> = keys.iter().collect();
+            unique
+                .into_iter()
+                .filter(|k| item_exists(st, table, k))
+                .cloned()
+                .collect()
+        })
+        .await
     }
 
     async fn count(&self, table: &CascadeTable, user_id: &str, cap: u64) -> StoreResult<Count> {
-        self.io(table.name)?;
-        let n = self.count_user_items(table, user_id) as u64;
-        Ok(Count {
-            count: n.min(cap),
-            capped: n > cap,
+        self.call(table.name, |st| {
+            let n = count_items(st, table, user_id) as u64;
+            Count {
+                count: n.min(cap),
+                capped: n > cap,
+            }
         })
+        .await
     }
 }
 
 #[async_trait]
 impl Idempotency for InMemoryBackend {
-    async fn claim(
-        &self,
-        scope: &str,
-        key: &str,
-        fingerprint: &str,
-        message_id: &str,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        expires_at: DateTime<Utc>,
-    ) -> StoreResult<Claim> {
-        self.io("idempotency")?;
-        let mut st = self.state();
-        let id = format!("{scope}#{key}");
-        let mut message_id = message_id.to_owned();
-        if let Some((record, expires)) = st.idempotency.get(&id) {
-            if *expires > now {
-                match record {
-                    IdempotencyRecord::InFlight {
-                        lease_until: l,
-                        message_id: m,
-                        fingerprint: f,
-                    } if *l <= now && f == fingerprint => {
-                        message_id = m.clone();
+    async fn claim(&self, claim: &ClaimRequest<'_>) -> StoreResult<Claim> {
+        self.call("idempotency", |st| {
+            let id = format!("{}#{}", claim.scope, claim.key);
+            let mut message_id = claim.message_id.to_owned();
+            if let Some(stored) = st.idempotency.get(&id).filter(|s| s.expires_at > claim.now) {
+                if stored.owner == claim.owner {
+                    // Our own claim, applied by an attempt whose answer was lost.
+                    if let IdempotencyRecord::InFlight { message_id, .. } = &stored.record {
+                        return Claim::Claimed {
+                            message_id: message_id.clone(),
+                        };
                     }
-                    other => return Ok(Claim::Taken(other.clone())),
+                }
+                match &stored.record {
+                    IdempotencyRecord::InFlight {
+                        lease_until,
+                        message_id: earlier,
+                        fingerprint,
+                    } if *lease_until <= claim.now && fingerprint == claim.fingerprint => {
+                        message_id = earlier.clone();
+                    }
+                    other => return Claim::Taken(other.clone()),
                 }
             }
-        }
-        st.idempotency.insert(
-            id,
-            (
-                IdempotencyRecord::InFlight {
-                    fingerprint: fingerprint.to_owned(),
-                    message_id: message_id.clone(),
-                    lease_until,
+            st.idempotency.insert(
+                id,
+                StoredKey {
+                    record: IdempotencyRecord::InFlight {
+                        fingerprint: claim.fingerprint.to_owned(),
+                        message_id: message_id.clone(),
+                        lease_until: claim.lease_until,
+                    },
+                    expires_at: claim.expires_at,
+                    owner: claim.owner.to_owned(),
                 },
-                expires_at,
-            ),
-        );
-        Ok(Claim::Claimed { message_id })
+            );
+            Claim::Claimed { message_id }
+        })
+        .await
     }
 
-    async fn complete(&self, scope: &str, key: &str, status: u16, response: &str) -> StoreResult<()> {
-        self.io("idempotency")?;
-        let mut st = self.state();
-        if let Some((record, _)) = st.idempotency.get_mut(&format!("{scope}#{key}")) {
-            if let IdempotencyRecord::InFlight { fingerprint, .. } = record {
-                *record = IdempotencyRecord::Done {
-                    fingerprint: fingerprint.clone(),
-                    status,
-                    response: response.to_owned(),
-                };
+    async fn complete(&self, scope: &str, key: &str, owner: &str, status: u16, response: &str) -> StoreResult<()> {
+        self.call("idempotency", |st| {
+            if let Some(stored) = st.idempotency.get_mut(&format!("{scope}#{key}")) {
+                if stored.owner != owner {
+                    return;
+                }
+                if let IdempotencyRecord::InFlight { fingerprint, .. } = &stored.record {
+                    stored.record = IdempotencyRecord::Done {
+                        fingerprint: fingerprint.clone(),
+                        status,
+                        response: response.to_owned(),
+                    };
+                }
             }
-        }
-        Ok(())
+        })
+        .await
     }
 
-    async fn release(&self, scope: &str, key: &str) -> StoreResult<()> {
-        self.io("idempotency")?;
-        let mut st = self.state();
-        let id = format!("{scope}#{key}");
-        if matches!(
-            st.idempotency.get(&id),
-            Some((IdempotencyRecord::InFlight { .. }, _))
-        ) {
-            st.idempotency.remove(&id);
-        }
-        Ok(())
+    async fn release(&self, scope: &str, key: &str, owner: &str) -> StoreResult<()> {
+        self.call("idempotency", |st| {
+            let id = format!("{scope}#{key}");
+            if st
+                .idempotency
+                .get(&id)
+                .is_some_and(|s| s.owner == owner && matches!(s.record, IdempotencyRecord::InFlight { .. }))
+            {
+                st.idempotency.remove(&id);
+            }
+        })
+        .await
     }
 
-    async fn get(
-        &self,
-        scope: &str,
-        key: &str,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Option<IdempotencyRecord>> {
-        self.io("idempotency")?;
-        Ok(self
-            .state()
-            .idempotency
-            .get(&format!("{scope}#{key}"))
-            .filter(|(_, exp)| *exp > now)
-            .map(|(r, _)| r.clone()))
+    async fn get(&self, scope: &str, key: &str, now: DateTime<Utc>) -> StoreResult<Option<IdempotencyRecord>> {
+        self.call("idempotency", |st| {
+            st.idempotency
+                .get(&format!("{scope}#{key}"))
+                .filter(|s| s.expires_at > now)
+                .map(|s| s.record.clone())
+        })
+        .await
     }
 }
 
 #[async_trait]
 impl DeliveryLog for InMemoryBackend {
-    async fn record_delivery(
-        &self,
-        ses_message_id: &str,
-        update: DeliveryUpdate,
-        at: &str,
-    ) -> StoreResult<Recorded> {
-        self.io("admin_messages")?;
-        let mut st = self.state();
-        let Some(m) = st
-            .messages
-            .values_mut()
-            .find(|m| m.ses_message_id.as_deref() == Some(ses_message_id))
-        else {
-            return Ok(Recorded::UnknownMessage);
-        };
-        if !update.applies_to(m.status) {
-            return Ok(Recorded::Unchanged);
-        }
-        m.status = update.status();
-        m.updated_at = Some(at.to_owned());
-        Ok(Recorded::Updated)
+    async fn record_delivery(&self, record: &DeliveryRecord) -> StoreResult<Recorded> {
+        self.call("admin_messages", |st| {
+            let found = match &record.message_id {
+                Some(id) => st.messages.get_mut(id),
+                None => st
+                    .messages
+                    .values_mut()
+                    .find(|m| m.ses_message_id.as_deref() == Some(record.ses_message_id.as_str())),
+            };
+            let Some(m) = found else {
+                return Recorded::UnknownMessage;
+            };
+            if m.ses_message_id.as_deref().is_some_and(|s| s != record.ses_message_id) {
+                return Recorded::Unchanged;
+            }
+            if !record.update.applies_to(m.status) {
+                return Recorded::Unchanged;
+            }
+            m.status = record.update.status();
+            m.updated_at = Some(record.at.clone());
+            m.ses_message_id.get_or_insert_with(|| record.ses_message_id.clone());
+            if record.update == DeliveryUpdate::Sent {
+                m.sent_at.get_or_insert_with(|| record.at.clone());
+            }
+            Recorded::Updated
+        })
+        .await
     }
 }
 
 #[async_trait]
 impl DeletionQueue for InMemoryBackend {
-    async fn enqueue(&self, user_id: &str, job_id: &str) -> StoreResult<()> {
-        self.io("queue")?;
-        self.state().queue.push((user_id.to_owned(), job_id.to_owned()));
-        Ok(())
+    async fn enqueue(&self, continuation: &Continuation, delay: Duration) -> StoreResult<()> {
+        let visible_at = self.now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+        self.call("queue", |st| {
+            st.next_message += 1;
+            let id = st.next_message;
+            st.queue.push(QueuedMessage {
+                id,
+                continuation: continuation.clone(),
+                visible_at,
+                receives: 0,
+            });
+        })
+        .await
     }
 }
 
@@ -703,22 +1083,25 @@ impl RateLimiter for InMemoryBackend {
         limit: u32,
         window: Duration,
         now: DateTime<Utc>,
+        use_id: &str,
     ) -> StoreResult<RateDecision> {
-        self.io("rate_limits")?;
-        let w = window.as_secs().max(1) as i64;
-        let slot = now.timestamp() / w;
-        let mut st = self.state();
-        let entry = st.rate.entry(bucket.to_owned()).or_insert((slot, 0));
-        if entry.0 != slot {
-            *entry = (slot, 0);
-        }
-        if entry.1 >= limit {
-            let retry = (slot + 1) * w - now.timestamp();
-            return Ok(RateDecision::Limited {
-                retry_after: Duration::from_secs(retry.max(1) as u64),
-            });
-        }
-        entry.1 += 1;
-        Ok(RateDecision::Allowed)
+        self.call("rate_limits", |st| {
+            let window = chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
+            let uses = st.rate.entry(bucket.to_owned()).or_default();
+            uses.retain(|(at, _)| *at > now - window);
+            if uses.iter().any(|(_, id)| id == use_id) {
+                return RateDecision::Allowed;
+            }
+            if uses.len() >= limit as usize {
+                let oldest = uses.iter().map(|(at, _)| *at).min().unwrap_or(now);
+                let retry = (oldest + window - now).to_std().unwrap_or_default();
+                return RateDecision::Limited {
+                    retry_after: retry.max(Duration::from_millis(1)),
+                };
+            }
+            uses.push((now, use_id.to_owned()));
+            RateDecision::Allowed
+        })
+        .await
     }
 }

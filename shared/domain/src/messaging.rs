@@ -1,11 +1,11 @@
 //! Message a user: the use case behind `POST /admin/users/{id}/messages` and the history.
 
-use crate::access::{audit_denial, load_caller, target_state};
+use crate::access::{authorize, load_caller, target_state};
 use crate::model::{timestamp, AdminMessage, EventType, MessageStatus, Page, RequestMeta, SecurityEvent};
 use crate::ports::*;
 use crate::types::{sha256_hex, EmailAddress, IdempotencyKey, MessageBody, Subject, UserId};
 use chrono::Duration as ChronoDuration;
-use policy::{Action, Decision, Denial};
+use policy::{Action, Denial};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,8 +20,6 @@ pub struct MessagingSettings {
     pub reply_to: String,
     /// How long a send holds its lease on the recipient (and on its idempotency key).
     pub send_lease: Duration,
-    /// How long a duplicate request waits for the first one to finish.
-    pub duplicate_wait: Duration,
     /// Per-admin limit: messages per minute (0 = no limit).
     pub messages_per_minute: u32,
 }
@@ -32,7 +30,6 @@ impl Default for MessagingSettings {
             mail_from: "no-reply@teleperson.com".into(),
             reply_to: DEFAULT_REPLY_TO.into(),
             send_lease: Duration::from_secs(30),
-            duplicate_wait: Duration::from_secs(10),
             messages_per_minute: 0,
         }
     }
@@ -50,7 +47,7 @@ pub struct SendInput {
     pub idempotency_key: Option<IdempotencyKey>,
 }
 
-/// The `201` answer.
+/// The `201` answer: SES accepted the message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SendReceipt {
     pub message_id: String,
@@ -59,13 +56,31 @@ pub struct SendReceipt {
     pub sent_at: String,
 }
 
-/// What an idempotency key remembers.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// What a send came to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
-enum StoredOutcome {
+pub enum Outcome {
+    /// `201`: SES accepted the message.
     Sent(SendReceipt),
-    Rejected { message_id: String, code: String },
-    Unconfirmed { message_id: String, code: String },
+    /// `202 {message_id, status: "pending"}`: SES's answer is not known, so the mail may have
+    /// gone. It is never sent again; an SES event, or the sweep, settles the row.
+    Pending { message_id: String },
+}
+
+impl Outcome {
+    pub fn message_id(&self) -> &str {
+        match self {
+            Outcome::Sent(r) => &r.message_id,
+            Outcome::Pending { message_id } => message_id,
+        }
+    }
+}
+
+/// The answer, and whether it is the first one or a replay of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub outcome: Outcome,
+    pub replayed: bool,
 }
 
 /// Options of a send.
@@ -83,22 +98,26 @@ pub enum SendError {
     Denied(Denial),
     #[error("the recipient has no usable email address")]
     NoEmailAddress,
+    /// `422 idempotency_key_reused`
     #[error("the idempotency key was used with a different request")]
-    IdempotencyConflict,
+    IdempotencyKeyReused,
+    /// `409 request_in_progress`
     #[error("a request with this idempotency key is still in progress")]
-    IdempotencyInProgress,
+    RequestInProgress {
+        message_id: String,
+        retry_after: Duration,
+    },
     #[error("too many messages from this admin")]
     RateLimited { retry_after: Duration },
+    /// SES refused this message for good. Nothing was sent; the row is `failed`.
     #[error("the mail provider rejected the message ({code})")]
     MailRejected { message_id: String, code: String },
+    /// SES asked to slow down. Nothing was sent; the row is `failed`.
     #[error("the mail provider is throttling")]
     MailThrottled { retry_after: Option<Duration> },
-    /// The provider did not answer: the mail may be out. The row stays `pending`, and the same
-    /// idempotency key answers this again rather than sending a second time.
-    #[error("the mail provider did not confirm the message ({code})")]
-    MailUnconfirmed { message_id: String, code: String },
-    #[error("the mail provider is unavailable ({code})")]
-    MailUnavailable {
+    /// SES could not be reached. Nothing was sent; the row is `failed`.
+    #[error("the mail provider could not be reached ({code})")]
+    MailNotSent {
         code: String,
         #[source]
         source: anyhow::Error,
@@ -128,11 +147,10 @@ pub struct Messaging {
     pub settings: MessagingSettings,
 }
 
-/// Whether the answer is the first one or a replay of it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sent {
-    pub receipt: SendReceipt,
-    pub replayed: bool,
+/// The idempotency key this request holds.
+struct HeldKey {
+    key: IdempotencyKey,
+    owner: String,
 }
 
 impl Messaging {
@@ -141,8 +159,8 @@ impl Messaging {
         crate::access::refuse_anonymous(&*self.log, &*self.clock, meta, action, target_id).await
     }
 
-    /// Send one message. See DESIGN.md sections 1 and 3.
-    pub async fn send(&self, meta: &RequestMeta, input: SendInput) -> Result<Sent, SendError> {
+    /// Send one message: at most one email per message row, whatever fails.
+    pub async fn send(&self, meta: &RequestMeta, input: SendInput) -> Result<Answer, SendError> {
         self.send_with(meta, input, SendOptions::default()).await
     }
 
@@ -152,7 +170,7 @@ impl Messaging {
         meta: &RequestMeta,
         input: SendInput,
         options: SendOptions,
-    ) -> Result<Sent, SendError> {
+    ) -> Result<Answer, SendError> {
         let span = tracing::info_span!(
             "send_message",
             actor = meta.caller.as_deref(),
@@ -166,29 +184,21 @@ impl Messaging {
         meta: &RequestMeta,
         input: SendInput,
         options: SendOptions,
-    ) -> Result<Sent, SendError> {
+    ) -> Result<Answer, SendError> {
         let target_id = input.target.as_str();
         let (caller, target) =
             futures::try_join!(load_caller(&*self.profiles, meta), self.profiles.get(target_id))?;
-        let decision = policy::decide(policy::Request {
+        let request = policy::Request {
             action: Action::SendMessage,
             caller,
             target: target_state(target.as_ref(), None),
             is_self: meta.caller.as_deref() == Some(target_id),
             acknowledged: false,
-        });
-        if let Decision::Deny(denial) = decision {
-            audit_denial(
-                &*self.log,
-                &*self.clock,
-                meta,
-                Action::SendMessage,
-                target_id,
-                denial.code(),
-            )
-            .await;
-            return Err(SendError::Denied(denial));
-        }
+            last_owner: false,
+        };
+        authorize(&*self.log, &*self.clock, meta, request, target_id)
+            .await
+            .map_err(SendError::Denied)?;
         let actor = meta.caller.clone().unwrap_or_default();
         // The policy refuses a missing target; should it ever not, the answer is the same.
         let Some(target) = target else {
@@ -210,62 +220,63 @@ impl Messaging {
             }
         }
 
+        // This request's own token: its claim, its rate-limit use and its key's outcome.
+        let owner = uuid::Uuid::new_v4().to_string();
         let mut message_id = uuid::Uuid::new_v4().to_string();
-        let idem = match &input.idempotency_key {
+        let held = match &input.idempotency_key {
             None => None,
-            Some(key) => {
-                let fingerprint = fingerprint(&input);
-                match self.claim(&actor, key, &fingerprint, &message_id).await? {
-                    ClaimOutcome::Owned { message_id: id } => {
-                        message_id = id;
-                        Some((key.clone(), fingerprint))
-                    }
-                    ClaimOutcome::Answered(answer) => return answer,
+            Some(key) => match self.claim(&actor, key, &fingerprint(&input), &message_id, &owner).await? {
+                Ok(id) => {
+                    message_id = id;
+                    Some(HeldKey {
+                        key: key.clone(),
+                        owner: owner.clone(),
+                    })
                 }
-            }
+                Err(answer) => return answer,
+            },
         };
 
         // Replays above cost nothing; a new send counts against the admin's limit.
-        if let Err(limited) = self.take_rate(meta, &actor, target_id).await {
-            if let Some((key, _)) = &idem {
-                self.remember(
-                    &actor,
-                    key,
-                    &Err(SendError::RateLimited {
-                        retry_after: Duration::ZERO,
-                    }),
-                )
-                .await;
+        if let Err(limited) = self.take_rate(meta, &actor, target_id, &owner).await {
+            if let Some(held) = &held {
+                self.release_key(&actor, held).await;
             }
             return Err(limited);
         }
 
         let result = self.deliver(meta, &actor, &message_id, to, &input).await;
-        if let Some((key, _)) = idem {
-            self.remember(&actor, &key, &result).await;
+        if let Some(held) = &held {
+            self.remember(&actor, held, &result).await;
         }
-        result.map(|receipt| Sent {
-            receipt,
+        result.map(|outcome| Answer {
+            outcome,
             replayed: false,
         })
     }
 
-    async fn take_rate(&self, meta: &RequestMeta, actor: &str, target_id: &str) -> Result<(), SendError> {
+    async fn take_rate(
+        &self,
+        meta: &RequestMeta,
+        actor: &str,
+        target_id: &str,
+        use_id: &str,
+    ) -> Result<(), SendError> {
         if self.settings.messages_per_minute == 0 {
             return Ok(());
         }
-        let bucket = format!("messages#{actor}");
         let decision = self
             .limiter
             .take(
-                &bucket,
+                &format!("messages#{actor}"),
                 self.settings.messages_per_minute,
                 Duration::from_secs(60),
                 self.clock.now(),
+                use_id,
             )
             .await?;
         if let RateDecision::Limited { retry_after } = decision {
-            audit_denial(
+            crate::access::audit_denial(
                 &*self.log,
                 &*self.clock,
                 meta,
@@ -279,87 +290,82 @@ impl Messaging {
         Ok(())
     }
 
-    /// Take the idempotency key, or answer from it.
+    /// Take the idempotency key (`Ok(message id to send with)`), or the answer it already
+    /// gives (`Err`).
     async fn claim(
         &self,
         actor: &str,
         key: &IdempotencyKey,
         fingerprint: &str,
         message_id: &str,
-    ) -> Result<ClaimOutcome, SendError> {
-        let wait_until = tokio::time::Instant::now() + self.settings.duplicate_wait;
-        loop {
-            let now = self.clock.now();
-            let lease = now + chrono_duration(self.settings.send_lease);
-            let expires = now + ChronoDuration::hours(IDEMPOTENCY_TTL_HOURS);
-            let record = match self
-                .idempotency
-                .claim(actor, key.as_str(), fingerprint, message_id, now, lease, expires)
-                .await?
-            {
-                Claim::Claimed { message_id } => return Ok(ClaimOutcome::Owned { message_id }),
-                Claim::Taken(record) => record,
-            };
-            match record {
-                IdempotencyRecord::Done {
-                    fingerprint: f,
-                    response,
-                    ..
-                } => {
-                    if f != fingerprint {
-                        return Ok(ClaimOutcome::Answered(Err(SendError::IdempotencyConflict)));
-                    }
-                    return Ok(ClaimOutcome::Answered(replay(&response)));
-                }
-                IdempotencyRecord::InFlight { fingerprint: f, .. } => {
-                    if f != fingerprint {
-                        return Ok(ClaimOutcome::Answered(Err(SendError::IdempotencyConflict)));
-                    }
-                    if tokio::time::Instant::now() >= wait_until {
-                        return Ok(ClaimOutcome::Answered(Err(SendError::IdempotencyInProgress)));
-                    }
-                    tokio::time::sleep(Duration::from_millis(25 + fastrand::u64(0..25))).await;
-                }
-            }
+        owner: &str,
+    ) -> Result<Result<String, Result<Answer, SendError>>, SendError> {
+        let now = self.clock.now();
+        let claim = ClaimRequest {
+            scope: actor,
+            key: key.as_str(),
+            fingerprint,
+            message_id,
+            owner,
+            now,
+            lease_until: now + chrono_duration(self.settings.send_lease),
+            expires_at: now + ChronoDuration::hours(IDEMPOTENCY_TTL_HOURS),
+        };
+        let record = match self.idempotency.claim(&claim).await? {
+            Claim::Claimed { message_id } => return Ok(Ok(message_id)),
+            Claim::Taken(record) => record,
+        };
+        Ok(Err(match record {
+            IdempotencyRecord::Done {
+                fingerprint: f,
+                response,
+                ..
+            } if f == fingerprint => replay(&response),
+            IdempotencyRecord::InFlight {
+                fingerprint: f,
+                message_id,
+                lease_until,
+            } if f == fingerprint => Err(SendError::RequestInProgress {
+                message_id,
+                retry_after: (lease_until - now).to_std().unwrap_or_default(),
+            }),
+            _ => Err(SendError::IdempotencyKeyReused),
+        }))
+    }
+
+    /// Record the outcome under the key: a send that may have reached SES (sent or pending)
+    /// is the key's answer for 24 hours; anything else sent nothing, so the key is released
+    /// and the client may retry with it.
+    async fn remember(&self, actor: &str, held: &HeldKey, result: &Result<Outcome, SendError>) {
+        let Ok(outcome) = result else {
+            self.release_key(actor, held).await;
+            return;
+        };
+        let status = match outcome {
+            Outcome::Sent(_) => 201,
+            Outcome::Pending { .. } => 202,
+        };
+        let json = serde_json::to_string(outcome).unwrap_or_default();
+        let stored = retry_store(|| {
+            self.idempotency
+                .complete(actor, held.key.as_str(), &held.owner, status, &json)
+        })
+        .await;
+        if let Err(err) = stored {
+            // The row's attempt marker still stops a second email: a retry after the lease
+            // takes the key over with the same message id and finds the row attempted.
+            tracing::error!(error = ?anyhow::Error::from(err), "could not record the idempotency key's answer");
         }
     }
 
-    /// Record the outcome under the key: final answers are replayed, retryable failures
-    /// release the key so that the client may retry with it.
-    async fn remember(&self, actor: &str, key: &IdempotencyKey, result: &Result<SendReceipt, SendError>) {
-        let stored = match result {
-            Ok(receipt) => Some((201, StoredOutcome::Sent(receipt.clone()))),
-            Err(SendError::MailRejected { message_id, code }) => Some((
-                502,
-                StoredOutcome::Rejected {
-                    message_id: message_id.clone(),
-                    code: code.clone(),
-                },
-            )),
-            Err(SendError::MailUnconfirmed { message_id, code }) => Some((
-                503,
-                StoredOutcome::Unconfirmed {
-                    message_id: message_id.clone(),
-                    code: code.clone(),
-                },
-            )),
-            Err(_) => None,
-        };
-        let outcome = match stored {
-            Some((status, outcome)) => {
-                let json = serde_json::to_string(&outcome).unwrap_or_default();
-                retry_store(|| self.idempotency.complete(actor, key.as_str(), status, &json)).await
-            }
-            None => self.idempotency.release(actor, key.as_str()).await,
-        };
-        if let Err(err) = outcome {
-            // The send itself is recorded in admin_messages; a lost key record only means a
-            // retry after the lease would be treated as new.
-            tracing::error!(error = ?anyhow::Error::from(err), "could not record the idempotency key's outcome");
+    async fn release_key(&self, actor: &str, held: &HeldKey) {
+        if let Err(err) = self.idempotency.release(actor, held.key.as_str(), &held.owner).await {
+            tracing::warn!(error = ?anyhow::Error::from(err), "could not release the idempotency key; it expires with its lease");
         }
     }
 
-    /// Reserve, send, record. Every path leaves the message row `pending`, `sent` or `failed`.
+    /// Reserve, mark the attempt, send at most once, record. Every path leaves the message
+    /// row `pending` (SES's answer unknown), `sent` or `failed`.
     async fn deliver(
         &self,
         meta: &RequestMeta,
@@ -367,9 +373,8 @@ impl Messaging {
         message_id: &str,
         to: EmailAddress,
         input: &SendInput,
-    ) -> Result<SendReceipt, SendError> {
+    ) -> Result<Outcome, SendError> {
         let now = self.clock.now();
-        let created_at = timestamp(now);
         let message = AdminMessage {
             message_id: message_id.to_owned(),
             sender_id: actor.to_owned(),
@@ -379,10 +384,12 @@ impl Messaging {
             status: MessageStatus::Pending,
             ses_message_id: None,
             error_code: None,
-            created_at: created_at.clone(),
+            created_at: timestamp(now),
             sent_at: None,
             updated_at: None,
+            attempt: None,
         };
+        let recipient = input.target.as_str();
         match self
             .outbox
             .reserve(&message, now + chrono_duration(self.settings.send_lease))
@@ -390,24 +397,38 @@ impl Messaging {
         {
             Reserved::Reserved => {}
             Reserved::RecipientGone => return Err(SendError::Denied(Denial::UserDeleted)),
-            Reserved::Exists(existing) => match existing.status {
-                // A retry after an interrupted send: answer from the row.
-                MessageStatus::Pending => {}
-                MessageStatus::Failed => {
-                    return Err(SendError::MailRejected {
-                        message_id: existing.message_id,
-                        code: existing.error_code.unwrap_or_else(|| "Failed".into()),
-                    })
-                }
-                _ => {
-                    return Ok(SendReceipt {
-                        message_id: existing.message_id,
-                        status: "sent".into(),
-                        ses_message_id: existing.ses_message_id.unwrap_or_default(),
-                        sent_at: existing.sent_at.unwrap_or(existing.created_at),
-                    })
-                }
-            },
+            // A retry of a send that got further: answer from the row, never send again.
+            Reserved::Exists(existing) => return answer_from(existing),
+        }
+
+        let attempt = uuid::Uuid::new_v4().to_string();
+        let event = SecurityEvent::new(
+            format!("{message_id}#sent"),
+            EventType::AdminSentUserMessage,
+            recipient,
+            meta,
+            &timestamp(self.clock.now()),
+        )
+        .with("message_id", message_id);
+        let began = match self.outbox.begin_attempt(message_id, &attempt, &event).await {
+            Ok(began) => began,
+            Err(err) => {
+                self.release_lease(recipient, message_id).await;
+                return Err(err.into());
+            }
+        };
+        match began {
+            Attempt::Began => {}
+            Attempt::Taken | Attempt::NotPending => {
+                self.release_lease(recipient, message_id).await;
+                let row = self.outbox.get(message_id).await?;
+                return match row {
+                    Some(row) if began == Attempt::NotPending => answer_from(row),
+                    _ => Ok(Outcome::Pending {
+                        message_id: message_id.to_owned(),
+                    }),
+                };
+            }
         }
 
         let email = OutgoingEmail {
@@ -418,76 +439,60 @@ impl Messaging {
             subject: input.subject.clone(),
             body: input.body.clone(),
         };
-        match self.mailer.send(&email).await {
+        let sent = self.mailer.send(&email).await;
+        let at = timestamp(self.clock.now());
+        let result = match sent {
             Ok(ses_message_id) => {
-                let sent_at = timestamp(self.clock.now());
-                let event = SecurityEvent::new(
-                    format!("{message_id}#sent"),
-                    EventType::AdminSentUserMessage,
-                    input.target.as_str(),
-                    meta,
-                    &sent_at,
-                )
-                .with("message_id", message_id);
-                // The mail is out: from here the answer is "sent" whatever the bookkeeping
-                // does, so the idempotency key is never released and a retry never mails twice.
-                let recorded = retry_store(|| {
-                    self.outbox
-                        .mark_sent(message_id, &ses_message_id, &sent_at, &event)
-                })
-                .await;
-                self.release_lease(input.target.as_str()).await;
-                match recorded {
-                    Ok(()) => tracing::info!(message_id, "message sent"),
-                    Err(err) => tracing::error!(
-                        error = ?anyhow::Error::from(err),
-                        message_id,
-                        "message sent but not recorded: the row stays pending and its audit event is missing"
-                    ),
+                // The mail is out: the answer is "sent" whatever the bookkeeping does (a Send
+                // event, or the sweep, settles a row left pending).
+                if let Err(err) = retry_store(|| self.outbox.mark_sent(message_id, &ses_message_id, &at)).await {
+                    tracing::error!(error = ?anyhow::Error::from(err), message_id, "message sent but not recorded: the row stays pending until its Send event");
+                } else {
+                    tracing::info!(message_id, "message sent");
                 }
-                Ok(SendReceipt {
+                Ok(Outcome::Sent(SendReceipt {
                     message_id: message_id.to_owned(),
-                    status: "sent".into(),
+                    status: MessageStatus::Sent.as_str().to_owned(),
                     ses_message_id,
-                    sent_at,
-                })
+                    sent_at: at,
+                }))
             }
             Err(MailError::Unconfirmed { code, source }) => {
-                // Maybe sent: the row stays pending (never `failed`, never sent again by a retry).
+                // Maybe sent: the row stays pending, and nothing ever sends it again.
                 tracing::error!(error = ?source, message_id, code = %code, "the mail provider did not confirm the message");
-                self.release_lease(input.target.as_str()).await;
-                Err(SendError::MailUnconfirmed {
+                Ok(Outcome::Pending {
                     message_id: message_id.to_owned(),
-                    code,
                 })
             }
             Err(err) => {
                 let code = match &err {
-                    MailError::Rejected { code } | MailError::Throttled { code, .. } => code.clone(),
-                    MailError::Unavailable { code, .. } | MailError::Unconfirmed { code, .. } => code.clone(),
+                    MailError::Rejected { code }
+                    | MailError::Throttled { code, .. }
+                    | MailError::NotSent { code, .. }
+                    | MailError::Unconfirmed { code, .. } => code.clone(),
                 };
-                let at = timestamp(self.clock.now());
                 if let Err(store) = retry_store(|| self.outbox.mark_failed(message_id, &code, &at)).await {
                     tracing::error!(error = ?anyhow::Error::from(store), message_id, "could not mark the message failed; it stays pending");
                 }
-                self.release_lease(input.target.as_str()).await;
                 Err(match err {
                     MailError::Rejected { code } => SendError::MailRejected {
                         message_id: message_id.to_owned(),
                         code,
                     },
                     MailError::Throttled { retry_after, .. } => SendError::MailThrottled { retry_after },
-                    MailError::Unavailable { code, source } | MailError::Unconfirmed { code, source } => {
-                        SendError::MailUnavailable { code, source }
+                    MailError::NotSent { code, source } | MailError::Unconfirmed { code, source } => {
+                        SendError::MailNotSent { code, source }
                     }
                 })
             }
-        }
+        };
+        self.release_lease(recipient, message_id).await;
+        result
     }
 
     /// The send is over: let a waiting deletion go on. Best effort: the lease expires anyway.
-    async fn release_lease(&self, recipient_id: &str) {
-        if let Err(err) = self.outbox.release(recipient_id).await {
+    async fn release_lease(&self, recipient_id: &str, message_id: &str) {
+        if let Err(err) = self.outbox.release(recipient_id, message_id).await {
             tracing::warn!(error = ?anyhow::Error::from(err), "could not release the send lease; it will expire");
         }
     }
@@ -504,35 +509,22 @@ impl Messaging {
             load_caller(&*self.profiles, meta),
             self.profiles.get(target.as_str())
         )?;
-        let decision = policy::decide(policy::Request {
+        let request = policy::Request {
             action: Action::ViewMessages,
             caller,
             target: target_state(profile.as_ref(), None),
             is_self: meta.caller.as_deref() == Some(target.as_str()),
             acknowledged: false,
-        });
-        if let Decision::Deny(denial) = decision {
-            audit_denial(
-                &*self.log,
-                &*self.clock,
-                meta,
-                Action::ViewMessages,
-                target.as_str(),
-                denial.code(),
-            )
-            .await;
-            return Err(HistoryError::Denied(denial));
-        }
+            last_owner: false,
+        };
+        authorize(&*self.log, &*self.clock, meta, request, target.as_str())
+            .await
+            .map_err(HistoryError::Denied)?;
         Ok(self
             .outbox
             .history(target.as_str(), limit.clamp(1, 100), cursor)
             .await?)
     }
-}
-
-enum ClaimOutcome {
-    Owned { message_id: String },
-    Answered(Result<Sent, SendError>),
 }
 
 /// A few quick attempts at a store write that follows a mail that went out.
@@ -553,21 +545,34 @@ where
     }
 }
 
-fn replay(response: &str) -> Result<Sent, SendError> {
-    match serde_json::from_str::<StoredOutcome>(response) {
-        Ok(StoredOutcome::Sent(receipt)) => Ok(Sent {
-            receipt,
+fn replay(response: &str) -> Result<Answer, SendError> {
+    match serde_json::from_str::<Outcome>(response) {
+        Ok(outcome) => Ok(Answer {
+            outcome,
             replayed: true,
         }),
-        Ok(StoredOutcome::Rejected { message_id, code }) => Err(SendError::MailRejected { message_id, code }),
-        Ok(StoredOutcome::Unconfirmed { message_id, code }) => {
-            Err(SendError::MailUnconfirmed { message_id, code })
+        Err(e) => Err(SendError::Dependency(DependencyError::new("idempotency", false, e))),
+    }
+}
+
+/// The answer a message row gives to a retry that finds it there already.
+fn answer_from(row: AdminMessage) -> Result<Outcome, SendError> {
+    match row.status {
+        MessageStatus::Failed => Err(SendError::MailRejected {
+            message_id: row.message_id,
+            code: row.error_code.unwrap_or_else(|| "Failed".into()),
+        }),
+        MessageStatus::Pending | MessageStatus::Unconfirmed => Ok(Outcome::Pending {
+            message_id: row.message_id,
+        }),
+        MessageStatus::Sent | MessageStatus::Delivered | MessageStatus::Bounced | MessageStatus::Complained => {
+            Ok(Outcome::Sent(SendReceipt {
+                ses_message_id: row.ses_message_id.unwrap_or_default(),
+                sent_at: row.sent_at.unwrap_or(row.created_at),
+                message_id: row.message_id,
+                status: MessageStatus::Sent.as_str().to_owned(),
+            }))
         }
-        Err(e) => Err(SendError::Dependency(DependencyError::new(
-            "idempotency",
-            false,
-            e,
-        ))),
     }
 }
 
@@ -581,6 +586,6 @@ fn fingerprint(input: &SendInput) -> String {
     sha256_hex(&bytes)
 }
 
-pub(crate) fn chrono_duration(d: Duration) -> ChronoDuration {
+fn chrono_duration(d: Duration) -> ChronoDuration {
     ChronoDuration::from_std(d).unwrap_or(ChronoDuration::MAX)
 }

@@ -29,6 +29,10 @@ pub struct Profile {
     /// The Cognito username when it differs from `user_id`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth_username: Option<String>,
+    /// Set, in the same transaction, when a deletion job for this user is created: from then
+    /// on every route treats the user as deleted, before the tombstone exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_job_id: Option<String>,
 }
 
 impl Profile {
@@ -36,6 +40,11 @@ impl Profile {
 
     pub fn is_tombstone(&self) -> bool {
         self.deleted_at.is_some()
+    }
+
+    /// A deletion job exists for this user (running or done), or the profile is a tombstone.
+    pub fn is_deleted(&self) -> bool {
+        self.is_tombstone() || self.deletion_job_id.is_some()
     }
 
     pub fn cognito_username(&self) -> &str {
@@ -46,7 +55,11 @@ impl Profile {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MessageStatus {
+    /// Written before the send; stays so while SES's answer is unknown.
     Pending,
+    /// Still pending 15 minutes after it was written (a sweep): SES may or may not have sent
+    /// it. A later SES event still moves it on.
+    Unconfirmed,
     Sent,
     Failed,
     Delivered,
@@ -55,9 +68,20 @@ pub enum MessageStatus {
 }
 
 impl MessageStatus {
+    pub const ALL: [MessageStatus; 7] = [
+        MessageStatus::Pending,
+        MessageStatus::Unconfirmed,
+        MessageStatus::Sent,
+        MessageStatus::Failed,
+        MessageStatus::Delivered,
+        MessageStatus::Bounced,
+        MessageStatus::Complained,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             MessageStatus::Pending => "pending",
+            MessageStatus::Unconfirmed => "unconfirmed",
             MessageStatus::Sent => "sent",
             MessageStatus::Failed => "failed",
             MessageStatus::Delivered => "delivered",
@@ -69,6 +93,7 @@ impl MessageStatus {
     pub fn parse(s: &str) -> Option<MessageStatus> {
         Some(match s {
             "pending" => MessageStatus::Pending,
+            "unconfirmed" => MessageStatus::Unconfirmed,
             "sent" => MessageStatus::Sent,
             "failed" => MessageStatus::Failed,
             "delivered" => MessageStatus::Delivered,
@@ -98,6 +123,10 @@ pub struct AdminMessage {
     pub sent_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<String>,
+    /// Set, before SES is called, by the one attempt that may call it (its id): a row with an
+    /// attempt is never sent again, whatever answer SES gave or did not give.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<String>,
 }
 
 /// `security_logs.event_type`

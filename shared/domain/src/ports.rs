@@ -2,6 +2,7 @@
 //! Cognito / SQS in `aws-adapters`) implement them; the use cases only see these.
 
 use crate::cascade::CascadeTable;
+use crate::deletion::Continuation;
 use crate::job::DeletionJob;
 use crate::model::{AdminMessage, ItemKey, Page, Profile, SecurityEvent};
 use crate::types::{EmailAddress, MessageBody, Subject};
@@ -61,6 +62,10 @@ pub trait Profiles: Send + Sync {
     /// is held (see [`MessageOutbox::reserve`]).
     async fn anonymise(&self, user_id: &str, now: DateTime<Utc>) -> StoreResult<Anonymised>;
     async fn list(&self, query: &ListQuery) -> StoreResult<Page<Profile>>;
+    /// The user ids of the active owners: role `owner`, not a tombstone, no deletion job.
+    /// Read through an index (eventually consistent): a caller's own fresh read is added by
+    /// the use case.
+    async fn active_owners(&self) -> StoreResult<Vec<String>>;
 }
 
 /// Outcome of reserving a message.
@@ -76,25 +81,41 @@ pub enum Reserved {
     RecipientGone,
 }
 
+/// Outcome of recording that SES is about to be called for a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// This attempt holds the row: it, and only it, may call SES once.
+    Began,
+    /// Another attempt marked the row before (SES may have been called): never call SES.
+    Taken,
+    /// The row is no longer pending (sent, failed, ... by an earlier attempt or an event).
+    NotPending,
+}
+
 #[async_trait]
 pub trait MessageOutbox: Send + Sync {
-    /// In one transaction: write the `pending` row (only if absent) and take a send lease on
-    /// the recipient's profile (only if it still has an email and is not a tombstone).
-    /// The delete routine does not anonymise a profile while such a lease is held, so mail is
-    /// never sent to a user after their tombstone exists.
+    /// In one transaction: write the `pending` row (only if absent) and add the message to the
+    /// send leases held on the recipient's profile (only if it still has an email, is not a
+    /// tombstone and has no deletion job). The delete routine does not anonymise a profile
+    /// while a lease is held, so mail is never sent after the tombstone exists. The lease is a
+    /// set of message ids: taking or releasing it twice (an SDK retry) counts once.
     async fn reserve(&self, message: &AdminMessage, lease_until: DateTime<Utc>) -> StoreResult<Reserved>;
-    /// In one transaction: mark the row `sent` and append the `admin_sent_user_message` event.
-    async fn mark_sent(
+    /// In one transaction, before SES is called: mark the pending row with `attempt` (only if
+    /// it carries no attempt, or this same one) and append the `admin_sent_user_message` event.
+    async fn begin_attempt(
         &self,
         message_id: &str,
-        ses_message_id: &str,
-        at: &str,
+        attempt: &str,
         event: &SecurityEvent,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<Attempt>;
+    /// SES accepted the message: `pending`/`unconfirmed` → `sent` with the provider's id. An
+    /// event that moved the row on first keeps its status; the provider id is kept either way.
+    async fn mark_sent(&self, message_id: &str, ses_message_id: &str, at: &str) -> StoreResult<()>;
+    /// SES refused it for good, or it was never handed over: `pending` → `failed`.
     async fn mark_failed(&self, message_id: &str, error_code: &str, at: &str) -> StoreResult<()>;
-    /// A send to this recipient is over (sent or failed): count its lease down, so that a
-    /// deletion waiting for it goes on at once instead of at the lease's expiry.
-    async fn release(&self, recipient_id: &str) -> StoreResult<()>;
+    /// The send of `message_id` to this recipient is over: drop its lease, so that a deletion
+    /// waiting for it goes on at once instead of at the lease's expiry.
+    async fn release(&self, recipient_id: &str, message_id: &str) -> StoreResult<()>;
     async fn get(&self, message_id: &str) -> StoreResult<Option<AdminMessage>>;
     /// Messages received by a user, newest first.
     async fn history(
@@ -103,6 +124,11 @@ pub trait MessageOutbox: Send + Sync {
         limit: usize,
         cursor: Option<&str>,
     ) -> StoreResult<Page<AdminMessage>>;
+    /// Ids of rows still `pending` that were created before `before`, oldest first, through the
+    /// sparse index of pending rows.
+    async fn stale_pending(&self, before: DateTime<Utc>, limit: usize) -> StoreResult<Vec<String>>;
+    /// `pending` → `unconfirmed`; false when the row is not pending (any more).
+    async fn mark_unconfirmed(&self, message_id: &str, at: &str) -> StoreResult<bool>;
 }
 
 /// Outcome of appending to the security log.
@@ -141,16 +167,17 @@ pub enum MailError {
         code: String,
         retry_after: Option<Duration>,
     },
-    /// 5xx, a connection that could not be made: the message was not accepted and may be
-    /// retried.
-    #[error("the mail provider is unavailable")]
-    Unavailable {
+    /// The request never reached the provider (the connection could not be made): nothing
+    /// was sent, and a retry may succeed.
+    #[error("the mail provider could not be reached")]
+    NotSent {
         code: String,
         #[source]
         source: anyhow::Error,
     },
-    /// The request went out but no answer came back (a timeout, a broken response): the
-    /// provider may have accepted the message. It must not be sent again automatically.
+    /// Anything that is not a definite yes or no (a timeout, any 5xx, a connection dropped
+    /// after the request was written, an unknown error): the provider may have accepted the
+    /// message. It is never sent again.
     #[error("the mail provider did not confirm the message")]
     Unconfirmed {
         code: String,
@@ -165,10 +192,20 @@ pub trait Mailer: Send + Sync {
     async fn send(&self, email: &OutgoingEmail) -> Result<String, MailError>;
 }
 
+/// Outcome of locking a user out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockedOut {
+    Done,
+    /// No user has this username. Not a success: the routine resolves the user again by `sub`.
+    NotFound,
+}
+
 #[async_trait]
 pub trait AuthDirectory: Send + Sync {
-    /// Disable the user and revoke their sessions everywhere. A user already gone is done.
-    async fn lock_out(&self, username: &str) -> StoreResult<()>;
+    /// The username of the user whose `sub` this is (`ListUsers` with a `sub` filter), if any.
+    async fn find_by_sub(&self, sub: &str) -> StoreResult<Option<String>>;
+    /// Disable the user and revoke their sessions everywhere.
+    async fn lock_out(&self, username: &str) -> StoreResult<LockedOut>;
     /// Delete the user. A user already gone is done.
     async fn delete(&self, username: &str) -> StoreResult<()>;
 }
@@ -179,6 +216,20 @@ pub enum Created {
     Created,
     /// Another request created the job first: join it.
     Exists(DeletionJob),
+    /// The actor's own deletion job exists (created meanwhile): they are deleted now.
+    ActorDeleted,
+}
+
+/// A job that is not done yet, as the sparse index of open jobs holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenJob {
+    pub user_id: String,
+    pub job_id: String,
+    pub created_at: String,
+    /// [`DeletionJob::sweep_due_at`].
+    pub due_at: String,
+    /// Completed, waiting for (or running) its late pass.
+    pub completed: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,11 +241,18 @@ pub enum Saved {
 
 #[async_trait]
 pub trait DeletionJobs: Send + Sync {
-    /// Conditional create: one job per target.
+    /// In one transaction: create the job (one per target), mark the target's profile with
+    /// it, and check that the actor (`job.actor_id`) has no deletion job of their own. Two
+    /// owners deleting each other at once: exactly one job is created.
     async fn create(&self, job: &DeletionJob) -> StoreResult<Created>;
     async fn get(&self, user_id: &str) -> StoreResult<Option<DeletionJob>>;
-    /// Save `job` if the stored row still has version `job.version - 1`.
+    /// Save `job` if the stored row still has version `job.version - 1`. A retried save that
+    /// had in fact applied is recognised as this save, not as a conflict.
     async fn save(&self, job: &DeletionJob) -> StoreResult<Saved>;
+    /// Every job that is not done (in progress, or completed with its late pass to run),
+    /// soonest due first, at most `limit`, through the sparse index of open jobs (never a
+    /// scan). Eventually consistent: the sweep reads a job again before acting on it.
+    async fn open(&self, limit: usize) -> StoreResult<Vec<OpenJob>>;
 }
 
 /// One page of a user's item keys in one table.
@@ -226,6 +284,9 @@ pub trait UserData: Send + Sync {
     /// Delete these items (absent ones are fine). Batches of at most 25, unprocessed items
     /// retried with backoff; returns once every key is gone.
     async fn delete(&self, table: &CascadeTable, keys: &[ItemKey]) -> StoreResult<()>;
+    /// Which of these keys are items of the table itself, read consistently: a key found
+    /// through an index can be an item already deleted that the index still shows.
+    async fn existing(&self, table: &CascadeTable, keys: &[ItemKey]) -> StoreResult<Vec<ItemKey>>;
     /// Count the user's items, stopping at `cap`.
     async fn count(&self, table: &CascadeTable, user_id: &str, cap: u64) -> StoreResult<Count>;
 }
@@ -255,32 +316,43 @@ pub enum Claim {
     Taken(IdempotencyRecord),
 }
 
+/// One request's claim on an idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimRequest<'a> {
+    /// The caller: keys are per caller.
+    pub scope: &'a str,
+    pub key: &'a str,
+    /// What makes two requests "the same".
+    pub fingerprint: &'a str,
+    /// The message id this request would use if the key is new.
+    pub message_id: &'a str,
+    /// This request's own token: a retried claim that had in fact applied is recognised by it.
+    pub owner: &'a str,
+    pub now: DateTime<Utc>,
+    pub lease_until: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
 #[async_trait]
 pub trait Idempotency: Send + Sync {
-    /// Conditional put: succeeds if the key is new, expired (24 h) or its in-flight lease
-    /// ran out (then the earlier message id is reused so no second row appears).
-    #[allow(clippy::too_many_arguments)]
-    async fn claim(
-        &self,
-        scope: &str,
-        key: &str,
-        fingerprint: &str,
-        message_id: &str,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        expires_at: DateTime<Utc>,
-    ) -> StoreResult<Claim>;
-    async fn complete(&self, scope: &str, key: &str, status: u16, response: &str) -> StoreResult<()>;
-    /// Forget an in-flight claim after a retryable failure, so the client may retry.
-    async fn release(&self, scope: &str, key: &str) -> StoreResult<()>;
+    /// Conditional write: succeeds if the key is new, expired (24 h) or its in-flight lease
+    /// ran out (then the earlier message id is kept, so that no second row appears and the
+    /// row's attempt marker decides whether SES may still be called).
+    async fn claim(&self, claim: &ClaimRequest<'_>) -> StoreResult<Claim>;
+    /// Store the final answer (only while `owner` holds the key).
+    async fn complete(&self, scope: &str, key: &str, owner: &str, status: u16, response: &str)
+        -> StoreResult<()>;
+    /// Forget an in-flight claim after a definite failure (nothing was sent), so the client
+    /// may retry with the same key. Only while `owner` holds it.
+    async fn release(&self, scope: &str, key: &str, owner: &str) -> StoreResult<()>;
     async fn get(&self, scope: &str, key: &str, now: DateTime<Utc>)
         -> StoreResult<Option<IdempotencyRecord>>;
 }
 
 #[async_trait]
 pub trait DeletionQueue: Send + Sync {
-    /// Ask the worker to continue the job of this user.
-    async fn enqueue(&self, user_id: &str, job_id: &str) -> StoreResult<()>;
+    /// Ask the worker to continue a job, not before `delay` (at most 15 minutes, SQS's limit).
+    async fn enqueue(&self, continuation: &Continuation, delay: Duration) -> StoreResult<()>;
 }
 
 /// Outcome of taking one unit of a rate limit.
@@ -292,13 +364,16 @@ pub enum RateDecision {
 
 #[async_trait]
 pub trait RateLimiter: Send + Sync {
-    /// Count one use of `bucket` (e.g. `messages#<admin id>`) in the current window.
+    /// Count one use of `bucket` (e.g. `messages#<admin id>`) in the sliding window that ends
+    /// at `now`: allowed while fewer than `limit` uses fall inside it. `use_id` names this use,
+    /// so that a retried write that had in fact applied counts once.
     async fn take(
         &self,
         bucket: &str,
         limit: u32,
         window: Duration,
         now: DateTime<Utc>,
+        use_id: &str,
     ) -> StoreResult<RateDecision>;
 }
 
@@ -314,6 +389,7 @@ impl RateLimiter for NoRateLimit {
         _limit: u32,
         _window: Duration,
         _now: DateTime<Utc>,
+        _use_id: &str,
     ) -> StoreResult<RateDecision> {
         Ok(RateDecision::Allowed)
     }
@@ -330,6 +406,30 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
+    }
+}
+
+/// Wall time that follows tokio's clock: under `tokio::time::pause()` (simulations that
+/// jump over delays) it moves with the sleeps.
+#[derive(Debug, Clone, Copy)]
+pub struct TokioClock {
+    base: DateTime<Utc>,
+    start: tokio::time::Instant,
+}
+
+impl TokioClock {
+    pub fn new(base: DateTime<Utc>) -> Self {
+        TokioClock {
+            base,
+            start: tokio::time::Instant::now(),
+        }
+    }
+}
+
+impl Clock for TokioClock {
+    fn now(&self) -> DateTime<Utc> {
+        let elapsed = tokio::time::Instant::now().saturating_duration_since(self.start);
+        self.base + chrono::Duration::from_std(elapsed).unwrap_or(chrono::Duration::MAX)
     }
 }
 
@@ -357,6 +457,8 @@ impl Clock for ManualClock {
 /// What an SES event says about a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeliveryUpdate {
+    /// SES accepted the message for sending (the configuration set's `Send` event).
+    Sent,
     Delivered,
     /// A permanent (hard) bounce.
     Bounced,
@@ -374,15 +476,24 @@ pub enum Recorded {
     UnknownMessage,
 }
 
+/// One SES event about one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRecord {
+    /// Our message id, from the `message_id` tag every send carries: the row is then found by
+    /// a direct, consistent read, even before the send's own bookkeeping recorded the
+    /// provider id. `None` for mail sent without the tag (found through the provider id).
+    pub message_id: Option<String>,
+    pub ses_message_id: String,
+    pub update: DeliveryUpdate,
+    /// RFC 3339.
+    pub at: String,
+}
+
 #[async_trait]
 pub trait DeliveryLog: Send + Sync {
-    /// Move the message with this provider id forward to `update`, stamped `at`.
-    async fn record_delivery(
-        &self,
-        ses_message_id: &str,
-        update: DeliveryUpdate,
-        at: &str,
-    ) -> StoreResult<Recorded>;
+    /// Move the message forward to `record.update`, stamped `record.at`; its provider id is
+    /// recorded when the row has none yet.
+    async fn record_delivery(&self, record: &DeliveryRecord) -> StoreResult<Recorded>;
 }
 
 impl DeliveryUpdate {
@@ -390,6 +501,7 @@ impl DeliveryUpdate {
     pub fn status(self) -> crate::model::MessageStatus {
         use crate::model::MessageStatus;
         match self {
+            DeliveryUpdate::Sent => MessageStatus::Sent,
             DeliveryUpdate::Delivered => MessageStatus::Delivered,
             DeliveryUpdate::Bounced => MessageStatus::Bounced,
             DeliveryUpdate::Complained => MessageStatus::Complained,
@@ -397,16 +509,20 @@ impl DeliveryUpdate {
         }
     }
 
-    /// Whether a message in status `current` may move to this update's status. Delivery only
-    /// follows a send; a bounce or complaint wins over a delivery; nothing moves a message back.
+    /// Whether a message in status `current` may move to this update's status. A send only
+    /// confirms a pending or unconfirmed row; delivery follows a send; a bounce or complaint
+    /// wins over a delivery; nothing moves a message back.
     pub fn applies_to(self, current: crate::model::MessageStatus) -> bool {
         use crate::model::MessageStatus::*;
         match self {
-            DeliveryUpdate::Delivered => matches!(current, Pending | Sent),
+            DeliveryUpdate::Sent => matches!(current, Pending | Unconfirmed),
+            DeliveryUpdate::Delivered => matches!(current, Pending | Unconfirmed | Sent),
             DeliveryUpdate::Bounced | DeliveryUpdate::Rejected => {
-                matches!(current, Pending | Sent | Delivered)
+                matches!(current, Pending | Unconfirmed | Sent | Delivered)
             }
-            DeliveryUpdate::Complained => matches!(current, Pending | Sent | Delivered | Bounced),
+            DeliveryUpdate::Complained => {
+                matches!(current, Pending | Unconfirmed | Sent | Delivered | Bounced)
+            }
         }
     }
 }

@@ -57,16 +57,23 @@ impl fmt::Display for UserId {
     }
 }
 
-/// An email address in its normal form: trimmed and lower-cased.
+/// An email address. It keeps two forms: the address as stored, trimmed (what mail is
+/// delivered to: RFC 5321 leaves the local part's case to the receiving server), and its normal
+/// form, trimmed and lower-cased (what addresses are compared by and what the audit hash is
+/// taken of). Equality and hashing use the normal form.
 /// Its `Debug` does not print the address, so it never reaches a log by accident.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct EmailAddress(String);
+#[derive(Clone)]
+pub struct EmailAddress {
+    address: String,
+    normal: String,
+}
 
 impl EmailAddress {
     pub const MAX_LEN: usize = 254;
 
     pub fn parse(s: &str) -> Result<EmailAddress, ParseError> {
-        let normal = s.trim().to_lowercase();
+        let address = s.trim();
+        let normal = address.to_lowercase();
         if normal.is_empty() {
             return Err(ParseError::Empty);
         }
@@ -93,16 +100,39 @@ impl EmailAddress {
         if domain.starts_with('.') || domain.ends_with('.') || domain.contains("..") {
             return Err(ParseError::NotAnEmail);
         }
-        Ok(EmailAddress(normal))
+        Ok(EmailAddress {
+            address: address.to_owned(),
+            normal,
+        })
     }
 
+    /// The address to deliver to: as stored, trimmed, case kept.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.address
+    }
+
+    /// The normal form (trimmed, lower-cased): for comparing addresses, never for delivery.
+    pub fn normalized(&self) -> &str {
+        &self.normal
     }
 
     /// SHA-256 of the normal form (trimmed, lower-cased), lower-case hex: the audit hash.
     pub fn sha256_hex(&self) -> String {
-        hex::encode(Sha256::digest(self.0.as_bytes()))
+        hex::encode(Sha256::digest(self.normal.as_bytes()))
+    }
+}
+
+impl PartialEq for EmailAddress {
+    fn eq(&self, other: &Self) -> bool {
+        self.normal == other.normal
+    }
+}
+
+impl Eq for EmailAddress {}
+
+impl std::hash::Hash for EmailAddress {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.normal.hash(state);
     }
 }
 
@@ -239,12 +269,21 @@ mod tests {
     #[test]
     fn an_email_is_trimmed_and_lower_cased_before_hashing() {
         let a = EmailAddress::parse("  Alice@Example.COM \n").unwrap();
-        assert_eq!(a.as_str(), "alice@example.com");
+        assert_eq!(a.normalized(), "alice@example.com");
         // sha256("alice@example.com")
         assert_eq!(
             a.sha256_hex(),
             "ff8d9819fc0e12bf0d24892e45987e249a28dce836a85cad60e28eaaa8c6d976"
         );
+    }
+
+    #[test]
+    fn an_email_is_delivered_as_stored_trimmed_with_its_case_kept() {
+        let a = EmailAddress::parse("  Uma.X@Example.ORG ").unwrap();
+        assert_eq!(a.as_str(), "Uma.X@Example.ORG");
+        assert_eq!(a.normalized(), "uma.x@example.org");
+        assert_eq!(a, EmailAddress::parse("uma.x@example.org").unwrap());
+        assert_eq!(a.sha256_hex(), EmailAddress::parse("uma.x@example.org").unwrap().sha256_hex());
     }
 
     #[test]
@@ -368,8 +407,9 @@ mod tests {
         fn email_normal_form_is_stable(local in "[A-Za-z0-9._+-]{1,20}", domain in "[A-Za-z0-9-]{1,20}\\.[A-Za-z]{2,6}", pad in "[ \t]{0,3}") {
             let raw = format!("{pad}{local}@{domain}{pad}");
             let e = EmailAddress::parse(&raw).unwrap();
-            prop_assert_eq!(e.as_str(), raw.trim().to_lowercase());
-            let again = EmailAddress::parse(e.as_str()).unwrap();
+            prop_assert_eq!(e.as_str(), raw.trim());
+            prop_assert_eq!(e.normalized(), raw.trim().to_lowercase());
+            let again = EmailAddress::parse(e.normalized()).unwrap();
             prop_assert_eq!(again.sha256_hex(), e.sha256_hex());
             prop_assert_eq!(e.sha256_hex().len(), 64);
         }

@@ -1,9 +1,9 @@
 //! `GET /admin/users`: the Users tab's table.
 
-use crate::access::{audit_denial, load_caller};
+use crate::access::{authorize, load_caller};
 use crate::model::{Page, Profile, RequestMeta};
 use crate::ports::*;
-use policy::{Action, Decision, Denial, Target};
+use policy::{Action, Denial, Target};
 use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
@@ -29,25 +29,17 @@ impl Directory {
 
     pub async fn list(&self, meta: &RequestMeta, query: &ListQuery) -> Result<Page<Profile>, ListError> {
         let caller = load_caller(&*self.profiles, meta).await?;
-        let decision = policy::decide(policy::Request {
+        let request = policy::Request {
             action: Action::ListUsers,
             caller,
             target: Target::Missing,
             is_self: false,
             acknowledged: false,
-        });
-        if let Decision::Deny(denial) = decision {
-            audit_denial(
-                &*self.log,
-                &*self.clock,
-                meta,
-                Action::ListUsers,
-                "*",
-                denial.code(),
-            )
-            .await;
-            return Err(ListError::Denied(denial));
-        }
+            last_owner: false,
+        };
+        authorize(&*self.log, &*self.clock, meta, request, "*")
+            .await
+            .map_err(ListError::Denied)?;
         let mut query = query.clone();
         query.limit = query.limit.clamp(1, 100);
         Ok(self.profiles.list(&query).await?)

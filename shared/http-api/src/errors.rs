@@ -9,7 +9,6 @@ use domain::deletion::DeleteError;
 use domain::messaging::{HistoryError, SendError};
 use domain::model::MessageStatus;
 use domain::policy::Denial;
-use domain::ports::DependencyError;
 use domain::types::ParseError;
 use domain::users::ListError;
 use lambda_http::http::StatusCode;
@@ -51,17 +50,21 @@ pub fn send_error(err: SendError) -> Problem {
             code::NO_EMAIL_ADDRESS,
             "This user has no usable email address, so no message can be sent.",
         ),
-        SendError::IdempotencyConflict => Problem::new(
-            StatusCode::CONFLICT,
-            code::IDEMPOTENCY_CONFLICT,
+        SendError::IdempotencyKeyReused => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            code::IDEMPOTENCY_KEY_REUSED,
             "This Idempotency-Key was already used with a different request.",
         ),
-        SendError::IdempotencyInProgress => Problem::new(
+        SendError::RequestInProgress {
+            message_id,
+            retry_after,
+        } => Problem::new(
             StatusCode::CONFLICT,
-            code::IDEMPOTENCY_CONFLICT,
-            "A request with this Idempotency-Key is still in progress. Retry shortly.",
+            code::REQUEST_IN_PROGRESS,
+            "A request with this Idempotency-Key is still in progress. Retry after a moment for its answer.",
         )
-        .with_retry_after(1),
+        .with_extension("message_id", message_id.as_str())
+        .with_retry_after(retry_after_seconds(*retry_after)),
         SendError::RateLimited { retry_after } => rate_limited(
             "Too many messages from this account. Try again later.",
             Some(*retry_after),
@@ -90,28 +93,8 @@ pub fn send_error(err: SendError) -> Problem {
             )
             .with_extension("message_id", message_id.as_str())
         }
-        SendError::MailUnavailable { .. } => unavailable(anyhow::Error::from(err)),
-        SendError::MailUnconfirmed {
-            message_id,
-            code: provider_code,
-        } => {
-            tracing::error!(
-                message_id = message_id.as_str(),
-                provider_code = provider_code.as_str(),
-                status = 503,
-                "the mail provider did not confirm the message"
-            );
-            // Retrying under the same key answers this again (nothing is sent twice); the
-            // admin checks the history before sending anew. Retry-After keeps the 503 contract.
-            Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                code::DEPENDENCY_UNAVAILABLE,
-                "The mail provider did not confirm this message: it may have been delivered. It is not \
-                 sent again under this Idempotency-Key; check the message history before sending it anew.",
-            )
-            .with_extension("message_id", message_id.as_str())
-            .with_retry_after(30)
-        }
+        // Nothing was sent: a retry (with the same key, too) may send it.
+        SendError::MailNotSent { .. } => unavailable(anyhow::Error::from(err)),
         SendError::Dependency(e) => {
             let retryable = e.retryable;
             dependency(retryable, anyhow::Error::from(err))
@@ -156,12 +139,6 @@ pub fn list_error(err: ListError) -> Problem {
     }
 }
 
-/// A bare dependency failure (for example from the deletion worker's own reads).
-pub fn dependency_error(err: DependencyError) -> Problem {
-    let retryable = err.retryable;
-    dependency(retryable, anyhow::Error::from(err))
-}
-
 /// Whole seconds for `Retry-After`, rounded up, at least 1.
 pub fn retry_after_seconds(d: Duration) -> u64 {
     let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
@@ -196,6 +173,7 @@ fn unavailable(err: anyhow::Error) -> Problem {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use domain::ports::DependencyError;
 
     fn dep(retryable: bool) -> DependencyError {
         DependencyError::new("profiles", retryable, anyhow::anyhow!("socket closed"))
@@ -217,8 +195,15 @@ mod tests {
                 422,
                 "recipient_undeliverable",
             ),
-            (SendError::IdempotencyConflict, 409, "idempotency_conflict"),
-            (SendError::IdempotencyInProgress, 409, "idempotency_conflict"),
+            (SendError::IdempotencyKeyReused, 422, "idempotency_key_reused"),
+            (
+                SendError::RequestInProgress {
+                    message_id: "m".into(),
+                    retry_after: Duration::from_millis(2500),
+                },
+                409,
+                "request_in_progress",
+            ),
             (
                 SendError::RateLimited {
                     retry_after: Duration::from_millis(1500),
@@ -240,8 +225,8 @@ mod tests {
                 "mail_rejected",
             ),
             (
-                SendError::MailUnavailable {
-                    code: "ServiceUnavailable".into(),
+                SendError::MailNotSent {
+                    code: "ConnectFailure".into(),
                     source: anyhow::anyhow!("down"),
                 },
                 503,
@@ -276,7 +261,12 @@ mod tests {
                 last_status: MessageStatus::Complained,
             }),
             send_error(SendError::NoEmailAddress),
-            send_error(SendError::IdempotencyInProgress),
+            send_error(SendError::RequestInProgress {
+                message_id: "m".into(),
+                retry_after: Duration::ZERO,
+            }),
+            send_error(SendError::IdempotencyKeyReused),
+            delete_error(DeleteError::Denied(Denial::LastOwner)),
             send_error(SendError::MailThrottled { retry_after: None }),
             send_error(SendError::MailRejected {
                 message_id: "m".into(),
@@ -286,7 +276,6 @@ mod tests {
             delete_error(DeleteError::RateLimited {
                 retry_after: Duration::from_secs(3),
             }),
-            dependency_error(dep(true)),
             Problem::unauthenticated(),
             Problem::not_found(),
             Problem::method_not_allowed("GET"),
@@ -322,7 +311,7 @@ mod tests {
         for p in [
             send_error(SendError::Dependency(dep(false))),
             history_error(HistoryError::Dependency(dep(true))),
-            dependency_error(dep(true)),
+            list_error(ListError::Dependency(dep(true))),
         ] {
             assert!(!p.detail.contains("socket"), "{}", p.detail);
             assert!(!p.detail.contains("profiles"), "{}", p.detail);
@@ -339,6 +328,7 @@ mod tests {
             Denial::UserNotFound,
             Denial::UserDeleted,
             Denial::AcknowledgementRequired,
+            Denial::LastOwner,
         ] {
             let p = delete_error(DeleteError::Denied(d));
             assert_eq!((p.status.as_u16(), p.code), (d.status(), d.code()));

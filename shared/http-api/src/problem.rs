@@ -16,7 +16,12 @@ pub mod code {
     pub const SELF_DELETION: &str = "self_deletion";
     pub const PRIVILEGED_TARGET: &str = "privileged_target";
     pub const USER_NOT_FOUND: &str = "user_not_found";
-    pub const IDEMPOTENCY_CONFLICT: &str = "idempotency_conflict";
+    /// 422: the same `Idempotency-Key` came with a different payload.
+    pub const IDEMPOTENCY_KEY_REUSED: &str = "idempotency_key_reused";
+    /// 409: the first request with this `Idempotency-Key` is still in flight.
+    pub const REQUEST_IN_PROGRESS: &str = "request_in_progress";
+    /// 409: the last active owner cannot be deleted.
+    pub const LAST_OWNER: &str = "last_owner";
     pub const USER_DELETED: &str = "user_deleted";
     pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
     pub const ACKNOWLEDGEMENT_REQUIRED: &str = "acknowledgement_required";
@@ -49,12 +54,14 @@ pub mod code {
         (USER_NOT_FOUND, 404),
         (NOT_FOUND, 404),
         (METHOD_NOT_ALLOWED, 405),
-        (IDEMPOTENCY_CONFLICT, 409),
+        (REQUEST_IN_PROGRESS, 409),
+        (LAST_OWNER, 409),
         (USER_DELETED, 410),
         (PAYLOAD_TOO_LARGE, 413),
         (ACKNOWLEDGEMENT_REQUIRED, 422),
         (NO_EMAIL_ADDRESS, 422),
         (RECIPIENT_UNDELIVERABLE, 422),
+        (IDEMPOTENCY_KEY_REUSED, 422),
         (RATE_LIMITED, 429),
         (INTERNAL_ERROR, 500),
         (MAIL_REJECTED, 502),
@@ -95,7 +102,9 @@ pub fn title(code: &str) -> &'static str {
         code::SELF_DELETION => "Cannot delete your own account here",
         code::PRIVILEGED_TARGET => "Only an owner can delete an admin or owner",
         code::USER_NOT_FOUND => "User not found",
-        code::IDEMPOTENCY_CONFLICT => "Idempotency key conflict",
+        code::IDEMPOTENCY_KEY_REUSED => "Idempotency key reused",
+        code::REQUEST_IN_PROGRESS => "Request in progress",
+        code::LAST_OWNER => "Last owner",
         code::USER_DELETED => "User deleted",
         code::PAYLOAD_TOO_LARGE => "Payload too large",
         code::ACKNOWLEDGEMENT_REQUIRED => "Acknowledgement required",
@@ -241,16 +250,16 @@ mod tests {
 
     #[test]
     fn a_problem_document_has_every_rfc_9457_member_and_the_code() {
-        let p = Problem::new(StatusCode::CONFLICT, code::IDEMPOTENCY_CONFLICT, "reused");
+        let p = Problem::new(StatusCode::CONFLICT, code::REQUEST_IN_PROGRESS, "in flight");
         let doc = p.to_json("req-1");
         assert_eq!(
             doc["type"],
-            "https://teleperson.com/problems/idempotency_conflict"
+            "https://teleperson.com/problems/request_in_progress"
         );
-        assert_eq!(doc["title"], "Idempotency key conflict");
+        assert_eq!(doc["title"], "Request in progress");
         assert_eq!(doc["status"], 409);
-        assert_eq!(doc["detail"], "reused");
-        assert_eq!(doc["code"], "idempotency_conflict");
+        assert_eq!(doc["detail"], "in flight");
+        assert_eq!(doc["code"], "request_in_progress");
         assert_eq!(doc["request_id"], "req-1");
     }
 
@@ -312,13 +321,15 @@ mod tests {
             | Denial::PrivilegedTarget
             | Denial::UserNotFound
             | Denial::UserDeleted
-            | Denial::AcknowledgementRequired => (),
+            | Denial::AcknowledgementRequired
+            | Denial::LastOwner => (),
         };
         for d in [
             Denial::Unauthenticated,
             Denial::ForbiddenRole,
             Denial::SelfDeletion,
             Denial::PrivilegedTarget,
+            Denial::LastOwner,
             Denial::UserNotFound,
             Denial::UserDeleted,
             Denial::AcknowledgementRequired,

@@ -11,7 +11,8 @@
 //! - an `admin` cannot delete an `admin` or an `owner`; an `owner` can, but only with
 //!   the explicit acknowledgement flag;
 //! - a target whose role string this version does not know is treated as privileged
-//!   (fail closed): only an owner with the acknowledgement can delete it.
+//!   (fail closed): only an owner with the acknowledgement can delete it;
+//! - the last active owner cannot be deleted.
 
 /// A role as stored in a profile. Anything else is [`RoleName::Unknown`] and grants nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -123,6 +124,9 @@ pub struct Request {
     pub is_self: bool,
     /// `"acknowledge_privileged": true` was in the request.
     pub acknowledged: bool,
+    /// The target is an active owner and no other active owner exists (the use case counts
+    /// the caller's own fresh profile in). Only deletions read it.
+    pub last_owner: bool,
 }
 
 /// Why a request is refused. Each maps to one stable error code and HTTP status
@@ -143,6 +147,8 @@ pub enum Denial {
     UserDeleted,
     /// 422 `acknowledgement_required`: an owner deleting an admin/owner must acknowledge it.
     AcknowledgementRequired,
+    /// 409 `last_owner`: the last active owner cannot be deleted.
+    LastOwner,
 }
 
 impl Denial {
@@ -155,6 +161,7 @@ impl Denial {
             Denial::UserNotFound => "user_not_found",
             Denial::UserDeleted => "user_deleted",
             Denial::AcknowledgementRequired => "acknowledgement_required",
+            Denial::LastOwner => "last_owner",
         }
     }
 
@@ -164,15 +171,9 @@ impl Denial {
             Denial::ForbiddenRole | Denial::SelfDeletion | Denial::PrivilegedTarget => 403,
             Denial::UserNotFound => 404,
             Denial::UserDeleted => 410,
+            Denial::LastOwner => 409,
             Denial::AcknowledgementRequired => 422,
         }
-    }
-
-    /// Whether this refusal is written to `security_logs` as `admin_action_denied`.
-    /// Every refusal of an identified caller is; an unidentified one has no actor id to record
-    /// beyond the raw `sub`, which is still recorded by the use case when present.
-    pub fn is_audited(self) -> bool {
-        true
     }
 
     /// A sentence for the problem+json `detail`.
@@ -188,6 +189,9 @@ impl Denial {
             Denial::UserDeleted => "This user has been deleted.",
             Denial::AcknowledgementRequired => {
                 "Deleting an admin or owner needs \"acknowledge_privileged\": true in the request."
+            }
+            Denial::LastOwner => {
+                "This is the last active owner, who cannot be deleted. Make another user an owner first."
             }
         }
     }
@@ -250,6 +254,9 @@ pub fn decide(req: Request) -> Decision {
             };
             if req.is_self {
                 return Deny(Denial::SelfDeletion);
+            }
+            if req.last_owner {
+                return Deny(Denial::LastOwner);
             }
             if target_role.is_privileged_target() {
                 match caller_role {

@@ -34,6 +34,7 @@ enum T {
     TombstoneFinished, // deleted and the job completed
     PlainUser,         // an active user, or a running deletion of one
     Privileged,        // admin, owner or unknown role; active or a running deletion
+    LastOwner,         // the only active owner
 }
 
 /// Pattern over a flag.
@@ -78,6 +79,7 @@ const SPEC: &[(C, A, T, /*self*/ F, /*ack*/ F, Decision)] = &[
     // delete
     (C::Any,        A::Is(DeleteUser),      T::TombstoneFinished,    F::Any, F::Any, deny(UserDeleted)),
     (C::Any,        A::Is(DeleteUser),      T::Any,                  F::Yes, F::Any, deny(SelfDeletion)),
+    (C::Any,        A::Is(DeleteUser),      T::LastOwner,            F::No,  F::Any, deny(LastOwner)),
     (C::Any,        A::Is(DeleteUser),      T::PlainUser,            F::No,  F::Any, ALLOW),
     (C::Admin,      A::Is(DeleteUser),      T::Privileged,           F::No,  F::Any, deny(PrivilegedTarget)),
     (C::Owner,      A::Is(DeleteUser),      T::Privileged,           F::No,  F::No,  deny(AcknowledgementRequired)),
@@ -95,7 +97,7 @@ fn caller_matches(p: C, c: Caller) -> bool {
     }
 }
 
-fn target_matches(p: T, t: Target) -> bool {
+fn target_matches(p: T, t: Target, last_owner: bool) -> bool {
     let live_role = match t {
         Target::Active(r) => Some(r),
         Target::Deleted {
@@ -117,6 +119,7 @@ fn target_matches(p: T, t: Target) -> bool {
         ),
         T::PlainUser => live_role == Some(USER),
         T::Privileged => matches!(live_role, Some(r) if r != USER),
+        T::LastOwner => last_owner,
     }
 }
 
@@ -141,7 +144,7 @@ fn spec(req: Request) -> Option<Decision> {
         .find(|(c, a, t, s, k, _)| {
             caller_matches(*c, req.caller)
                 && action_matches(*a, req.action)
-                && target_matches(*t, req.target)
+                && target_matches(*t, req.target, req.last_owner)
                 && flag_matches(*s, req.is_self)
                 && flag_matches(*k, req.acknowledged)
         })
@@ -191,14 +194,23 @@ fn every_request() -> Vec<Request> {
                             continue;
                         }
                     }
-                    for acknowledged in [false, true] {
-                        out.push(Request {
-                            action,
-                            caller,
-                            target,
-                            is_self,
-                            acknowledged,
-                        });
+                    // The target is the last active owner only when it is an active owner and
+                    // the caller is not another active owner (the use case counts the caller).
+                    let can_be_last = action == DeleteUser
+                        && target == Target::Active(OWNER)
+                        && (is_self || caller != Caller::Active(OWNER));
+                    let lasts: &[bool] = if can_be_last { &[false, true] } else { &[false] };
+                    for &last_owner in lasts {
+                        for acknowledged in [false, true] {
+                            out.push(Request {
+                                action,
+                                caller,
+                                target,
+                                is_self,
+                                acknowledged,
+                                last_owner,
+                            });
+                        }
                     }
                 }
             }
@@ -232,6 +244,11 @@ fn describe(r: &Request) -> String {
     let answer = match decide(*r) {
         Decision::Allow => "allow".to_string(),
         Decision::Deny(d) => format!("{} {}", d.status(), d.code()),
+    };
+    let target = if r.last_owner {
+        format!("{target}(last)")
+    } else {
+        target
     };
     format!(
         "{:<14} {:<12} {:<20} {:<5} {:<5} {}",
@@ -270,7 +287,7 @@ fn every_spec_row_is_reached() {
             SPEC.iter().position(|(c, a, t, s, k, _)| {
                 caller_matches(*c, req.caller)
                     && action_matches(*a, req.action)
-                    && target_matches(*t, req.target)
+                    && target_matches(*t, req.target, req.last_owner)
                     && flag_matches(*s, req.is_self)
                     && flag_matches(*k, req.acknowledged)
             }) == Some(i)
@@ -307,7 +324,23 @@ fn req(action: Action, caller: Caller, target: Target, is_self: bool, acknowledg
         target,
         is_self,
         acknowledged,
+        last_owner: false,
     }
+}
+
+#[test]
+fn the_last_active_owner_cannot_be_deleted() {
+    for caller in [Caller::Active(ADMIN), Caller::Active(OWNER)] {
+        for acknowledged in [false, true] {
+            let mut r = req(DeleteUser, caller, Target::Active(OWNER), false, acknowledged);
+            r.last_owner = true;
+            assert_eq!(decide(r), Decision::Deny(LastOwner), "{caller:?}");
+        }
+    }
+    // Self-deletion is refused first, with its own pointer to the profile's flow.
+    let mut own = req(DeleteUser, Caller::Active(OWNER), Target::Active(OWNER), true, true);
+    own.last_owner = true;
+    assert_eq!(decide(own), Decision::Deny(SelfDeletion));
 }
 
 #[test]
@@ -470,6 +503,7 @@ fn every_denial_has_a_distinct_code_and_an_http_status() {
         UserNotFound,
         UserDeleted,
         AcknowledgementRequired,
+        LastOwner,
     ];
     let codes: std::collections::HashSet<_> = all.iter().map(|d| d.code()).collect();
     assert_eq!(codes.len(), all.len());

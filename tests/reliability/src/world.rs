@@ -6,7 +6,7 @@ use delete_user::DeleteApp;
 use deletion_worker::WorkerApp;
 use domain::cascade::{Lookup, CASCADE_PLAN};
 use domain::deletion::DeletionSettings;
-use domain::job::{DeletionJob, JobStatus, Step};
+use domain::job::{DeletionJob, Step};
 use domain::memory::{InMemoryBackend, State};
 use domain::messaging::{Messaging, MessagingSettings};
 use domain::model::{AdminMessage, MessageStatus, Profile, SecurityEvent};
@@ -116,6 +116,7 @@ pub fn profile(id: &str, role: &str, email: Option<&str>) -> Profile {
         created_at: "2025-01-01T00:00:00.000Z".into(),
         deleted_at: None,
         auth_username: None,
+        deletion_job_id: None,
     }
 }
 
@@ -129,6 +130,7 @@ pub fn tombstone(id: &str, role: &str) -> Profile {
         created_at: "2025-01-01T00:00:00.000Z".into(),
         deleted_at: Some("2025-03-01T00:00:00.000Z".into()),
         auth_username: None,
+        deletion_job_id: Some(format!("job-{id}")),
     }
 }
 
@@ -137,7 +139,6 @@ pub fn completed_job(user_id: &str, role: &str) -> DeletionJob {
     DeletionJob {
         user_id: user_id.into(),
         job_id: format!("job-{user_id}"),
-        status: JobStatus::Completed,
         step: Step::Done,
         actor_id: "owner-0".into(),
         target_role: role.into(),
@@ -145,14 +146,17 @@ pub fn completed_job(user_id: &str, role: &str) -> DeletionJob {
         auth_username: None,
         created_at: "2025-03-01T00:00:00.000Z".into(),
         updated_at: "2025-03-01T00:00:01.000Z".into(),
+        locked_out_at: Some("2025-03-01T00:00:00.500Z".into()),
         completed_at: Some("2025-03-01T00:00:01.000Z".into()),
+        late_pass_due_at: Some("2025-03-01T01:00:00.500Z".into()),
+        late_pass_done_at: Some("2025-03-01T01:00:05.000Z".into()),
         request_id: "req-0".into(),
         source_ip: None,
         user_agent: None,
         progress: BTreeMap::new(),
+        late_progress: BTreeMap::new(),
         version: 9,
-        lease_owner: None,
-        lease_until: None,
+        lease: None,
     }
 }
 
@@ -173,6 +177,7 @@ pub fn put_user_data(b: &InMemoryBackend, user: &str, n: usize) {
                     created_at: format!("2025-01-01T00:00:{:02}.000Z", i % 60),
                     sent_at: None,
                     updated_at: None,
+                    attempt: None,
                 };
                 b.state().messages.insert(m.message_id.clone(), m);
                 continue;

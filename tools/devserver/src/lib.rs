@@ -20,11 +20,10 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, MethodRouter};
 use axum::{Json, Router};
-use domain::deletion::{DeletionSettings, Resumed};
+use domain::deletion::DeletionSettings;
 use domain::delivery::Delivery;
 use domain::memory::InMemoryBackend;
 use domain::messaging::{Messaging, MessagingSettings, DEFAULT_REPLY_TO};
-use domain::ports::DeletionQueue;
 use domain::users::Directory;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -56,6 +55,8 @@ pub struct Config {
     pub worker_budget: Duration,
     /// How often the in-process worker polls the queue.
     pub worker_interval: Duration,
+    /// How often the in-process sweep runs (an EventBridge schedule in AWS).
+    pub sweep_interval: Duration,
     /// `MAIL_FROM`
     pub mail_from: String,
     /// `SUPPORT_REPLY_TO`
@@ -79,6 +80,7 @@ impl Default for Config {
             delete_budget: Duration::from_millis(20_000),
             worker_budget: Duration::from_millis(60_000),
             worker_interval: Duration::from_millis(250),
+            sweep_interval: Duration::from_secs(60),
             mail_from: "no-reply@teleperson.com".into(),
             reply_to: DEFAULT_REPLY_TO.into(),
             simulate_delivery: Some(DEFAULT_SIMULATED_DELIVERY),
@@ -153,35 +155,34 @@ impl DevServer {
         })
     }
 
-    /// The in-process deletion worker: drains the queue like the SQS-triggered function and
-    /// continues each job under the worker budget. A job that is busy elsewhere or hit an
-    /// error goes back on the queue (SQS would redeliver it).
+    /// The in-process deletion worker and sweep: receive continuations from the queue the way
+    /// Lambda's SQS event source does (a received message is hidden for the visibility
+    /// timeout and comes back unless acknowledged), continue each job under the worker
+    /// budget, and run the scheduled sweep every `sweep_interval`.
     pub fn spawn_worker(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let app = self.clone();
         tokio::spawn(async move {
+            let sweeper = app.backend.sweeper(domain::sweep::SweepSettings::default());
+            let mut last_sweep = tokio::time::Instant::now();
             loop {
                 tokio::time::sleep(app.config.worker_interval).await;
-                for (user_id, job_id) in app.backend.drain_queue() {
+                if last_sweep.elapsed() >= app.config.sweep_interval {
+                    last_sweep = tokio::time::Instant::now();
+                    if let Err(err) = sweeper.run().await {
+                        tracing::warn!(error = %err, "sweep failed");
+                    }
+                }
+                let now = app.backend.clock().now();
+                while let Some(message) = app.backend.receive(now, WORKER_VISIBILITY) {
                     let deadline = tokio::time::Instant::now() + app.config.worker_budget;
-                    let requeue = match app.delete.deletion.resume(&user_id, deadline).await {
-                        Ok(Resumed::Completed(job)) => {
-                            tracing::info!(job_id = %job.job_id, "worker: deletion completed");
-                            false
+                    match app.delete.deletion.continue_job(&message.continuation, deadline).await {
+                        Ok(outcome) => {
+                            tracing::info!(job_id = %message.continuation.job_id, ?outcome, "worker: continuation handled");
+                            app.backend.ack(message.id);
                         }
-                        Ok(Resumed::Continued(job)) => {
-                            tracing::info!(job_id = %job.job_id, step = job.step.as_str(), "worker: deletion continues");
-                            false
-                        }
-                        Ok(Resumed::NoJob) => false,
-                        Ok(Resumed::Busy) => true,
+                        // Not acknowledged: it comes back after the visibility timeout.
                         Err(err) => {
-                            tracing::warn!(%job_id, error = %err, "worker: deletion step failed; retrying");
-                            true
-                        }
-                    };
-                    if requeue {
-                        if let Err(err) = app.backend.enqueue(&user_id, &job_id).await {
-                            tracing::error!(%job_id, error = %err, "worker: could not re-enqueue");
+                            tracing::warn!(job_id = %message.continuation.job_id, error = %err, "worker: continuation failed")
                         }
                     }
                 }
@@ -189,6 +190,10 @@ impl DevServer {
         })
     }
 }
+
+/// How long a received continuation stays hidden before it comes back (the deletion queue's
+/// visibility timeout is 720 s in AWS; the dev server retries sooner).
+const WORKER_VISIBILITY: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, Copy)]
 enum Function {

@@ -168,6 +168,7 @@ pub fn seed(backend: &InMemoryBackend) -> Seeded {
             created_at: timestamp(created),
             deleted_at: None,
             auth_username: None,
+            deletion_job_id: None,
         });
         backend.put_auth_user(&id);
         id
@@ -204,6 +205,7 @@ pub fn seed(backend: &InMemoryBackend) -> Seeded {
         created_at: timestamp(created),
         deleted_at: Some(timestamp(created + Duration::days(30))),
         auth_username: None,
+        deletion_job_id: None,
     });
     seeded.tombstone = tomb;
 
@@ -425,6 +427,7 @@ fn seed_messages(backend: &InMemoryBackend, seeded: &Seeded) {
                 created_at: at.clone(),
                 sent_at: accepted.then(|| at.clone()),
                 updated_at: Some(updated_at),
+                attempt: None,
             },
         );
     }

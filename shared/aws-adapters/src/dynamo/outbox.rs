@@ -1,27 +1,35 @@
 //! `admin_messages` (`ADMIN_MESSAGES_TABLE`): the outbox of admin messages, with the send
 //! lease on the recipient's profile and the audit event written in the same transactions.
+//!
+//! Stored shape: the message's fields as string attributes; `attempt` once SES may be called;
+//! while the row is `pending`, `pending_queue = "pending"`, the key of the sparse index
+//! `pending` (with `created_at`) that the sweep reads.
 
 use super::event_item;
-use super::profiles::{millis, SENDS_IN_FLIGHT_ATTR, SEND_LEASE_ATTR};
-use crate::attrs::{
-    decode_cursor, encode_cursor, from_item_key, opt_s, put_opt, req_s, s, to_item_key, Item,
-};
+use super::profiles::{millis, DELETION_JOB_ATTR, SENDS_IN_FLIGHT_ATTR, SEND_LEASE_ATTR};
+use crate::attrs::{decode_cursor, encode_cursor, from_item_key, get_s, opt_s, put_opt, req_s, s, to_item_key, Item};
+use crate::deadline::WithinDeadline;
 use crate::errors::{build, is_retryable_code, malformed, sdk};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
 use aws_sdk_dynamodb::types::{
-    CancellationReason, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    AttributeValue, CancellationReason, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
 use aws_smithy_runtime_api::http::Response as HttpResponse;
 use chrono::{DateTime, Utc};
-use domain::model::{AdminMessage, ItemKey, MessageStatus, Page, SecurityEvent};
-use domain::ports::{DependencyError, MessageOutbox, Reserved, StoreResult};
+use domain::model::{timestamp, AdminMessage, ItemKey, MessageStatus, Page, SecurityEvent};
+use domain::ports::{Attempt, DependencyError, MessageOutbox, Reserved, StoreResult};
 
 const DEP: &str = "admin_messages";
 const BY_RECIPIENT: &str = "by_recipient";
+/// The sparse index of pending rows.
+pub(crate) const PENDING_INDEX: &str = "pending";
+/// Present (with this value) only while a row is pending.
+pub(crate) const PENDING_ATTR: &str = "pending_queue";
+const PENDING_VALUE: &str = "pending";
 
 #[derive(Clone, Debug)]
 pub struct DynamoMessageOutbox {
@@ -56,6 +64,9 @@ fn message_item(m: &AdminMessage) -> Item {
     item.insert("body".into(), s(&m.body));
     item.insert("status".into(), s(m.status.as_str()));
     item.insert("created_at".into(), s(&m.created_at));
+    if m.status == MessageStatus::Pending {
+        item.insert(PENDING_ATTR.into(), s(PENDING_VALUE));
+    }
     // `ses_message_id` is an index key: it is absent, never empty.
     put_opt(
         &mut item,
@@ -65,6 +76,7 @@ fn message_item(m: &AdminMessage) -> Item {
     put_opt(&mut item, "error_code", m.error_code.as_deref());
     put_opt(&mut item, "sent_at", m.sent_at.as_deref());
     put_opt(&mut item, "updated_at", m.updated_at.as_deref());
+    put_opt(&mut item, "attempt", m.attempt.as_deref());
     item
 }
 
@@ -83,15 +95,16 @@ pub(crate) fn message_from(item: &Item) -> StoreResult<AdminMessage> {
         created_at: opt_s(item, "created_at").unwrap_or_default(),
         sent_at: opt_s(item, "sent_at"),
         updated_at: opt_s(item, "updated_at"),
+        attempt: opt_s(item, "attempt"),
     })
 }
 
 /// The reason code of the `i`-th action of a cancelled transaction.
-fn reason(reasons: &[CancellationReason], i: usize) -> Option<&str> {
+pub(crate) fn reason(reasons: &[CancellationReason], i: usize) -> Option<&str> {
     reasons.get(i).and_then(|r| r.code()).filter(|c| *c != "None")
 }
 
-fn cancelled_retryable(reasons: &[CancellationReason]) -> bool {
+pub(crate) fn cancelled_retryable(reasons: &[CancellationReason]) -> bool {
     reasons.iter().filter_map(|r| r.code()).any(|c| {
         matches!(
             c,
@@ -100,10 +113,10 @@ fn cancelled_retryable(reasons: &[CancellationReason]) -> bool {
     })
 }
 
-fn cancelled(what: String, reasons: &[CancellationReason]) -> DependencyError {
+pub(crate) fn cancelled(dep: &'static str, what: String, reasons: &[CancellationReason]) -> DependencyError {
     let codes: Vec<&str> = reasons.iter().map(|r| r.code().unwrap_or("?")).collect();
     DependencyError::new(
-        DEP,
+        dep,
         cancelled_retryable(reasons),
         anyhow::anyhow!("transaction cancelled ({})", codes.join(", ")).context(what),
     )
@@ -113,14 +126,14 @@ fn cancelled(what: String, reasons: &[CancellationReason]) -> DependencyError {
 fn condition_failed_is_done(
     result: Result<UpdateItemOutput, SdkError<UpdateItemError, HttpResponse>>,
     what: impl FnOnce() -> String,
-) -> StoreResult<()> {
+) -> StoreResult<bool> {
     match result {
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(true),
         Err(e)
             if e.as_service_error()
                 .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
         {
-            Ok(())
+            Ok(false)
         }
         Err(e) => Err(sdk(DEP, what(), e)),
     }
@@ -135,21 +148,30 @@ impl MessageOutbox for DynamoMessageOutbox {
                 self.messages_table, self.profiles_table
             )
         };
+        // A new row, or a pending row SES was never called for (a retry that took the key
+        // over): written again with the same content.
         let put = Put::builder()
             .table_name(&self.messages_table)
             .set_item(Some(message_item(message)))
-            .condition_expression("attribute_not_exists(message_id)")
+            .condition_expression(
+                "attribute_not_exists(message_id) OR (#status = :pending AND attribute_not_exists(attempt))",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":pending", s(MessageStatus::Pending.as_str()))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
             .map_err(|e| build(DEP, what(), e))?;
         let lease = Update::builder()
             .table_name(&self.profiles_table)
             .key("user_id", s(&message.recipient_id))
-            .update_expression("SET #lease = :lease ADD #inflight :one")
-            .condition_expression("attribute_exists(email) AND attribute_not_exists(deleted_at)")
+            .update_expression("SET #lease = :lease ADD #inflight :id")
+            .condition_expression(
+                "attribute_exists(email) AND attribute_not_exists(deleted_at) AND attribute_not_exists(#job)",
+            )
             .expression_attribute_names("#lease", SEND_LEASE_ATTR)
             .expression_attribute_names("#inflight", SENDS_IN_FLIGHT_ATTR)
-            .expression_attribute_values(":one", crate::attrs::n(1))
+            .expression_attribute_names("#job", DELETION_JOB_ATTR)
+            .expression_attribute_values(":id", AttributeValue::Ss(vec![message.message_id.clone()]))
             .expression_attribute_values(":lease", crate::attrs::n(millis(lease_until)))
             .build()
             .map_err(|e| build(DEP, what(), e))?;
@@ -159,6 +181,7 @@ impl MessageOutbox for DynamoMessageOutbox {
             .transact_items(TransactWriteItem::builder().put(put).build())
             .transact_items(TransactWriteItem::builder().update(lease).build())
             .send()
+            .within_deadline()
             .await;
         let err = match result {
             Ok(_) => return Ok(Reserved::Reserved),
@@ -180,27 +203,32 @@ impl MessageOutbox for DynamoMessageOutbox {
         if reason(reasons, 1) == Some("ConditionalCheckFailed") {
             return Ok(Reserved::RecipientGone);
         }
-        Err(cancelled(what(), reasons))
+        Err(cancelled(DEP, what(), reasons))
     }
 
-    async fn mark_sent(
-        &self,
-        message_id: &str,
-        ses_message_id: &str,
-        at: &str,
-        event: &SecurityEvent,
-    ) -> StoreResult<()> {
+    async fn begin_attempt(&self, message_id: &str, attempt: &str, event: &SecurityEvent) -> StoreResult<Attempt> {
         let what = || {
             format!(
-                "TransactWriteItems (mark sent) on {} and {}",
+                "TransactWriteItems (begin attempt) on {} and {}",
                 self.messages_table, self.security_logs_table
             )
         };
-        let update = self
-            .sent_update(message_id, ses_message_id, at)
+        // Only a pending row with no attempt, or with this same attempt (an SDK retry of this
+        // very write), is marked.
+        let mark = Update::builder()
+            .table_name(&self.messages_table)
+            .key("message_id", s(message_id))
+            .update_expression("SET attempt = :attempt")
+            .condition_expression(
+                "#status = :pending AND (attribute_not_exists(attempt) OR attempt = :attempt)",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":pending", s(MessageStatus::Pending.as_str()))
+            .expression_attribute_values(":attempt", s(attempt))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
             .map_err(|e| build(DEP, what(), e))?;
-        let put = Put::builder()
+        let audit = Put::builder()
             .table_name(&self.security_logs_table)
             .set_item(Some(event_item(event)))
             .condition_expression("attribute_not_exists(event_id)")
@@ -209,80 +237,110 @@ impl MessageOutbox for DynamoMessageOutbox {
         let result = self
             .client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(update).build())
-            .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(TransactWriteItem::builder().update(mark).build())
+            .transact_items(TransactWriteItem::builder().put(audit).build())
             .send()
+            .within_deadline()
             .await;
         let err = match result {
-            Ok(_) => return Ok(()),
+            Ok(_) => return Ok(Attempt::Began),
             Err(err) => err,
         };
         let Some(TransactWriteItemsError::TransactionCanceledException(tce)) = err.as_service_error() else {
             return Err(sdk(DEP, what(), err));
         };
         let reasons = tce.cancellation_reasons();
-        let row_missing = reason(reasons, 0) == Some("ConditionalCheckFailed");
-        let event_exists = reason(reasons, 1) == Some("ConditionalCheckFailed");
-        if !(row_missing || event_exists) || cancelled_retryable(reasons) {
-            return Err(cancelled(what(), reasons));
+        if cancelled_retryable(reasons) {
+            return Err(cancelled(DEP, what(), reasons));
         }
-        // A retry: the audit event is written already. Finish the row on its own.
-        if event_exists && !row_missing {
-            let result = self
-                .client
-                .update_item()
-                .table_name(&self.messages_table)
-                .key("message_id", s(message_id))
-                .update_expression(
-                    "SET #status = :sent, ses_message_id = :sid, sent_at = :at, updated_at = :at",
-                )
-                .condition_expression("attribute_exists(message_id)")
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":sent", s(MessageStatus::Sent.as_str()))
-                .expression_attribute_values(":sid", s(ses_message_id))
-                .expression_attribute_values(":at", s(at))
-                .send()
-                .await;
-            return match result {
-                Ok(_) => Ok(()),
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-                {
-                    Ok(())
-                }
-                Err(e) => Err(sdk(
-                    DEP,
-                    format!("UpdateItem (mark sent) on {}", self.messages_table),
-                    e,
-                )),
+        if reason(reasons, 0) == Some("ConditionalCheckFailed") {
+            let row = match reasons[0].item() {
+                Some(item) => Some(item.clone()),
+                None => self.raw_get(message_id).await?,
             };
+            let Some(row) = row else {
+                return Ok(Attempt::NotPending);
+            };
+            if get_s(&row, "status") != Some(MessageStatus::Pending.as_str()) {
+                return Ok(Attempt::NotPending);
+            }
+            return Ok(match get_s(&row, "attempt") {
+                Some(a) if a == attempt => Attempt::Began,
+                _ => Attempt::Taken,
+            });
         }
-        // The row is gone (the recipient's data was erased meanwhile). The mail went out,
-        // so the audit event is still written.
-        if !event_exists {
-            crate::dynamo::security_log::put_event(&self.client, &self.security_logs_table, event).await?;
+        if reason(reasons, 1) == Some("ConditionalCheckFailed") {
+            // The event exists, so an attempt was marked in the same transaction: ours
+            // (a retry that had applied, answered as a failure by a store that does not replay
+            // transactions) or another one's.
+            return Ok(match self.raw_get(message_id).await?.as_ref().and_then(|r| get_s(r, "attempt")) {
+                Some(a) if a == attempt => Attempt::Began,
+                _ => Attempt::Taken,
+            });
         }
-        Ok(())
+        Err(cancelled(DEP, what(), reasons))
     }
 
-    async fn release(&self, recipient_id: &str) -> StoreResult<()> {
+    async fn mark_sent(&self, message_id: &str, ses_message_id: &str, at: &str) -> StoreResult<()> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.messages_table)
+            .key("message_id", s(message_id))
+            .update_expression(
+                "SET #status = :sent, ses_message_id = :sid, sent_at = :at, updated_at = :at REMOVE #pending",
+            )
+            .condition_expression("#status IN (:pending, :unconfirmed)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#pending", PENDING_ATTR)
+            .expression_attribute_values(":sent", s(MessageStatus::Sent.as_str()))
+            .expression_attribute_values(":pending", s(MessageStatus::Pending.as_str()))
+            .expression_attribute_values(":unconfirmed", s(MessageStatus::Unconfirmed.as_str()))
+            .expression_attribute_values(":sid", s(ses_message_id))
+            .expression_attribute_values(":at", s(at))
+            .send()
+            .within_deadline()
+            .await;
+        if condition_failed_is_done(result, || format!("UpdateItem (mark sent) on {}", self.messages_table))? {
+            return Ok(());
+        }
+        // An SES event moved the row on first (or the row was erased with its recipient):
+        // keep its status, record what it lacks.
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.messages_table)
+            .key("message_id", s(message_id))
+            .update_expression(
+                "SET ses_message_id = if_not_exists(ses_message_id, :sid), sent_at = if_not_exists(sent_at, :at)",
+            )
+            .condition_expression("attribute_exists(message_id)")
+            .expression_attribute_values(":sid", s(ses_message_id))
+            .expression_attribute_values(":at", s(at))
+            .send()
+            .within_deadline()
+            .await;
+        condition_failed_is_done(result, || format!("UpdateItem (mark sent) on {}", self.messages_table)).map(drop)
+    }
+
+    async fn release(&self, recipient_id: &str, message_id: &str) -> StoreResult<()> {
         let result = self
             .client
             .update_item()
             .table_name(&self.profiles_table)
             .key("user_id", s(recipient_id))
-            .update_expression("ADD #inflight :minus_one")
-            // Never below zero, and never on a tombstone (anonymise removed the counter).
-            .condition_expression("#inflight > :zero")
+            .update_expression("DELETE #inflight :id")
+            // Never on a row that is gone or a tombstone (anonymise removed the set).
+            .condition_expression("attribute_exists(#inflight)")
             .expression_attribute_names("#inflight", SENDS_IN_FLIGHT_ATTR)
-            .expression_attribute_values(":minus_one", crate::attrs::n(-1))
-            .expression_attribute_values(":zero", crate::attrs::n(0))
+            .expression_attribute_values(":id", AttributeValue::Ss(vec![message_id.to_owned()]))
             .send()
+            .within_deadline()
             .await;
         condition_failed_is_done(result, || {
             format!("UpdateItem (release send lease) on {}", self.profiles_table)
         })
+        .map(drop)
     }
 
     async fn mark_failed(&self, message_id: &str, error_code: &str, at: &str) -> StoreResult<()> {
@@ -291,19 +349,22 @@ impl MessageOutbox for DynamoMessageOutbox {
             .update_item()
             .table_name(&self.messages_table)
             .key("message_id", s(message_id))
-            .update_expression("SET #status = :failed, error_code = :code, updated_at = :at")
+            .update_expression("SET #status = :failed, error_code = :code, updated_at = :at REMOVE #pending")
             // Never turn a sent message back into a failed one.
-            .condition_expression("attribute_exists(message_id) AND #status = :pending")
+            .condition_expression("#status = :pending")
             .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#pending", PENDING_ATTR)
             .expression_attribute_values(":failed", s(MessageStatus::Failed.as_str()))
             .expression_attribute_values(":pending", s(MessageStatus::Pending.as_str()))
             .expression_attribute_values(":code", s(error_code))
             .expression_attribute_values(":at", s(at))
             .send()
+            .within_deadline()
             .await;
         condition_failed_is_done(result, || {
             format!("UpdateItem (mark failed) on {}", self.messages_table)
         })
+        .map(drop)
     }
 
     async fn get(&self, message_id: &str) -> StoreResult<Option<AdminMessage>> {
@@ -334,6 +395,7 @@ impl MessageOutbox for DynamoMessageOutbox {
             .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX))
             .set_exclusive_start_key(start.as_ref().map(from_item_key))
             .send()
+            .within_deadline()
             .await
             .map_err(|e| sdk(DEP, format!("Query {BY_RECIPIENT} on {}", self.messages_table), e))?;
         let rows = out.items();
@@ -358,26 +420,58 @@ impl MessageOutbox for DynamoMessageOutbox {
         };
         Ok(Page { items, next })
     }
+
+    async fn stale_pending(&self, before: DateTime<Utc>, limit: usize) -> StoreResult<Vec<String>> {
+        let mut ids = Vec::new();
+        let mut start = None;
+        while ids.len() < limit {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.messages_table)
+                .index_name(PENDING_INDEX)
+                .key_condition_expression("#pending = :pending AND created_at < :before")
+                .expression_attribute_names("#pending", PENDING_ATTR)
+                .expression_attribute_values(":pending", s(PENDING_VALUE))
+                .expression_attribute_values(":before", s(timestamp(before)))
+                .limit(i32::try_from(limit - ids.len()).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start)
+                .send()
+                .within_deadline()
+                .await
+                .map_err(|e| sdk(DEP, format!("Query {PENDING_INDEX} on {}", self.messages_table), e))?;
+            ids.extend(out.items().iter().filter_map(|i| get_s(i, "message_id").map(str::to_owned)));
+            match out.last_evaluated_key() {
+                Some(k) => start = Some(k.clone()),
+                None => break,
+            }
+        }
+        Ok(ids)
+    }
+
+    async fn mark_unconfirmed(&self, message_id: &str, at: &str) -> StoreResult<bool> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.messages_table)
+            .key("message_id", s(message_id))
+            .update_expression("SET #status = :unconfirmed, updated_at = :at REMOVE #pending")
+            .condition_expression("#status = :pending")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#pending", PENDING_ATTR)
+            .expression_attribute_values(":unconfirmed", s(MessageStatus::Unconfirmed.as_str()))
+            .expression_attribute_values(":pending", s(MessageStatus::Pending.as_str()))
+            .expression_attribute_values(":at", s(at))
+            .send()
+            .within_deadline()
+            .await;
+        condition_failed_is_done(result, || {
+            format!("UpdateItem (mark unconfirmed) on {}", self.messages_table)
+        })
+    }
 }
 
 impl DynamoMessageOutbox {
-    fn sent_update(
-        &self,
-        message_id: &str,
-        ses_message_id: &str,
-        at: &str,
-    ) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
-        Update::builder()
-            .table_name(&self.messages_table)
-            .key("message_id", s(message_id))
-            .update_expression("SET #status = :sent, ses_message_id = :sid, sent_at = :at, updated_at = :at")
-            .condition_expression("attribute_exists(message_id)")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":sent", s(MessageStatus::Sent.as_str()))
-            .expression_attribute_values(":sid", s(ses_message_id))
-            .expression_attribute_values(":at", s(at))
-    }
-
     async fn raw_get(&self, message_id: &str) -> StoreResult<Option<Item>> {
         let out = self
             .client
@@ -386,6 +480,7 @@ impl DynamoMessageOutbox {
             .key("message_id", s(message_id))
             .consistent_read(true)
             .send()
+            .within_deadline()
             .await
             .map_err(|e| sdk(DEP, format!("GetItem on {}", self.messages_table), e))?;
         Ok(out.item().cloned())

@@ -1,5 +1,6 @@
 //! `profiles` (`PROFILES_TABLE`): read, anonymise into the tombstone, list.
 
+use crate::deadline::WithinDeadline;
 use crate::attrs::{decode_cursor, encode_cursor, get_n, get_s, opt_s, req_s, s, Item};
 use crate::errors::sdk;
 use async_trait::async_trait;
@@ -15,11 +16,17 @@ const DEP: &str = "profiles";
 const MAX_SCAN_PAGES: usize = 20;
 const SCAN_PAGE: i32 = 200;
 
-/// The send lease (see `DynamoMessageOutbox::reserve`) is stored as epoch milliseconds.
+/// When the latest send lease runs out (see `DynamoMessageOutbox::reserve`), epoch ms.
 pub(crate) const SEND_LEASE_ATTR: &str = "send_lease_until";
-/// Sends in flight to this user: up on reserve, down on release. The lease bounds a send
-/// that crashed before its release.
-pub(crate) const SENDS_IN_FLIGHT_ATTR: &str = "sends_in_flight";
+/// The message ids of the sends in flight to this user (a string set: adding or removing
+/// the same id twice, as an SDK retry of an applied write does, counts once). DynamoDB drops
+/// the attribute when the last id goes. The lease bounds a send that crashed before its
+/// release.
+pub(crate) const SENDS_IN_FLIGHT_ATTR: &str = "send_leases";
+/// The deletion job of this user, set when the job is created (see `DynamoDeletionJobs`).
+pub(crate) const DELETION_JOB_ATTR: &str = "deletion_job_id";
+/// The index of profiles by role: finds the owners.
+const BY_ROLE: &str = "by_role";
 
 #[derive(Clone, Debug)]
 pub struct DynamoProfiles {
@@ -45,6 +52,7 @@ pub(crate) fn profile_from(item: &Item) -> StoreResult<Profile> {
         created_at: opt_s(item, "created_at").unwrap_or_default(),
         deleted_at: opt_s(item, "deleted_at"),
         auth_username: opt_s(item, "auth_username"),
+        deletion_job_id: opt_s(item, DELETION_JOB_ATTR),
     })
 }
 
@@ -66,9 +74,12 @@ fn state_of(item: Option<&Item>, now: DateTime<Utc>) -> Option<Anonymised> {
     if item.contains_key("deleted_at") {
         return Some(Anonymised::Done);
     }
-    let in_flight = get_n::<i64>(item, SENDS_IN_FLIGHT_ATTR).unwrap_or(0);
+    let in_flight = item
+        .get(SENDS_IN_FLIGHT_ATTR)
+        .and_then(|v| v.as_ss().ok())
+        .is_some_and(|ids| !ids.is_empty());
     match get_n::<i64>(item, SEND_LEASE_ATTR) {
-        Some(until) if until >= millis(now) && in_flight > 0 => Some(Anonymised::SendInFlight {
+        Some(until) if until >= millis(now) && in_flight => Some(Anonymised::SendInFlight {
             until: from_millis(until),
         }),
         // The condition failed for a reason that no longer holds: try again.
@@ -110,16 +121,16 @@ impl Profiles for DynamoProfiles {
                 .condition_expression(
                     "attribute_exists(user_id) AND (attribute_exists(deleted_at) \
                      OR attribute_not_exists(#lease) OR #lease < :now \
-                     OR attribute_not_exists(#inflight) OR #inflight <= :zero)",
+                     OR attribute_not_exists(#inflight))",
                 )
                 .expression_attribute_names("#lease", SEND_LEASE_ATTR)
                 .expression_attribute_names("#inflight", SENDS_IN_FLIGHT_ATTR)
-                .expression_attribute_values(":zero", AttributeValue::N("0".into()))
                 .expression_attribute_values(":name", s(Profile::TOMBSTONE_NAME))
                 .expression_attribute_values(":at", s(timestamp(now)))
                 .expression_attribute_values(":now", AttributeValue::N(millis(now).to_string()))
                 .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
                 .send()
+                .within_deadline()
                 .await;
             let err = match result {
                 Ok(_) => return Ok(Anonymised::Done),
@@ -163,6 +174,7 @@ impl Profiles for DynamoProfiles {
                 .set_exclusive_start_key(start.as_ref().map(crate::attrs::from_item_key))
                 .limit(SCAN_PAGE)
                 .send()
+                .within_deadline()
                 .await
                 .map_err(|e| sdk(DEP, format!("Scan on {}", self.table), e))?;
             let rows = out.items();
@@ -187,6 +199,36 @@ impl Profiles for DynamoProfiles {
         let next = start.map(|k| encode_cursor(&k));
         Ok(Page { items, next })
     }
+
+    async fn active_owners(&self) -> StoreResult<Vec<String>> {
+        let mut owners = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(BY_ROLE)
+                .key_condition_expression("#role = :owner")
+                .expression_attribute_names("#role", "role")
+                .expression_attribute_values(":owner", s("owner"))
+                .set_exclusive_start_key(start)
+                .send()
+                .within_deadline()
+                .await
+                .map_err(|e| sdk(DEP, format!("Query {BY_ROLE} on {}", self.table), e))?;
+            owners.extend(
+                out.items()
+                    .iter()
+                    .filter(|i| !i.contains_key("deleted_at") && !i.contains_key(DELETION_JOB_ATTR))
+                    .filter_map(|i| get_s(i, "user_id").map(str::to_owned)),
+            );
+            match out.last_evaluated_key() {
+                Some(k) => start = Some(k.clone()),
+                None => return Ok(owners),
+            }
+        }
+    }
 }
 
 fn cursor_after(user_id: &str) -> String {
@@ -202,6 +244,7 @@ impl DynamoProfiles {
             .key("user_id", s(user_id))
             .consistent_read(true)
             .send()
+            .within_deadline()
             .await
             .map_err(|e| sdk(DEP, format!("GetItem on {}", self.table), e))?;
         Ok(out.item().cloned())

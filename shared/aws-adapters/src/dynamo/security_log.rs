@@ -1,5 +1,6 @@
 //! `security_logs` (`SECURITY_LOGS_TABLE`): the append-only audit trail.
 
+use crate::deadline::WithinDeadline;
 use super::event_item;
 use crate::errors::sdk;
 use async_trait::async_trait;
@@ -32,6 +33,7 @@ pub(crate) async fn put_event(client: &Client, table: &str, event: &SecurityEven
         .set_item(Some(event_item(event)))
         .condition_expression("attribute_not_exists(event_id)")
         .send()
+        .within_deadline()
         .await;
     match result {
         Ok(_) => Ok(Appended::New),

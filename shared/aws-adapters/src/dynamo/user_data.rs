@@ -2,9 +2,10 @@
 //! `BatchWriteItem`s of at most 25, count them.
 
 use crate::attrs::{from_item_key, s, to_item_key};
+use crate::deadline::WithinDeadline;
 use crate::errors::{malformed, sdk};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{DeleteRequest, Select, WriteRequest};
+use aws_sdk_dynamodb::types::{DeleteRequest, KeysAndAttributes, Select, WriteRequest};
 use aws_sdk_dynamodb::Client;
 use domain::cascade::{CascadeTable, Lookup};
 use domain::model::ItemKey;
@@ -15,6 +16,8 @@ use std::time::Duration;
 
 /// DynamoDB's limit for one `BatchWriteItem` (moto accepts more; AWS refuses them).
 pub const MAX_BATCH_WRITE: usize = 25;
+/// DynamoDB's limit for one `BatchGetItem`.
+pub const MAX_BATCH_GET: usize = 100;
 /// Batches of one `delete` call in flight at once.
 const BATCHES_IN_FLIGHT: usize = 4;
 /// Tries of one batch while DynamoDB hands back `UnprocessedItems`.
@@ -61,6 +64,7 @@ impl DynamoUserData {
                 .batch_write_item()
                 .request_items(physical, requests)
                 .send()
+                .within_deadline()
                 .await
                 .map_err(|e| sdk(dep, format!("BatchWriteItem on {physical}"), e))?;
             requests = out
@@ -148,6 +152,7 @@ impl UserData for DynamoUserData {
             // A table's own key can be read consistently; an index cannot.
             .set_consistent_read(index.is_none().then_some(true))
             .send()
+            .within_deadline()
             .await
             .map_err(|e| sdk(table.name, format!("Query on {physical}"), e))?;
         let keys = out
@@ -185,6 +190,59 @@ impl UserData for DynamoUserData {
         Ok(())
     }
 
+    async fn existing(&self, table: &CascadeTable, keys: &[ItemKey]) -> StoreResult<Vec<ItemKey>> {
+        let physical = self.physical(table)?;
+        let unique: BTreeSet<&ItemKey> = keys.iter().collect();
+        let unique: Vec<&ItemKey> = unique.into_iter().collect();
+        let mut names = HashMap::new();
+        let mut projection = Vec::new();
+        for (i, k) in table.key.iter().enumerate() {
+            names.insert(format!("#k{i}"), (*k).to_owned());
+            projection.push(format!("#k{i}"));
+        }
+        let mut found = Vec::new();
+        for chunk in unique.chunks(MAX_BATCH_GET) {
+            let mut wanted: Vec<_> = chunk.iter().map(|k| from_item_key(k)).collect();
+            for attempt in 1..=MAX_ATTEMPTS {
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(wanted))
+                    .consistent_read(true)
+                    .projection_expression(projection.join(", "))
+                    .set_expression_attribute_names(Some(names.clone()))
+                    .build()
+                    .map_err(|e| crate::errors::build(table.name, "building a BatchGetItem", e))?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(physical, request)
+                    .send()
+                    .within_deadline()
+                    .await
+                    .map_err(|e| sdk(table.name, format!("BatchGetItem on {physical}"), e))?;
+                for item in out.responses().and_then(|r| r.get(physical)).into_iter().flatten() {
+                    found.push(to_item_key(item, table.name)?);
+                }
+                wanted = out
+                    .unprocessed_keys()
+                    .and_then(|m| m.get(physical))
+                    .map(|k| k.keys().to_vec())
+                    .unwrap_or_default();
+                if wanted.is_empty() {
+                    break;
+                }
+                if attempt == MAX_ATTEMPTS {
+                    return Err(DependencyError::new(
+                        table.name,
+                        true,
+                        anyhow::anyhow!("{} keys of {physical} still unprocessed after {MAX_ATTEMPTS} attempts", wanted.len()),
+                    ));
+                }
+                tokio::time::sleep(full_jitter(attempt)).await;
+            }
+        }
+        Ok(found)
+    }
+
     async fn count(&self, table: &CascadeTable, user_id: &str, cap: u64) -> StoreResult<Count> {
         let physical = self.physical(table)?;
         let (index, attr) = lookup_parts(table);
@@ -202,6 +260,7 @@ impl UserData for DynamoUserData {
                 .select(Select::Count)
                 .set_exclusive_start_key(start)
                 .send()
+                .within_deadline()
                 .await
                 .map_err(|e| sdk(table.name, format!("Query (count) on {physical}"), e))?;
             count += u64::try_from(out.count()).unwrap_or(0);

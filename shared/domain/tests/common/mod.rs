@@ -18,6 +18,7 @@ pub fn profile(id: &str, role: &str, email: Option<&str>) -> Profile {
         created_at: "2026-01-01T00:00:00.000Z".into(),
         deleted_at: None,
         auth_username: None,
+        deletion_job_id: None,
     }
 }
 
@@ -65,6 +66,7 @@ pub fn put_user_item(b: &InMemoryBackend, table: &CascadeTable, user: &str, i: u
             created_at: format!("2026-01-01T00:00:{:02}.000Z", i % 60),
             sent_at: None,
             updated_at: None,
+            attempt: None,
         };
         b.state().messages.insert(m.message_id.clone(), m);
         return;
