@@ -1,7 +1,7 @@
 //! Cognito user pools and users in the emulator.
 
 use crate::Emulator;
-use aws_sdk_cognitoidentityprovider::types::{AttributeType, MessageActionType};
+use aws_sdk_cognitoidentityprovider::types::{AttributeType, MessageActionType, UsernameAttributeType};
 
 /// A fresh user pool; returns its id.
 pub async fn create_user_pool(emulator: &Emulator) -> String {
@@ -21,6 +21,55 @@ pub async fn create_user_pool(emulator: &Emulator) -> String {
         .and_then(|p| p.id())
         .expect("a user pool id")
         .to_owned()
+}
+
+/// A fresh user pool whose users sign in with their email address (`UsernameAttributes:
+/// [email]`): a user created with an address as its username gets a generated username
+/// (its `sub`), and the address becomes its `email` attribute.
+pub async fn create_email_username_pool(emulator: &Emulator) -> String {
+    let out = emulator
+        .cognito()
+        .create_user_pool()
+        .pool_name(crate::unique("email-pool-"))
+        .username_attributes(UsernameAttributeType::Email)
+        .send()
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "create_user_pool: {}",
+                aws_sdk_cognitoidentityprovider::error::DisplayErrorContext(e)
+            )
+        });
+    out.user_pool()
+        .and_then(|p| p.id())
+        .expect("a user pool id")
+        .to_owned()
+}
+
+/// The `Username` and `sub` of the user `login` names (a username, or an alias such as the
+/// email address in an email-username pool).
+pub async fn username_and_sub(emulator: &Emulator, pool_id: &str, login: &str) -> (String, String) {
+    let out = emulator
+        .cognito()
+        .admin_get_user()
+        .user_pool_id(pool_id)
+        .username(login)
+        .send()
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "admin_get_user: {}",
+                aws_sdk_cognitoidentityprovider::error::DisplayErrorContext(e)
+            )
+        });
+    let sub = out
+        .user_attributes()
+        .iter()
+        .find(|a| a.name() == "sub")
+        .and_then(|a| a.value())
+        .expect("every user has a sub")
+        .to_owned();
+    (out.username().to_owned(), sub)
 }
 
 /// A confirmed user (no invitation mail).

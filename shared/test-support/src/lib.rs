@@ -5,18 +5,28 @@
 //! - [`infra`]: the DynamoDB tables exactly as `infra/template.yaml` defines them;
 //!   [`create_tables`] creates them under a random prefix, so tests run in parallel without
 //!   ever resetting the emulator, and returns the env-var → table-name lookup ([`TableSet`]).
+//! - [`isolation`]: an SDK configuration whose `TransactWriteItems` are isolated from every
+//!   other request, as DynamoDB isolates them (moto does not).
+//! - [`faults`]: answers lost after the request took effect (the SDK then retries it);
+//!   [`blackhole`]: an endpoint that never answers.
+//! - [`dynalite`]: the second DynamoDB (`DYNALITE_ENDPOINT`) that the user-data tables are
+//!   created in ([`create_user_data_tables`]) when a run asks for it.
 //! - Fixtures for SESv2 ([`ses`]: verified senders, the mail moto recorded, the SendEmail
 //!   request as sent on the wire), Cognito ([`cognito`]) and SQS ([`sqs`]).
 
+pub mod blackhole;
 pub mod cognito;
+pub mod dynalite;
 mod emulator;
+pub mod faults;
 pub mod infra;
+pub mod isolation;
 pub mod ses;
 pub mod sqs;
 mod tables;
 
 pub use emulator::Emulator;
-pub use tables::{create_tables, TableSet, TestEnv};
+pub use tables::{create_tables, create_user_data_tables, user_data_table_defs, TableSet, TestEnv};
 
 /// A short random id for names that must not collide between parallel tests.
 pub fn unique(prefix: &str) -> String {

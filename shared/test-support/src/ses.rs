@@ -123,3 +123,21 @@ pub fn capturing_mailer(emulator: &Emulator, configuration_set: Option<String>) 
         capture,
     )
 }
+
+/// [`capturing_mailer`] with one more interceptor after the capture (for example
+/// [`crate::faults::ReplaceAnswers`] on `SendEmail`).
+pub fn capturing_mailer_with(
+    emulator: &Emulator,
+    configuration_set: Option<String>,
+    extra: impl Intercept + 'static,
+) -> (SesMailer, SesCapture) {
+    let capture = SesCapture::default();
+    let config = SesMailer::client_config(emulator.sdk())
+        .interceptor(capture.clone())
+        .interceptor(extra)
+        .build();
+    (
+        SesMailer::with_client(aws_sdk_sesv2::Client::from_conf(config), configuration_set),
+        capture,
+    )
+}

@@ -5,6 +5,7 @@ use aws_sdk_dynamodb::types::{
     ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
 use aws_sdk_dynamodb::Client;
+use domain::cascade::CASCADE_PLAN;
 use std::collections::BTreeMap;
 
 /// The tables one test created: env var (`PROFILES_TABLE`) → table name (`<prefix>-ProfilesTable`).
@@ -151,4 +152,26 @@ pub async fn create_tables(sdk: &SdkConfig) -> TableSet {
         .collect();
     futures::future::join_all(defs.iter().map(|d| create(&client, &names[&d.env_var], d))).await;
     TableSet { prefix, names }
+}
+
+/// The template's definitions of the user-data tables: every table of the cascade plan.
+pub fn user_data_table_defs() -> Vec<TableDef> {
+    let defs: Vec<TableDef> = dynamo_tables()
+        .into_iter()
+        .filter(|d| CASCADE_PLAN.iter().any(|t| t.env_var == d.env_var))
+        .collect();
+    assert_eq!(
+        defs.len(),
+        CASCADE_PLAN.len(),
+        "every table of the cascade plan is defined in infra/template.yaml"
+    );
+    defs
+}
+
+/// Create the user-data tables (those of the cascade plan), exactly as the template defines
+/// them and under the names `tables` gives them, in another DynamoDB (`sdk`: dynalite).
+pub async fn create_user_data_tables(sdk: &SdkConfig, tables: &TableSet) {
+    let client = Client::new(sdk);
+    let defs = user_data_table_defs();
+    futures::future::join_all(defs.iter().map(|d| create(&client, tables.name(&d.env_var), d))).await;
 }
