@@ -1,34 +1,110 @@
 //! Shared fixtures of the integration tests: a per-test set of tables in the emulator, and
 //! plain SDK reads and writes that check what the adapters stored (independently of them).
 //!
-//! Every test here needs the emulator: run them with `scripts/test.sh`.
+//! Every test here needs the emulator: run them with `scripts/test.sh`. When
+//! `DYNALITE_ENDPOINT` is set (the `dynalite` stage of `scripts/test.sh`), the user-data tables
+//! (every table of the cascade plan) live in dynalite instead, and everything that reads or
+//! writes them here, and the [`DynamoUserData`] of [`Harness::deletion`], goes there.
 
+use aws_adapters::DynamoUserData;
+use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
 use aws_sdk_dynamodb::Client;
+use domain::cascade::CASCADE_PLAN;
+use domain::deletion::Deletion;
 use domain::model::Profile;
 use futures::{StreamExt, TryStreamExt};
-use std::collections::HashMap;
-use test_support::{create_tables, Emulator, TableSet};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use test_support::dynalite::Dynalite;
+use test_support::isolation::isolated;
+use test_support::{create_tables, create_user_data_tables, Emulator, TableSet, TestEnv};
 
 pub type Item = HashMap<String, AttributeValue>;
 
-/// The emulator, a fresh set of tables for this test, and a plain DynamoDB client.
+/// The emulator, a fresh set of tables for this test, and plain DynamoDB clients.
 pub struct Harness {
     pub emulator: Emulator,
+    /// The emulator's SDK settings with transactions isolated as DynamoDB isolates them (see
+    /// `test_support::isolation`): what every adapter of these tests is built from.
+    pub sdk: SdkConfig,
     pub tables: TableSet,
+    /// moto, for every table that is not user data.
     pub dynamo: Client,
+    /// Where the user-data tables are: dynalite in the `dynalite` run, else moto.
+    pub user_data_dynamo: Client,
+    /// `Some` in the `dynalite` run.
+    pub dynalite: Option<Dynalite>,
+    user_data_tables: BTreeSet<String>,
 }
 
 impl Harness {
     pub async fn new() -> Harness {
         let emulator = Emulator::start_or_panic();
-        let tables = create_tables(emulator.sdk()).await;
-        let dynamo = emulator.dynamodb();
+        let sdk = isolated(emulator.sdk());
+        let tables = create_tables(&sdk).await;
+        let dynamo = Client::new(&sdk);
+        let dynalite = Dynalite::from_env();
+        let user_data_dynamo = match &dynalite {
+            Some(d) => {
+                create_user_data_tables(d.sdk(), &tables).await;
+                d.dynamodb()
+            }
+            None => dynamo.clone(),
+        };
+        let user_data_tables = CASCADE_PLAN
+            .iter()
+            .map(|t| tables.name(t.env_var).to_owned())
+            .collect();
         Harness {
             emulator,
+            sdk,
             tables,
             dynamo,
+            user_data_dynamo,
+            dynalite,
+            user_data_tables,
         }
+    }
+
+    /// `moto`, or `dynalite` when the user-data tables live there.
+    pub fn user_data_backend(&self) -> &'static str {
+        if self.dynalite.is_some() {
+            "dynalite"
+        } else {
+            "moto"
+        }
+    }
+
+    /// The client for the store that holds `table`.
+    pub fn client_for(&self, table: &str) -> &Client {
+        if self.user_data_tables.contains(table) {
+            &self.user_data_dynamo
+        } else {
+            &self.dynamo
+        }
+    }
+
+    /// The user-data adapter over every cascade table, in the store that holds them.
+    pub fn user_data(&self) -> DynamoUserData {
+        DynamoUserData::new(
+            self.user_data_dynamo.clone(),
+            CASCADE_PLAN
+                .iter()
+                .map(|t| (t.name.to_owned(), self.table(t.env_var))),
+        )
+    }
+
+    /// The delete routine exactly as `aws_adapters::env::deletion_from` builds it for the
+    /// Lambdas, on these tables and `env`; its user-data adapter talks to the store that
+    /// holds the user-data tables (the only difference, and only in the `dynalite` run).
+    pub fn deletion(&self, env: &TestEnv) -> Deletion {
+        let mut deletion = aws_adapters::env::deletion_from(&env.lookup(), &self.sdk)
+            .expect("the delete routine is configured");
+        if self.dynalite.is_some() {
+            deletion.user_data = Arc::new(self.user_data());
+        }
+        deletion
     }
 
     pub fn table(&self, env_var: &str) -> String {
@@ -50,11 +126,14 @@ impl Harness {
         if let Some(d) = &profile.deleted_at {
             item.insert("deleted_at".into(), s(d));
         }
+        if let Some(j) = &profile.deletion_job_id {
+            item.insert("deletion_job_id".into(), s(j));
+        }
         self.put(&self.table("PROFILES_TABLE"), item).await;
     }
 
     pub async fn put(&self, table: &str, item: Item) {
-        self.dynamo
+        self.client_for(table)
             .put_item()
             .table_name(table)
             .set_item(Some(item))
@@ -66,7 +145,7 @@ impl Harness {
     /// The raw row with this single-attribute key.
     pub async fn get(&self, table: &str, key: &str, value: &str) -> Option<Item> {
         let out = self
-            .dynamo
+            .client_for(table)
             .get_item()
             .table_name(table)
             .key(key, s(value))
@@ -83,7 +162,7 @@ impl Harness {
         let mut start = None;
         loop {
             let out = self
-                .dynamo
+                .client_for(table)
                 .scan()
                 .table_name(table)
                 .set_exclusive_start_key(start)
@@ -134,7 +213,7 @@ impl Harness {
     async fn write_all(&self, table: &str, mut batch: Vec<WriteRequest>) -> Result<(), String> {
         while !batch.is_empty() {
             let out = self
-                .dynamo
+                .client_for(table)
                 .batch_write_item()
                 .request_items(table, batch)
                 .send()
@@ -212,4 +291,58 @@ pub fn all_strings(item: &Item) -> Vec<String> {
     let mut out: Vec<String> = item.keys().cloned().collect();
     item.values().for_each(|v| walk(v, &mut out));
     out
+}
+
+/// The attribute that holds the user id in a cascade table (its partition key or its index's).
+pub fn user_attr(table: &domain::cascade::CascadeTable) -> &'static str {
+    match table.lookup {
+        domain::cascade::Lookup::PartitionKey { attr } | domain::cascade::Lookup::Index { attr, .. } => attr,
+    }
+}
+
+/// Row `i` of `user` in a cascade table, as the dashboard would write it.
+pub fn user_data_row(table: &domain::cascade::CascadeTable, user: &str, i: usize) -> Item {
+    let id = format!("{user}-{i:05}");
+    match table.name {
+        "transactions" => item(&[
+            ("user_id", user),
+            ("transaction_id", &id),
+            ("amount_cents", "1250"),
+        ]),
+        "followed_companies" => item(&[
+            ("user_id", user),
+            ("company_id", &id),
+            ("followed_at", "2025-01-01"),
+        ]),
+        "billing_records" => item(&[("user_id", user), ("record_id", &id), ("plan", "pro")]),
+        "sessions" => item(&[("session_id", &id), ("user_id", user), ("device", "phone")]),
+        "help_requests" => item(&[("request_id", &id), ("user_id", user), ("topic", "billing")]),
+        "admin_messages" => item(&[
+            ("message_id", &id),
+            ("recipient_id", user),
+            ("sender_id", "someone"),
+            (
+                "created_at",
+                &format!("2025-01-01T00:00:{:02}.{:03}Z", (i / 1000) % 60, i % 1000),
+            ),
+            ("status", "sent"),
+            ("subject", "s"),
+            ("body", "b"),
+        ]),
+        other => panic!("no fixture rows for {other}"),
+    }
+}
+
+/// The table key of a row of a cascade table.
+pub fn key_of(table: &domain::cascade::CascadeTable, row: &Item) -> domain::model::ItemKey {
+    table
+        .key
+        .iter()
+        .map(|k| {
+            (
+                (*k).to_owned(),
+                str_attr(row, k).expect("a key attribute").to_owned(),
+            )
+        })
+        .collect()
 }

@@ -52,7 +52,7 @@ const REQUIRED_ENV: &[&str] = &[
     "DELETIONS_PER_HOUR",
 ];
 
-/// The HTTP API (DESIGN.md section 3, plus the read routes of the Users tab) and the function
+/// The HTTP API (the admin routes, plus the read routes of the Users tab) and the function
 /// (cargo bin) that serves each route.
 const ROUTES: &[(&str, &str, &str)] = &[
     ("POST", "/admin/users/{userId}/messages", "message-user"),

@@ -1,18 +1,33 @@
-//! `DynamoMessageOutbox` and `DynamoSecurityLog` against the emulator.
+//! `DynamoMessageOutbox`, `DynamoSecurityLog` and `DynamoDeliveryLog` against the emulator:
+//! the pending row and the send lease written together, the attempt marker and the audit
+//! event written together before SES is called, the bookkeeping after it, the sparse index of
+//! pending rows the sweep reads, and delivery events.
 
-use aws_adapters::{DynamoMessageOutbox, DynamoSecurityLog};
-use chrono::{Duration, Utc};
+use aws_adapters::{DynamoDeliveryLog, DynamoMessageOutbox, DynamoSecurityLog};
+use chrono::{DateTime, Duration, Utc};
 use domain::model::{AdminMessage, EventType, MessageStatus, RequestMeta, SecurityEvent};
-use domain::ports::{Appended, MessageOutbox, Reserved, SecurityLog};
-use integration_tests::{profile, str_attr, Harness};
+use domain::ports::{
+    Appended, Attempt, DeliveryLog, DeliveryRecord, DeliveryUpdate, MessageOutbox, Recorded, Reserved,
+    SecurityLog,
+};
+use integration_tests::{profile, str_attr, Harness, Item};
+use test_support::faults::{dynamodb_client, ReplaceAnswers};
 
 fn outbox(h: &Harness) -> DynamoMessageOutbox {
+    outbox_on(h, h.dynamo.clone())
+}
+
+fn outbox_on(h: &Harness, client: aws_sdk_dynamodb::Client) -> DynamoMessageOutbox {
     DynamoMessageOutbox::new(
-        h.dynamo.clone(),
+        client,
         h.table("ADMIN_MESSAGES_TABLE"),
         h.table("PROFILES_TABLE"),
         h.table("SECURITY_LOGS_TABLE"),
     )
+}
+
+fn delivery(h: &Harness) -> DynamoDeliveryLog {
+    DynamoDeliveryLog::new(h.dynamo.clone(), h.table("ADMIN_MESSAGES_TABLE"))
 }
 
 fn message(id: &str, recipient: &str, created_at: &str) -> AdminMessage {
@@ -54,141 +69,327 @@ fn sent_event(message_id: &str, target: &str) -> SecurityEvent {
 
 const T0: &str = "2025-01-01T00:00:00.000Z";
 
-#[tokio::test]
-async fn reserving_writes_a_pending_row_and_leases_the_recipient() {
-    let h = Harness::new().await;
-    h.put_profile(&profile("u-1", Some("ann@example.com"), "user", "Ann"))
+fn lease() -> DateTime<Utc> {
+    Utc::now() + Duration::seconds(30)
+}
+
+async fn with_recipient(h: &Harness, user: &str) {
+    h.put_profile(&profile(user, Some("ann@example.com"), "user", "Ann"))
         .await;
-    let lease = Utc::now() + Duration::seconds(30);
-    let m = message("m-1", "u-1", T0);
-    assert_eq!(outbox(&h).reserve(&m, lease).await.unwrap(), Reserved::Reserved);
+}
 
-    assert_eq!(outbox(&h).get("m-1").await.unwrap(), Some(m.clone()));
-    let p = h.get(&h.table("PROFILES_TABLE"), "user_id", "u-1").await.unwrap();
-    assert_eq!(
-        p["send_lease_until"].as_n().unwrap(),
-        &lease.timestamp_millis().to_string()
-    );
+async fn raw_message(h: &Harness, id: &str) -> Item {
+    h.get(&h.table("ADMIN_MESSAGES_TABLE"), "message_id", id)
+        .await
+        .expect("the message row")
+}
 
-    // The same message id again: the stored row comes back, nothing is overwritten.
-    let mut again = m.clone();
-    again.subject = "Something else".into();
-    assert_eq!(
-        outbox(&h).reserve(&again, lease).await.unwrap(),
-        Reserved::Exists(m)
-    );
+async fn leases_of(h: &Harness, user: &str) -> Vec<String> {
+    let row = h
+        .get(&h.table("PROFILES_TABLE"), "user_id", user)
+        .await
+        .expect("the profile");
+    let mut ids = row
+        .get("send_leases")
+        .and_then(|v| v.as_ss().ok())
+        .cloned()
+        .unwrap_or_default();
+    ids.sort();
+    ids
+}
+
+async fn sent_events(h: &Harness, message_id: &str) -> Vec<Item> {
+    h.rows_where(&h.table("SECURITY_LOGS_TABLE"), "message_id", message_id)
+        .await
 }
 
 #[tokio::test]
-async fn a_deleted_recipient_or_one_without_email_cannot_be_reserved() {
+async fn reserving_writes_a_pending_row_and_adds_the_message_to_the_recipients_leases() {
+    let h = Harness::new().await;
+    with_recipient(&h, "u-1").await;
+    let store = outbox(&h);
+    let until = lease();
+    let m = message("m-1", "u-1", T0);
+    assert_eq!(store.reserve(&m, until).await.unwrap(), Reserved::Reserved);
+
+    assert_eq!(store.get("m-1").await.unwrap(), Some(m.clone()));
+    let row = raw_message(&h, "m-1").await;
+    assert_eq!(
+        str_attr(&row, "pending_queue"),
+        Some("pending"),
+        "in the sparse index"
+    );
+    assert!(!row.contains_key("attempt") && !row.contains_key("ses_message_id"));
+    let p = h.get(&h.table("PROFILES_TABLE"), "user_id", "u-1").await.unwrap();
+    assert_eq!(
+        p["send_lease_until"].as_n().unwrap(),
+        &until.timestamp_millis().to_string()
+    );
+    assert_eq!(leases_of(&h, "u-1").await, vec!["m-1"]);
+
+    // A second message to the same user holds its own lease.
+    store.reserve(&message("m-2", "u-1", T0), until).await.unwrap();
+    assert_eq!(leases_of(&h, "u-1").await, vec!["m-1", "m-2"]);
+}
+
+#[tokio::test]
+async fn a_pending_row_with_no_attempt_is_reserved_again_but_an_attempted_one_is_not() {
+    let h = Harness::new().await;
+    with_recipient(&h, "u-1").await;
+    let store = outbox(&h);
+    let m = message("m-1", "u-1", T0);
+    assert_eq!(store.reserve(&m, lease()).await.unwrap(), Reserved::Reserved);
+    // A request that took the idempotency key over reserves the same message id again: SES
+    // was never called for it, so the row is written again and the lease taken again (once).
+    let mut again = m.clone();
+    again.created_at = "2025-01-01T00:00:40.000Z".into();
+    assert_eq!(store.reserve(&again, lease()).await.unwrap(), Reserved::Reserved);
+    assert_eq!(store.get("m-1").await.unwrap(), Some(again.clone()));
+    assert_eq!(
+        leases_of(&h, "u-1").await,
+        vec!["m-1"],
+        "the lease set holds the id once"
+    );
+
+    // Once an attempt marked the row, nothing reserves it again: the stored row comes back.
+    assert_eq!(
+        store
+            .begin_attempt("m-1", "attempt-1", &sent_event("m-1", "u-1"))
+            .await
+            .unwrap(),
+        Attempt::Began
+    );
+    let stored = store.get("m-1").await.unwrap().unwrap();
+    assert_eq!(stored.attempt.as_deref(), Some("attempt-1"));
+    let mut other = m.clone();
+    other.subject = "Something else".into();
+    assert_eq!(
+        store.reserve(&other, lease()).await.unwrap(),
+        Reserved::Exists(stored.clone())
+    );
+    // And a row that is no longer pending comes back as it is.
+    store.mark_sent("m-1", "ses-1", T0).await.unwrap();
+    match store.reserve(&m, lease()).await.unwrap() {
+        Reserved::Exists(row) => assert_eq!(row.status, MessageStatus::Sent),
+        other => panic!("expected Exists, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_reserve_whose_answer_was_lost_is_reserved_once() {
+    let h = Harness::new().await;
+    with_recipient(&h, "u-1").await;
+    let lost = ReplaceAnswers::lose_dynamodb("TransactWriteItems", 1);
+    let store = outbox_on(&h, dynamodb_client(&h.sdk, &lost));
+    let m = message("m-1", "u-1", T0);
+    assert_eq!(store.reserve(&m, lease()).await.unwrap(), Reserved::Reserved);
+    assert_eq!(
+        (lost.calls(), lost.replaced()),
+        (2, 1),
+        "the transaction was sent twice"
+    );
+    assert_eq!(store.get("m-1").await.unwrap(), Some(m));
+    assert_eq!(leases_of(&h, "u-1").await, vec!["m-1"]);
+}
+
+#[tokio::test]
+async fn a_recipient_deleted_without_email_or_being_deleted_cannot_be_reserved() {
     let h = Harness::new().await;
     let mut tomb = profile("u-gone", None, "user", "Deleted User");
     tomb.deleted_at = Some(T0.into());
     h.put_profile(&tomb).await;
     h.put_profile(&profile("u-noemail", None, "user", "No Mail"))
         .await;
-    let lease = Utc::now() + Duration::seconds(30);
-    for (id, user) in [("m-1", "u-gone"), ("m-2", "u-noemail"), ("m-3", "u-missing")] {
+    let mut doomed = profile("u-doomed", Some("dora@example.com"), "user", "Dora");
+    doomed.deletion_job_id = Some("job-1".into());
+    h.put_profile(&doomed).await;
+    for (id, user) in [
+        ("m-1", "u-gone"),
+        ("m-2", "u-noemail"),
+        ("m-3", "u-missing"),
+        ("m-4", "u-doomed"),
+    ] {
         assert_eq!(
-            outbox(&h).reserve(&message(id, user, T0), lease).await.unwrap(),
+            outbox(&h).reserve(&message(id, user, T0), lease()).await.unwrap(),
             Reserved::RecipientGone,
             "{user}"
         );
         assert_eq!(outbox(&h).get(id).await.unwrap(), None, "no row for {user}");
     }
-    let p = h
-        .get(&h.table("PROFILES_TABLE"), "user_id", "u-gone")
-        .await
-        .unwrap();
-    assert!(!p.contains_key("send_lease_until"));
+    for user in ["u-gone", "u-doomed"] {
+        let p = h.get(&h.table("PROFILES_TABLE"), "user_id", user).await.unwrap();
+        assert!(!p.contains_key("send_lease_until") && !p.contains_key("send_leases"));
+    }
 }
 
 #[tokio::test]
-async fn marking_sent_updates_the_row_and_writes_the_audit_event_together() {
+async fn beginning_an_attempt_marks_the_row_and_writes_the_audit_event_together() {
     let h = Harness::new().await;
-    h.put_profile(&profile("u-1", Some("ann@example.com"), "user", "Ann"))
-        .await;
+    with_recipient(&h, "u-1").await;
     let store = outbox(&h);
+    store.reserve(&message("m-1", "u-1", T0), lease()).await.unwrap();
+    let event = sent_event("m-1", "u-1");
+
+    assert_eq!(
+        store.begin_attempt("m-1", "a-1", &event).await.unwrap(),
+        Attempt::Began
+    );
+    assert_eq!(str_attr(&raw_message(&h, "m-1").await, "attempt"), Some("a-1"));
+    let events = sent_events(&h, "m-1").await;
+    assert_eq!(events.len(), 1);
+    let e = &events[0];
+    for (k, v) in [
+        ("event_id", "m-1#sent"),
+        ("event_type", "admin_sent_user_message"),
+        ("actor_id", "admin-1"),
+        ("target_id", "u-1"),
+        ("request_id", "req-1"),
+        ("message_id", "m-1"),
+    ] {
+        assert_eq!(str_attr(e, k), Some(v), "{k}");
+    }
+
+    // The same attempt again (a retry of that very write): still this attempt's, one event.
+    assert_eq!(
+        store.begin_attempt("m-1", "a-1", &event).await.unwrap(),
+        Attempt::Began
+    );
+    // Any other attempt: SES may have been called, never call it again.
+    assert_eq!(
+        store.begin_attempt("m-1", "a-2", &event).await.unwrap(),
+        Attempt::Taken
+    );
+    assert_eq!(str_attr(&raw_message(&h, "m-1").await, "attempt"), Some("a-1"));
+    assert_eq!(sent_events(&h, "m-1").await.len(), 1, "exactly one audit event");
+
+    // A row that moved on is not pending any more, whoever asks.
+    store.mark_sent("m-1", "ses-1", T0).await.unwrap();
+    for attempt in ["a-1", "a-3"] {
+        assert_eq!(
+            store.begin_attempt("m-1", attempt, &event).await.unwrap(),
+            Attempt::NotPending
+        );
+    }
+    assert_eq!(
+        store
+            .begin_attempt("m-missing", "a-1", &sent_event("m-missing", "u-1"))
+            .await
+            .unwrap(),
+        Attempt::NotPending
+    );
+    assert!(
+        sent_events(&h, "m-missing").await.is_empty(),
+        "no audit event without a row"
+    );
+}
+
+#[tokio::test]
+async fn an_attempt_whose_answer_was_lost_is_still_this_attempts() {
+    let h = Harness::new().await;
+    with_recipient(&h, "u-1").await;
+    outbox(&h)
+        .reserve(&message("m-1", "u-1", T0), lease())
+        .await
+        .unwrap();
+    let lost = ReplaceAnswers::lose_dynamodb("TransactWriteItems", 1);
+    let store = outbox_on(&h, dynamodb_client(&h.sdk, &lost));
+    // The retry meets its own marker and its own event (moto replays no transaction).
+    assert_eq!(
+        store
+            .begin_attempt("m-1", "a-1", &sent_event("m-1", "u-1"))
+            .await
+            .unwrap(),
+        Attempt::Began
+    );
+    assert_eq!((lost.calls(), lost.replaced()), (2, 1));
+    assert_eq!(sent_events(&h, "m-1").await.len(), 1);
+}
+
+#[tokio::test]
+async fn marking_sent_records_the_provider_id_and_leaves_the_pending_index() {
+    let h = Harness::new().await;
+    with_recipient(&h, "u-1").await;
+    let store = outbox(&h);
+    store.reserve(&message("m-1", "u-1", T0), lease()).await.unwrap();
     store
-        .reserve(&message("m-1", "u-1", T0), Utc::now() + Duration::seconds(30))
+        .begin_attempt("m-1", "a-1", &sent_event("m-1", "u-1"))
         .await
         .unwrap();
     let at = "2025-01-01T00:00:01.000Z";
-    store
-        .mark_sent("m-1", "ses-123", at, &sent_event("m-1", "u-1"))
-        .await
-        .unwrap();
+    store.mark_sent("m-1", "ses-123", at).await.unwrap();
 
     let row = store.get("m-1").await.unwrap().unwrap();
     assert_eq!(row.status, MessageStatus::Sent);
     assert_eq!(row.ses_message_id.as_deref(), Some("ses-123"));
     assert_eq!(row.sent_at.as_deref(), Some(at));
-    let event = h
-        .get(&h.table("SECURITY_LOGS_TABLE"), "event_id", "m-1#sent")
-        .await
-        .unwrap();
-    assert_eq!(str_attr(&event, "event_type"), Some("admin_sent_user_message"));
-    assert_eq!(str_attr(&event, "message_id"), Some("m-1"));
-    assert_eq!(str_attr(&event, "actor_id"), Some("admin-1"));
-    assert_eq!(str_attr(&event, "target_id"), Some("u-1"));
-    assert_eq!(str_attr(&event, "request_id"), Some("req-1"));
-
-    // A retry after a lost answer: still one event, the row still sent.
-    store
-        .mark_sent("m-1", "ses-123", at, &sent_event("m-1", "u-1"))
-        .await
-        .unwrap();
-    let events = h
-        .rows_where(&h.table("SECURITY_LOGS_TABLE"), "message_id", "m-1")
-        .await;
-    assert_eq!(events.len(), 1);
+    assert!(!raw_message(&h, "m-1").await.contains_key("pending_queue"));
+    // A retry changes nothing.
+    store.mark_sent("m-1", "ses-123", at).await.unwrap();
+    assert_eq!(store.get("m-1").await.unwrap().unwrap(), row);
+    // A row the sweep made unconfirmed is confirmed by the send's own answer too.
+    store.reserve(&message("m-2", "u-1", T0), lease()).await.unwrap();
+    assert!(store.mark_unconfirmed("m-2", at).await.unwrap());
+    store.mark_sent("m-2", "ses-2", at).await.unwrap();
     assert_eq!(
-        store.get("m-1").await.unwrap().unwrap().status,
+        store.get("m-2").await.unwrap().unwrap().status,
         MessageStatus::Sent
     );
+    // The row may be gone with its recipient: nothing to record, and no row appears.
+    store.mark_sent("m-erased", "ses-9", at).await.unwrap();
+    assert_eq!(store.get("m-erased").await.unwrap(), None);
 }
 
 #[tokio::test]
-async fn marking_sent_after_the_audit_event_exists_still_finishes_the_row() {
+async fn marking_sent_after_an_ses_event_moved_the_row_on_keeps_its_status() {
     let h = Harness::new().await;
-    h.put_profile(&profile("u-1", Some("ann@example.com"), "user", "Ann"))
-        .await;
+    with_recipient(&h, "u-1").await;
     let store = outbox(&h);
+    store.reserve(&message("m-1", "u-1", T0), lease()).await.unwrap();
     store
-        .reserve(&message("m-1", "u-1", T0), Utc::now() + Duration::seconds(30))
+        .begin_attempt("m-1", "a-1", &sent_event("m-1", "u-1"))
         .await
         .unwrap();
-    let log = DynamoSecurityLog::new(h.dynamo.clone(), h.table("SECURITY_LOGS_TABLE"));
-    log.append(&sent_event("m-1", "u-1")).await.unwrap();
-
-    store
-        .mark_sent("m-1", "ses-9", T0, &sent_event("m-1", "u-1"))
-        .await
-        .unwrap();
+    // The Delivery event arrives before the send's own bookkeeping (found by our message id).
+    let delivered_at = "2025-01-01T00:00:02.000Z";
     assert_eq!(
-        store.get("m-1").await.unwrap().unwrap().status,
-        MessageStatus::Sent
+        delivery(&h)
+            .record_delivery(&DeliveryRecord {
+                message_id: Some("m-1".into()),
+                ses_message_id: "ses-1".into(),
+                update: DeliveryUpdate::Delivered,
+                at: delivered_at.into(),
+            })
+            .await
+            .unwrap(),
+        Recorded::Updated
     );
+    let sent_at = "2025-01-01T00:00:01.500Z";
+    store.mark_sent("m-1", "ses-1", sent_at).await.unwrap();
+    let row = store.get("m-1").await.unwrap().unwrap();
+    assert_eq!(row.status, MessageStatus::Delivered, "never moved back to sent");
+    assert_eq!(row.ses_message_id.as_deref(), Some("ses-1"));
+    assert_eq!(
+        row.sent_at.as_deref(),
+        Some(sent_at),
+        "what the row lacked is recorded"
+    );
+    assert_eq!(row.updated_at.as_deref(), Some(delivered_at));
 }
 
 #[tokio::test]
 async fn marking_failed_records_the_code_but_never_undoes_a_send() {
     let h = Harness::new().await;
-    h.put_profile(&profile("u-1", Some("ann@example.com"), "user", "Ann"))
-        .await;
+    with_recipient(&h, "u-1").await;
     let store = outbox(&h);
-    let lease = Utc::now() + Duration::seconds(30);
-    store.reserve(&message("m-1", "u-1", T0), lease).await.unwrap();
+    store.reserve(&message("m-1", "u-1", T0), lease()).await.unwrap();
     store.mark_failed("m-1", "MessageRejected", T0).await.unwrap();
     let row = store.get("m-1").await.unwrap().unwrap();
     assert_eq!(row.status, MessageStatus::Failed);
     assert_eq!(row.error_code.as_deref(), Some("MessageRejected"));
+    assert!(!raw_message(&h, "m-1").await.contains_key("pending_queue"));
 
-    store.reserve(&message("m-2", "u-1", T0), lease).await.unwrap();
-    store
-        .mark_sent("m-2", "ses-2", T0, &sent_event("m-2", "u-1"))
-        .await
-        .unwrap();
+    store.reserve(&message("m-2", "u-1", T0), lease()).await.unwrap();
+    store.mark_sent("m-2", "ses-2", T0).await.unwrap();
     store.mark_failed("m-2", "Timeout", T0).await.unwrap();
     assert_eq!(
         store.get("m-2").await.unwrap().unwrap().status,
@@ -199,22 +400,95 @@ async fn marking_failed_records_the_code_but_never_undoes_a_send() {
 }
 
 #[tokio::test]
-async fn history_lists_a_users_messages_newest_first_page_by_page() {
+async fn the_sweep_finds_stale_pending_rows_through_the_sparse_index_and_makes_them_unconfirmed() {
     let h = Harness::new().await;
-    h.put_profile(&profile("u-1", Some("ann@example.com"), "user", "Ann"))
-        .await;
-    h.put_profile(&profile("u-2", Some("bob@example.com"), "user", "Bob"))
-        .await;
+    with_recipient(&h, "u-1").await;
     let store = outbox(&h);
-    let lease = Utc::now() + Duration::seconds(30);
-    for i in 0..5 {
-        let at = format!("2025-01-01T00:00:0{i}.000Z");
+    let now: DateTime<Utc> = "2025-01-01T12:00:00Z".parse().unwrap();
+    let ago = |minutes: i64| domain::model::timestamp(now - Duration::minutes(minutes));
+    for (id, minutes) in [
+        ("m-40", 40),
+        ("m-20", 20),
+        ("m-16", 16),
+        ("m-5", 5),
+        ("m-sent", 50),
+    ] {
         store
-            .reserve(&message(&format!("m-{i}"), "u-1", &at), lease)
+            .reserve(&message(id, "u-1", &ago(minutes)), lease())
             .await
             .unwrap();
     }
-    store.reserve(&message("other", "u-2", T0), lease).await.unwrap();
+    store.mark_sent("m-sent", "ses-x", &ago(49)).await.unwrap();
+    let before = now - Duration::minutes(15);
+
+    assert_eq!(
+        store.stale_pending(before, 10).await.unwrap(),
+        vec!["m-40", "m-20", "m-16"],
+        "pending rows older than 15 minutes, oldest first; sent ones are not in the index"
+    );
+    assert_eq!(
+        store.stale_pending(before, 2).await.unwrap(),
+        vec!["m-40", "m-20"]
+    );
+
+    let at = domain::model::timestamp(now);
+    assert!(store.mark_unconfirmed("m-40", &at).await.unwrap());
+    let row = store.get("m-40").await.unwrap().unwrap();
+    assert_eq!(row.status, MessageStatus::Unconfirmed);
+    assert_eq!(row.updated_at.as_deref(), Some(at.as_str()));
+    assert!(!raw_message(&h, "m-40").await.contains_key("pending_queue"));
+    assert!(!store.mark_unconfirmed("m-40", &at).await.unwrap(), "once");
+    assert!(
+        !store.mark_unconfirmed("m-sent", &at).await.unwrap(),
+        "only pending rows"
+    );
+    assert!(!store.mark_unconfirmed("m-missing", &at).await.unwrap());
+    assert_eq!(
+        store.get("m-sent").await.unwrap().unwrap().status,
+        MessageStatus::Sent
+    );
+    assert_eq!(
+        store.stale_pending(before, 10).await.unwrap(),
+        vec!["m-20", "m-16"]
+    );
+
+    // A late Send event still settles an unconfirmed row.
+    assert_eq!(
+        delivery(&h)
+            .record_delivery(&DeliveryRecord {
+                message_id: Some("m-40".into()),
+                ses_message_id: "ses-40".into(),
+                update: DeliveryUpdate::Sent,
+                at: at.clone(),
+            })
+            .await
+            .unwrap(),
+        Recorded::Updated
+    );
+    let row = store.get("m-40").await.unwrap().unwrap();
+    assert_eq!(row.status, MessageStatus::Sent);
+    assert_eq!(row.ses_message_id.as_deref(), Some("ses-40"));
+    assert_eq!(row.sent_at.as_deref(), Some(at.as_str()));
+}
+
+#[tokio::test]
+async fn history_lists_a_users_messages_newest_first_page_by_page() {
+    let h = Harness::new().await;
+    with_recipient(&h, "u-1").await;
+    h.put_profile(&profile("u-2", Some("bob@example.com"), "user", "Bob"))
+        .await;
+    let store = outbox(&h);
+    for i in 0..5 {
+        let at = format!("2025-01-01T00:00:0{i}.000Z");
+        store
+            .reserve(&message(&format!("m-{i}"), "u-1", &at), lease())
+            .await
+            .unwrap();
+    }
+    store
+        .reserve(&message("other", "u-2", T0), lease())
+        .await
+        .unwrap();
 
     let mut ids = Vec::new();
     let mut cursor: Option<String> = None;
@@ -274,61 +548,106 @@ async fn the_security_log_appends_once_and_never_overwrites() {
     assert_eq!(str_attr(&row, "target_email_sha256").map(str::len), Some(64));
 }
 
+fn record(message_id: Option<&str>, ses: &str, update: DeliveryUpdate, at: &str) -> DeliveryRecord {
+    DeliveryRecord {
+        message_id: message_id.map(str::to_owned),
+        ses_message_id: ses.to_owned(),
+        update,
+        at: at.to_owned(),
+    }
+}
+
 #[tokio::test]
-async fn delivery_events_move_a_message_forward_only() {
-    use aws_adapters::DynamoDeliveryLog;
-    use domain::ports::{DeliveryLog, DeliveryUpdate, Recorded};
-
+async fn a_delivery_event_finds_its_row_by_our_message_id_before_the_row_has_a_provider_id() {
     let h = Harness::new().await;
-    h.put_profile(&profile("u-1", Some("ann@example.com"), "user", "Ann"))
-        .await;
+    with_recipient(&h, "u-1").await;
     let store = outbox(&h);
+    store.reserve(&message("m-1", "u-1", T0), lease()).await.unwrap();
     store
-        .reserve(&message("m-1", "u-1", T0), Utc::now() + Duration::seconds(30))
+        .begin_attempt("m-1", "a-1", &sent_event("m-1", "u-1"))
         .await
         .unwrap();
-    store
-        .mark_sent("m-1", "ses-1", T0, &sent_event("m-1", "u-1"))
-        .await
-        .unwrap();
-    let log = DynamoDeliveryLog::new(h.dynamo.clone(), h.table("ADMIN_MESSAGES_TABLE"));
-    let at = "2025-01-01T00:05:00.000Z";
+    assert_eq!(store.get("m-1").await.unwrap().unwrap().ses_message_id, None);
+    let log = delivery(&h);
+    let at = "2025-01-01T00:00:05.000Z";
 
+    // The Send event: pending → sent, with the provider id and the send time.
     assert_eq!(
-        log.record_delivery("ses-1", DeliveryUpdate::Delivered, at)
+        log.record_delivery(&record(Some("m-1"), "ses-1", DeliveryUpdate::Sent, at))
             .await
             .unwrap(),
         Recorded::Updated
     );
+    let row = store.get("m-1").await.unwrap().unwrap();
+    assert_eq!(row.status, MessageStatus::Sent);
+    assert_eq!(row.ses_message_id.as_deref(), Some("ses-1"));
+    assert_eq!(row.sent_at.as_deref(), Some(at));
+    assert!(!raw_message(&h, "m-1").await.contains_key("pending_queue"));
+
+    // Repeated and out-of-order events change nothing.
+    assert_eq!(
+        log.record_delivery(&record(Some("m-1"), "ses-1", DeliveryUpdate::Sent, at))
+            .await
+            .unwrap(),
+        Recorded::Unchanged
+    );
+    // An event tagged with an id we do not have (erased with its recipient).
+    assert_eq!(
+        log.record_delivery(&record(Some("m-erased"), "ses-9", DeliveryUpdate::Delivered, at))
+            .await
+            .unwrap(),
+        Recorded::UnknownMessage
+    );
+    assert_eq!(store.get("m-erased").await.unwrap(), None, "no row appears");
+}
+
+#[tokio::test]
+async fn an_untagged_event_finds_its_row_through_the_provider_id_and_moves_it_forward_only() {
+    let h = Harness::new().await;
+    with_recipient(&h, "u-1").await;
+    let store = outbox(&h);
+    store.reserve(&message("m-1", "u-1", T0), lease()).await.unwrap();
+    store.mark_sent("m-1", "ses-1", T0).await.unwrap();
+    let log = delivery(&h);
+    let at = "2025-01-01T00:05:00.000Z";
+
+    let apply = |update| {
+        let log = log.clone();
+        async move { log.record_delivery(&record(None, "ses-1", update, at)).await }
+    };
+    assert_eq!(apply(DeliveryUpdate::Delivered).await.unwrap(), Recorded::Updated);
     assert_eq!(
         store.get("m-1").await.unwrap().unwrap().status,
         MessageStatus::Delivered
     );
     assert_eq!(
-        log.record_delivery("ses-1", DeliveryUpdate::Delivered, at)
-            .await
-            .unwrap(),
+        apply(DeliveryUpdate::Delivered).await.unwrap(),
+        Recorded::Unchanged
+    );
+    assert_eq!(apply(DeliveryUpdate::Sent).await.unwrap(), Recorded::Unchanged);
+    assert_eq!(apply(DeliveryUpdate::Bounced).await.unwrap(), Recorded::Updated);
+    assert_eq!(
+        apply(DeliveryUpdate::Delivered).await.unwrap(),
         Recorded::Unchanged
     );
     assert_eq!(
-        log.record_delivery("ses-1", DeliveryUpdate::Bounced, at)
-            .await
-            .unwrap(),
+        apply(DeliveryUpdate::Complained).await.unwrap(),
         Recorded::Updated
     );
-    assert_eq!(
-        log.record_delivery("ses-1", DeliveryUpdate::Delivered, at)
-            .await
-            .unwrap(),
-        Recorded::Unchanged
-    );
     let row = store.get("m-1").await.unwrap().unwrap();
-    assert_eq!(row.status, MessageStatus::Bounced);
+    assert_eq!(row.status, MessageStatus::Complained);
     assert_eq!(row.updated_at.as_deref(), Some(at));
     assert_eq!(
-        log.record_delivery("ses-unknown", DeliveryUpdate::Delivered, at)
+        log.record_delivery(&record(None, "ses-unknown", DeliveryUpdate::Delivered, at))
             .await
             .unwrap(),
         Recorded::UnknownMessage
+    );
+    // A tagged event whose provider id is not the row's is not this row's.
+    assert_eq!(
+        log.record_delivery(&record(Some("m-1"), "ses-other", DeliveryUpdate::Delivered, at))
+            .await
+            .unwrap(),
+        Recorded::Unchanged
     );
 }

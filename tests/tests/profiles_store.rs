@@ -102,6 +102,10 @@ async fn anonymising_is_refused_while_a_send_holds_the_lease_and_allowed_after_i
         Reserved::Reserved
     );
 
+    assert!(
+        !profiles(&h).get("u-1").await.unwrap().unwrap().is_deleted(),
+        "a lease is not a deletion"
+    );
     match profiles(&h).anonymise("u-1", now).await.unwrap() {
         Anonymised::SendInFlight { until } => assert_eq!(until.timestamp_millis(), lease.timestamp_millis()),
         other => panic!("expected SendInFlight, got {other:?}"),
@@ -187,42 +191,100 @@ async fn the_list_filters_case_insensitively_and_pages_with_an_opaque_cursor() {
 }
 
 #[tokio::test]
-async fn a_deletion_goes_on_as_soon_as_every_send_in_flight_is_released() {
+async fn the_send_leases_are_a_set_released_twice_harmlessly_and_the_tombstone_waits_for_all() {
     let h = Harness::new().await;
     h.put_profile(&profile("u-2", Some("bo@example.com"), "user", "Bo"))
         .await;
     let now = Utc::now();
     let lease = now + Duration::seconds(30);
     let out = outbox(&h);
+    for id in ["m-a", "m-b"] {
+        assert_eq!(
+            out.reserve(&message(id, "u-2"), lease).await.unwrap(),
+            Reserved::Reserved
+        );
+    }
+    out.release("u-2", "m-a").await.unwrap();
+    // The release of m-a again (an SDK retry of a write that applied): with a counter this
+    // would release m-b's lease too; with the set it changes nothing.
+    out.release("u-2", "m-a").await.unwrap();
+    match profiles(&h).anonymise("u-2", now).await.unwrap() {
+        Anonymised::SendInFlight { until } => assert_eq!(until.timestamp_millis(), lease.timestamp_millis()),
+        other => panic!("m-b is still being sent: {other:?}"),
+    }
+    let row = h.get(&h.table("PROFILES_TABLE"), "user_id", "u-2").await.unwrap();
+    assert_eq!(row["send_leases"].as_ss().unwrap(), &vec!["m-b".to_owned()]);
+    assert_eq!(str_attr(&row, "email"), Some("bo@example.com"), "nothing changed");
+
+    out.release("u-2", "m-b").await.unwrap();
+    let row = h.get(&h.table("PROFILES_TABLE"), "user_id", "u-2").await.unwrap();
+    assert!(!row.contains_key("send_leases"), "the empty set is gone");
     assert_eq!(
-        out.reserve(&message("m-a", "u-2"), lease).await.unwrap(),
-        Reserved::Reserved
-    );
-    assert_eq!(
-        out.reserve(&message("m-b", "u-2"), lease).await.unwrap(),
-        Reserved::Reserved
-    );
-    out.release("u-2").await.unwrap();
-    // One of two sends is still in flight: the tombstone waits.
-    assert!(matches!(
         profiles(&h).anonymise("u-2", now).await.unwrap(),
-        Anonymised::SendInFlight { .. }
-    ));
-    out.release("u-2").await.unwrap();
-    // A third release (a retry) never goes below zero.
-    out.release("u-2").await.unwrap();
-    assert_eq!(
-        profiles(&h).anonymise("u-2", now).await.unwrap(),
-        Anonymised::Done
+        Anonymised::Done,
+        "every send is over: the tombstone goes ahead before the lease time"
     );
     let row = h.get(&h.table("PROFILES_TABLE"), "user_id", "u-2").await.unwrap();
     assert!(str_attr(&row, "email").is_none());
     assert!(
-        !row.contains_key("sends_in_flight"),
+        !row.contains_key("send_leases") && !row.contains_key("send_lease_until"),
         "the tombstone keeps no lease bookkeeping"
     );
-    // Releasing on a tombstone changes nothing.
-    out.release("u-2").await.unwrap();
-    let row = h.get(&h.table("PROFILES_TABLE"), "user_id", "u-2").await.unwrap();
-    assert!(!row.contains_key("sends_in_flight"));
+    // Releasing on a tombstone changes nothing, and adds nothing.
+    out.release("u-2", "m-b").await.unwrap();
+    let after = h.get(&h.table("PROFILES_TABLE"), "user_id", "u-2").await.unwrap();
+    assert_eq!(after, row);
+    out.release("nobody", "m-b").await.unwrap();
+    assert!(h
+        .get(&h.table("PROFILES_TABLE"), "user_id", "nobody")
+        .await
+        .is_none());
+}
+
+#[tokio::test]
+async fn a_send_that_crashed_before_its_release_stops_holding_the_tombstone_at_its_lease_end() {
+    let h = Harness::new().await;
+    h.put_profile(&profile("u-3", Some("cy@example.com"), "user", "Cy"))
+        .await;
+    let now = Utc::now();
+    let lease = now + Duration::seconds(30);
+    outbox(&h).reserve(&message("m-c", "u-3"), lease).await.unwrap();
+    // Never released. Just before the lease ends the tombstone waits; just after, it goes.
+    assert!(matches!(
+        profiles(&h)
+            .anonymise("u-3", lease - Duration::milliseconds(1))
+            .await
+            .unwrap(),
+        Anonymised::SendInFlight { .. }
+    ));
+    assert_eq!(
+        profiles(&h)
+            .anonymise("u-3", lease + Duration::milliseconds(1))
+            .await
+            .unwrap(),
+        Anonymised::Done
+    );
+}
+
+#[tokio::test]
+async fn the_active_owners_come_from_the_role_index_without_tombstones_or_owners_being_deleted() {
+    let h = Harness::new().await;
+    h.put_profile(&profile("o-1", Some("o1@teleperson.com"), "owner", "One"))
+        .await;
+    h.put_profile(&profile("o-2", Some("o2@teleperson.com"), "owner", "Two"))
+        .await;
+    let mut leaving = profile("o-3", Some("o3@teleperson.com"), "owner", "Three");
+    leaving.deletion_job_id = Some("job-3".into());
+    h.put_profile(&leaving).await;
+    let mut gone = profile("o-4", None, "owner", Profile::TOMBSTONE_NAME);
+    gone.deleted_at = Some("2025-02-01T00:00:00.000Z".into());
+    h.put_profile(&gone).await;
+    h.put_profile(&profile("a-1", Some("a1@teleperson.com"), "admin", "Admin"))
+        .await;
+    h.put_profile(&profile("u-1", Some("u1@example.com"), "user", "User"))
+        .await;
+
+    let mut owners = profiles(&h).active_owners().await.unwrap();
+    owners.sort();
+    assert_eq!(owners, vec!["o-1", "o-2"]);
 }
