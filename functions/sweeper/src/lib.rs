@@ -21,6 +21,7 @@ pub struct Summary {
     pub queued: Vec<String>,
     pub overdue: Vec<String>,
     pub unconfirmed: Vec<String>,
+    pub failed: Vec<String>,
 }
 
 impl From<SweepReport> for Summary {
@@ -29,6 +30,7 @@ impl From<SweepReport> for Summary {
             queued: r.queued,
             overdue: r.overdue,
             unconfirmed: r.unconfirmed,
+            failed: r.failed,
         }
     }
 }

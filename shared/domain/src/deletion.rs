@@ -733,6 +733,8 @@ impl Deletion {
                     progress.verifying = true;
                     progress.exhausted = false;
                     progress.cursor = None;
+                    // Give the index a moment to show rows written just before the pass.
+                    only_stale = true;
                 } else {
                     progress.done = true;
                     progress.cursor = None;
@@ -744,7 +746,8 @@ impl Deletion {
                 }
                 let verifying = progress.verifying;
                 if verifying && only_stale {
-                    // The last query found only rows already gone: let the index catch up.
+                    // Entering the re-query, or the last one found only rows already gone:
+                    // let the index catch up.
                     let pause = self.settings.requery_pause;
                     if Instant::now() + pause >= deadline {
                         return Ok(false);

@@ -25,6 +25,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+/// The error code of a row the sweep found pending and never handed to SES.
+pub const NOT_SENT: &str = "NotSent";
+
 /// How the in-memory mailer answers.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum MailBehaviour {
@@ -78,13 +81,13 @@ pub struct StoredKey {
     pub owner: String,
 }
 
-/// How a table found through an index lags behind it, like a GSI.
+/// How a table found through an index lags behind it, like a GSI (by the backend's clock).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct IndexLag {
-    /// Rows written with [`InMemoryBackend::put_item`] are missing from this many queries.
-    pub new_rows_hidden_for: u64,
-    /// Deleted rows still show in this many queries.
-    pub deleted_rows_shown_for: u64,
+    /// Rows written with [`InMemoryBackend::put_item`] are missing from the index this long.
+    pub new_rows_hidden_for: Duration,
+    /// Deleted rows still show in the index this long.
+    pub deleted_rows_shown_for: Duration,
 }
 
 /// Everything stored, readable by tests.
@@ -108,12 +111,10 @@ pub struct State {
     /// Sliding-window uses per bucket: when, and the use's id.
     pub rate: HashMap<String, Vec<(DateTime<Utc>, String)>>,
     index_lag: IndexLag,
-    /// Page queries per table so far (the index lag's clock).
-    index_queries: BTreeMap<String, u64>,
-    /// Rows an index does not show before this query number.
-    hidden_until: HashMap<(String, String), u64>,
-    /// Deleted rows an index still shows, until this query number.
-    ghosts: BTreeMap<String, Vec<(ItemKey, u64)>>,
+    /// Rows an index does not show before this time.
+    hidden_until: HashMap<(String, String), DateTime<Utc>>,
+    /// Deleted rows an index still shows, until this time.
+    ghosts: BTreeMap<String, Vec<(ItemKey, DateTime<Utc>)>>,
     next_message: u64,
 }
 
@@ -141,6 +142,8 @@ pub struct InMemoryBackend {
     mail: Mutex<MailBehaviour>,
     mail_hook: Mutex<Option<MailHook>>,
     clock: Mutex<Arc<dyn Clock>>,
+    latency: Mutex<Duration>,
+    outage: Mutex<Option<(DateTime<Utc>, DateTime<Utc>)>>,
 }
 
 impl Default for InMemoryBackend {
@@ -153,6 +156,8 @@ impl Default for InMemoryBackend {
             mail: Mutex::default(),
             mail_hook: Mutex::default(),
             clock: Mutex::new(Arc::new(SystemClock)),
+            latency: Mutex::new(Duration::ZERO),
+            outage: Mutex::new(None),
         }
     }
 }
@@ -219,13 +224,38 @@ impl InMemoryBackend {
         *lock(&self.mail_hook) = Some(hook);
     }
 
+    /// Every store call takes this long (under `tokio::time::pause()`, simulated time passes).
+    pub fn set_latency(&self, latency: Duration) {
+        *lock(&self.latency) = latency;
+    }
+
+    /// Every store call between these two instants of the backend's clock fails (a store
+    /// that is down for a while).
+    pub fn set_outage(&self, from: DateTime<Utc>, until: DateTime<Utc>) {
+        *lock(&self.outage) = Some((from, until));
+    }
+
     pub fn set_index_lag(&self, lag: IndexLag) {
         self.state().index_lag = lag;
     }
 
     /// One store call: counted, and hit by the fault plan.
     async fn call<T>(&self, what: &'static str, f: impl FnOnce(&mut State) -> T) -> StoreResult<T> {
+        let latency = *lock(&self.latency);
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
         let n = self.store_calls.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Some((from, until)) = *lock(&self.outage) {
+            let now = self.now();
+            if now >= from && now < until {
+                return Err(DependencyError::new(
+                    what,
+                    true,
+                    anyhow::anyhow!("injected outage at store call {n}"),
+                ));
+            }
+        }
         let fault = lock(&self.faults).get(&n).copied();
         let injected = || {
             DependencyError::new(
@@ -273,10 +303,10 @@ impl InMemoryBackend {
     /// Insert an item into a generic user-data table (all attributes are strings).
     pub fn put_item(&self, table: &CascadeTable, item: BTreeMap<String, String>) {
         let key = item_key_string(table, &item);
+        let now = self.now();
         let mut st = self.state();
-        if matches!(table.lookup, Lookup::Index { .. }) && st.index_lag.new_rows_hidden_for > 0 {
-            let q = st.index_queries.get(table.name).copied().unwrap_or(0);
-            let until = q + st.index_lag.new_rows_hidden_for;
+        if matches!(table.lookup, Lookup::Index { .. }) && !st.index_lag.new_rows_hidden_for.is_zero() {
+            let until = now + chrono::Duration::from_std(st.index_lag.new_rows_hidden_for).unwrap_or_default();
             st.hidden_until.insert((table.name.to_owned(), key.clone()), until);
         }
         st.tables.entry(table.name.to_owned()).or_default().insert(key, item);
@@ -426,16 +456,15 @@ fn item_exists(st: &State, table: &CascadeTable, key: &ItemKey) -> bool {
 }
 
 /// Remove one item by key; whether it existed.
-fn remove_item(st: &mut State, table: &CascadeTable, key: &ItemKey) -> bool {
+fn remove_item(st: &mut State, table: &CascadeTable, key: &ItemKey, now: DateTime<Utc>) -> bool {
     let existed = if table.name == "admin_messages" {
         key.get("message_id").is_some_and(|id| st.messages.remove(id).is_some())
     } else {
         let k = table_key(table, key);
         st.tables.get_mut(table.name).is_some_and(|t| t.remove(&k).is_some())
     };
-    if existed && matches!(table.lookup, Lookup::Index { .. }) && st.index_lag.deleted_rows_shown_for > 0 {
-        let q = st.index_queries.get(table.name).copied().unwrap_or(0);
-        let until = q + st.index_lag.deleted_rows_shown_for;
+    if existed && matches!(table.lookup, Lookup::Index { .. }) && !st.index_lag.deleted_rows_shown_for.is_zero() {
+        let until = now + chrono::Duration::from_std(st.index_lag.deleted_rows_shown_for).unwrap_or_default();
         st.ghosts
             .entry(table.name.to_owned())
             .or_default()
@@ -662,14 +691,19 @@ impl MessageOutbox for InMemoryBackend {
         .await
     }
 
-    async fn mark_unconfirmed(&self, message_id: &str, at: &str) -> StoreResult<bool> {
+    async fn settle_stale(&self, message_id: &str, at: &str) -> StoreResult<Option<MessageStatus>> {
         self.call("admin_messages", |st| match st.messages.get_mut(message_id) {
             Some(m) if m.status == MessageStatus::Pending => {
-                m.status = MessageStatus::Unconfirmed;
+                if m.attempt.is_some() {
+                    m.status = MessageStatus::Unconfirmed;
+                } else {
+                    m.status = MessageStatus::Failed;
+                    m.error_code = Some(NOT_SENT.to_owned());
+                }
                 m.updated_at = Some(at.to_owned());
-                true
+                Some(m.status)
             }
-            _ => false,
+            _ => None,
         })
         .await
     }
@@ -850,13 +884,9 @@ impl UserData for InMemoryBackend {
         cursor: Option<&ItemKey>,
         limit: usize,
     ) -> StoreResult<KeysPage> {
+        let now = self.now();
         self.call(table.name, |st| {
             let by_index = matches!(table.lookup, Lookup::Index { .. });
-            let query = {
-                let q = st.index_queries.entry(table.name.to_owned()).or_insert(0);
-                *q += 1;
-                *q
-            };
             let mut keys: Vec<ItemKey> = if table.name == "admin_messages" {
                 st.messages
                     .values()
@@ -875,7 +905,7 @@ impl UserData for InMemoryBackend {
                                     || st
                                         .hidden_until
                                         .get(&(table.name.to_owned(), (*k).clone()))
-                                        .is_none_or(|until| query > *until)
+                                        .is_none_or(|until| now >= *until)
                             })
                             .map(|(_, i)| key_of(table, i))
                             .collect()
@@ -887,7 +917,7 @@ impl UserData for InMemoryBackend {
                     keys.extend(
                         ghosts
                             .iter()
-                            .filter(|(_, until)| query <= *until)
+                            .filter(|(_, until)| now < *until)
                             .map(|(k, _)| k.clone()),
                     );
                 }
@@ -907,9 +937,10 @@ impl UserData for InMemoryBackend {
     }
 
     async fn delete(&self, table: &CascadeTable, keys: &[ItemKey]) -> StoreResult<()> {
+        let now = self.now();
         self.call(table.name, |st| {
             for key in keys {
-                remove_item(st, table, key);
+                remove_item(st, table, key, now);
             }
         })
         .await

@@ -127,8 +127,10 @@ pub trait MessageOutbox: Send + Sync {
     /// Ids of rows still `pending` that were created before `before`, oldest first, through the
     /// sparse index of pending rows.
     async fn stale_pending(&self, before: DateTime<Utc>, limit: usize) -> StoreResult<Vec<String>>;
-    /// `pending` → `unconfirmed`; false when the row is not pending (any more).
-    async fn mark_unconfirmed(&self, message_id: &str, at: &str) -> StoreResult<bool>;
+    /// Settle a row the sweep found still pending: `unconfirmed` when SES may have been called
+    /// (it carries an attempt), `failed` (code `NotSent`) when it never was. `None` when the row
+    /// is not pending any more.
+    async fn settle_stale(&self, message_id: &str, at: &str) -> StoreResult<Option<crate::model::MessageStatus>>;
 }
 
 /// Outcome of appending to the security log.

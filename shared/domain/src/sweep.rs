@@ -4,13 +4,14 @@
 //! - Deletion jobs that stalled (in progress, lease run out, not saved for a while) and
 //!   completed jobs whose late pass is due get a continuation queued.
 //! - A job in progress for over an hour is reported (an error log line an alarm watches).
-//! - Messages still `pending` 15 minutes after they were written become `unconfirmed`.
+//! - Messages still `pending` 15 minutes after they were written become `unconfirmed` (SES
+//!   may have sent them) or `failed` (their request died before SES was called).
 //!
 //! Everything is found through sparse indexes, never a scan, and every action is idempotent:
 //! a sweep that runs twice, or dies half-way, does no harm.
 
 use crate::deletion::Continuation;
-use crate::model::{parse_timestamp, timestamp};
+use crate::model::{parse_timestamp, timestamp, MessageStatus};
 use crate::ports::{Clock, DeletionJobs, DeletionQueue, DependencyError, MessageOutbox};
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,8 +43,11 @@ pub struct SweepReport {
     pub queued: Vec<String>,
     /// Jobs in progress for longer than `overdue_after` (job ids).
     pub overdue: Vec<String>,
-    /// Messages turned `unconfirmed`.
+    /// Messages turned `unconfirmed` (SES may have sent them).
     pub unconfirmed: Vec<String>,
+    /// Messages turned `failed`: still pending, never handed to SES (their request died
+    /// before the attempt).
+    pub failed: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -68,6 +72,7 @@ impl Sweeper {
             queued = report.queued.len(),
             overdue = report.overdue.len(),
             unconfirmed = report.unconfirmed.len(),
+            failed = report.failed.len(),
             "sweep done"
         );
         jobs.and(messages).map(|()| report)
@@ -102,9 +107,16 @@ impl Sweeper {
         let before = now - chrono_duration(self.settings.unconfirmed_after);
         let at = timestamp(now);
         for message_id in self.outbox.stale_pending(before, self.settings.limit).await? {
-            if self.outbox.mark_unconfirmed(&message_id, &at).await? {
-                tracing::warn!(%message_id, "message still pending after 15 minutes: unconfirmed");
-                report.unconfirmed.push(message_id);
+            match self.outbox.settle_stale(&message_id, &at).await? {
+                Some(MessageStatus::Unconfirmed) => {
+                    tracing::warn!(%message_id, "message still pending after 15 minutes: unconfirmed");
+                    report.unconfirmed.push(message_id);
+                }
+                Some(_) => {
+                    tracing::warn!(%message_id, "message still pending after 15 minutes, never sent: failed");
+                    report.failed.push(message_id);
+                }
+                None => {}
             }
         }
         Ok(())

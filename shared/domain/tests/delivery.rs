@@ -16,24 +16,28 @@ fn fixture(name: &str) -> String {
     .unwrap()
 }
 
-/// A backend holding one sent message with provider id SES-MSG-1.
-fn with_sent_message() -> Arc<InMemoryBackend> {
+/// A backend holding message m-1 (the id the samples' `message_id` tag names) in `status`,
+/// with provider id SES-MSG-1 when `ses` says so.
+fn with_message(status: MessageStatus, ses: bool) -> Arc<InMemoryBackend> {
     let b = seeded(0);
     let mut st = b.state();
-    let m = st.messages.values_mut().next().unwrap();
-    m.ses_message_id = Some("SES-MSG-1".into());
-    m.status = MessageStatus::Sent;
+    let mut m = st.messages.values().next().unwrap().clone();
+    m.message_id = "m-1".into();
+    m.ses_message_id = ses.then(|| "SES-MSG-1".into());
+    m.status = status;
+    m.sent_at = None;
+    st.messages.insert(m.message_id.clone(), m);
     drop(st);
     b
 }
 
+/// A backend holding one sent message with provider id SES-MSG-1.
+fn with_sent_message() -> Arc<InMemoryBackend> {
+    with_message(MessageStatus::Sent, true)
+}
+
 fn status(b: &InMemoryBackend) -> MessageStatus {
-    b.snapshot()
-        .messages
-        .values()
-        .find(|m| m.ses_message_id.as_deref() == Some("SES-MSG-1"))
-        .unwrap()
-        .status
+    b.snapshot().messages["m-1"].status
 }
 
 #[tokio::test]
@@ -44,13 +48,7 @@ async fn a_delivery_event_marks_the_message_delivered_with_its_time() {
         Recorded::Updated
     );
     assert_eq!(status(&b), MessageStatus::Delivered);
-    let m = b
-        .snapshot()
-        .messages
-        .values()
-        .find(|m| m.ses_message_id.is_some())
-        .cloned()
-        .unwrap();
+    let m = b.snapshot().messages["m-1"].clone();
     assert_eq!(m.updated_at.as_deref(), Some("2026-11-25T10:00:01.500Z"));
 }
 
@@ -95,7 +93,51 @@ async fn events_are_idempotent_and_unknown_messages_are_reported() {
     let d = b.delivery();
     assert_eq!(d.apply(&fixture("delivery")).await.unwrap(), Recorded::Updated);
     assert_eq!(d.apply(&fixture("delivery")).await.unwrap(), Recorded::Unchanged);
-    let other = fixture("delivery").replace("SES-MSG-1", "SES-MSG-UNKNOWN");
+    let other = fixture("delivery")
+        .replace("SES-MSG-1", "SES-MSG-UNKNOWN")
+        .replace(r#"["m-1"]"#, r#"["m-unknown"]"#);
     assert_eq!(d.apply(&other).await.unwrap(), Recorded::UnknownMessage);
+    // Our tag with another provider id than the row's: not this send's event.
+    let foreign = fixture("bounce-permanent").replace("SES-MSG-1", "SES-MSG-OTHER");
+    assert_eq!(d.apply(&foreign).await.unwrap(), Recorded::Unchanged);
+    assert_eq!(status(&b), MessageStatus::Delivered);
     assert!(d.apply("{\"not\":\"ses\"}").await.is_err());
+}
+
+#[tokio::test]
+async fn a_send_event_confirms_a_pending_or_unconfirmed_row_found_by_its_tag() {
+    for before in [MessageStatus::Pending, MessageStatus::Unconfirmed] {
+        // The row has no provider id yet: the send's own bookkeeping has not run (or never will).
+        let b = with_message(before, false);
+        assert_eq!(b.delivery().apply(&fixture("send")).await.unwrap(), Recorded::Updated);
+        let m = b.snapshot().messages["m-1"].clone();
+        assert_eq!(m.status, MessageStatus::Sent);
+        assert_eq!(m.ses_message_id.as_deref(), Some("SES-MSG-1"));
+        assert_eq!(m.sent_at.as_deref(), Some("2026-11-25T10:00:00.000Z"));
+    }
+    // A send event never moves a row back.
+    let b = with_message(MessageStatus::Delivered, true);
+    assert_eq!(b.delivery().apply(&fixture("send")).await.unwrap(), Recorded::Unchanged);
+    assert_eq!(status(&b), MessageStatus::Delivered);
+}
+
+#[tokio::test]
+async fn a_delivery_that_overtakes_the_send_bookkeeping_is_not_dropped() {
+    let b = with_message(MessageStatus::Pending, false);
+    assert_eq!(b.delivery().apply(&fixture("delivery")).await.unwrap(), Recorded::Updated);
+    assert_eq!(status(&b), MessageStatus::Delivered);
+    assert_eq!(b.snapshot().messages["m-1"].ses_message_id.as_deref(), Some("SES-MSG-1"));
+    // The late bookkeeping keeps the later status.
+    use domain::ports::MessageOutbox;
+    b.mark_sent("m-1", "SES-MSG-1", "2026-11-25T10:00:02.000Z").await.unwrap();
+    assert_eq!(status(&b), MessageStatus::Delivered);
+}
+
+#[tokio::test]
+async fn an_event_without_the_tag_is_found_by_its_provider_id() {
+    let b = with_sent_message();
+    let untagged = fixture("delivery").replace(r#","message_id":["m-1"]"#, "");
+    assert!(!untagged.contains("\"m-1\""));
+    assert_eq!(b.delivery().apply(&untagged).await.unwrap(), Recorded::Updated);
+    assert_eq!(status(&b), MessageStatus::Delivered);
 }

@@ -30,6 +30,8 @@ pub(crate) const PENDING_INDEX: &str = "pending";
 /// Present (with this value) only while a row is pending.
 pub(crate) const PENDING_ATTR: &str = "pending_queue";
 const PENDING_VALUE: &str = "pending";
+/// The error code of a row the sweep found pending and never handed to SES.
+const NOT_SENT: &str = "NotSent";
 
 #[derive(Clone, Debug)]
 pub struct DynamoMessageOutbox {
@@ -449,14 +451,16 @@ impl MessageOutbox for DynamoMessageOutbox {
         Ok(ids)
     }
 
-    async fn mark_unconfirmed(&self, message_id: &str, at: &str) -> StoreResult<bool> {
-        let result = self
+    async fn settle_stale(&self, message_id: &str, at: &str) -> StoreResult<Option<MessageStatus>> {
+        let what = || format!("UpdateItem (settle a stale pending row) on {}", self.messages_table);
+        // SES may have been called for a row with an attempt: unconfirmed.
+        let unconfirmed = self
             .client
             .update_item()
             .table_name(&self.messages_table)
             .key("message_id", s(message_id))
             .update_expression("SET #status = :unconfirmed, updated_at = :at REMOVE #pending")
-            .condition_expression("#status = :pending")
+            .condition_expression("#status = :pending AND attribute_exists(attempt)")
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#pending", PENDING_ATTR)
             .expression_attribute_values(":unconfirmed", s(MessageStatus::Unconfirmed.as_str()))
@@ -465,9 +469,27 @@ impl MessageOutbox for DynamoMessageOutbox {
             .send()
             .within_deadline()
             .await;
-        condition_failed_is_done(result, || {
-            format!("UpdateItem (mark unconfirmed) on {}", self.messages_table)
-        })
+        if condition_failed_is_done(unconfirmed, what)? {
+            return Ok(Some(MessageStatus::Unconfirmed));
+        }
+        // Never handed to SES (its request died before the attempt): failed.
+        let failed = self
+            .client
+            .update_item()
+            .table_name(&self.messages_table)
+            .key("message_id", s(message_id))
+            .update_expression("SET #status = :failed, error_code = :code, updated_at = :at REMOVE #pending")
+            .condition_expression("#status = :pending AND attribute_not_exists(attempt)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#pending", PENDING_ATTR)
+            .expression_attribute_values(":failed", s(MessageStatus::Failed.as_str()))
+            .expression_attribute_values(":pending", s(MessageStatus::Pending.as_str()))
+            .expression_attribute_values(":code", s(NOT_SENT))
+            .expression_attribute_values(":at", s(at))
+            .send()
+            .within_deadline()
+            .await;
+        Ok(condition_failed_is_done(failed, what)?.then_some(MessageStatus::Failed))
     }
 }
 

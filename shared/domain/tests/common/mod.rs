@@ -3,11 +3,14 @@
 
 use domain::cascade::{CascadeTable, CASCADE_PLAN};
 use domain::deletion::{Deletion, DeletionSettings};
-use domain::memory::InMemoryBackend;
+use domain::memory::{InMemoryBackend, QueuedMessage, State};
 use domain::model::{AdminMessage, MessageStatus, Profile, RequestMeta};
-use domain::ports::ManualClock;
+use domain::ports::{ManualClock, TokioClock};
+use domain::sweep::{SweepSettings, Sweeper};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
 
 pub fn profile(id: &str, role: &str, email: Option<&str>) -> Profile {
     Profile {
@@ -91,4 +94,119 @@ pub fn deletion_with_clock(b: &Arc<InMemoryBackend>, clock: Arc<ManualClock>, pa
     });
     d.clock = clock;
     d
+}
+
+/// SQS and EventBridge as the Lambda service runs them, around the in-memory backend, in
+/// tokio's paused time (`#[tokio::test(start_paused = true)]`; the backend's clock follows
+/// it): the worker receives the continuations that are visible (a received message is hidden
+/// for the visibility timeout and comes back unless acknowledged; after `max_receives` it
+/// goes to the dead-letter queue), and the sweep runs every `sweep_every`. A crash injected
+/// into a worker run drops that run, like a killed Lambda.
+pub struct Sim {
+    pub b: Arc<InMemoryBackend>,
+    pub deletion: Deletion,
+    pub sweeper: Sweeper,
+    pub worker_budget: Duration,
+    pub visibility: Duration,
+    pub sweep_every: Duration,
+    pub max_receives: u32,
+    pub dead_letters: Vec<QueuedMessage>,
+    pub worker_runs: usize,
+    pub sweeps: usize,
+}
+
+/// The backend for a simulation: its clock follows tokio's (paused) time, and every store
+/// call takes `latency`, so that time passes while the routine works.
+pub fn sim_backend(per_table: usize, latency: Duration) -> Arc<InMemoryBackend> {
+    let b = seeded(per_table);
+    b.set_clock(Arc::new(TokioClock::new(chrono::Utc::now())));
+    b.set_latency(latency);
+    b
+}
+
+impl Sim {
+    /// The Lambda settings of the template: a 100 s worker budget, SQS's 720 s visibility
+    /// timeout and 5 receives, a sweep every 5 minutes.
+    pub fn new(b: &Arc<InMemoryBackend>, settings: DeletionSettings) -> Sim {
+        Sim {
+            deletion: b.deletion(settings),
+            sweeper: b.sweeper(SweepSettings::default()),
+            b: b.clone(),
+            worker_budget: Duration::from_secs(100),
+            visibility: Duration::from_secs(720),
+            sweep_every: Duration::from_secs(300),
+            max_receives: 5,
+            dead_letters: Vec::new(),
+            worker_runs: 0,
+            sweeps: 0,
+        }
+    }
+
+    /// Run the queue and the sweep until `done` holds; the simulated time it took. Panics
+    /// (with the job's state) when `limit` passes first.
+    pub async fn run_until(&mut self, limit: Duration, done: impl Fn(&State) -> bool) -> Duration {
+        let clock = self.b.clock();
+        let start = clock.now();
+        let mut next_sweep = start + chrono::Duration::from_std(self.sweep_every).unwrap();
+        loop {
+            let now = clock.now();
+            let elapsed = (now - start).to_std().unwrap_or_default();
+            if done(&self.b.snapshot()) {
+                return elapsed;
+            }
+            assert!(
+                elapsed <= limit,
+                "not done after {elapsed:?}: jobs {:#?}, queue {:#?}, dead letters {:#?}",
+                self.b.snapshot().jobs,
+                self.b.snapshot().queue,
+                self.dead_letters
+            );
+            if now >= next_sweep {
+                // A crash in the sweep is a killed sweep: the next schedule runs it again.
+                tokio::select! {
+                    _ = self.sweeper.run() => {}
+                    _ = self.b.crashed() => {}
+                }
+                self.sweeps += 1;
+                next_sweep = now + chrono::Duration::from_std(self.sweep_every).unwrap();
+                continue;
+            }
+            if let Some(m) = self.b.receive(now, self.visibility) {
+                if m.receives > self.max_receives {
+                    self.b.ack(m.id);
+                    self.dead_letters.push(m);
+                    continue;
+                }
+                self.worker_runs += 1;
+                let deadline = Instant::now() + self.worker_budget;
+                let out = tokio::select! {
+                    r = self.deletion.continue_job(&m.continuation, deadline) => Some(r),
+                    _ = self.b.crashed() => None,
+                };
+                // Acknowledged only when the worker answered Ok; a failed receive or a crash
+                // leaves it to come back after the visibility timeout.
+                if let Some(Ok(_)) = out {
+                    self.b.ack(m.id);
+                }
+                continue;
+            }
+            let wake = self.b.next_visible_at().map_or(next_sweep, |t| t.min(next_sweep));
+            let wait = (wake - now).to_std().unwrap_or_default().max(Duration::from_millis(1));
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// The deletion job of `user` is done, late pass included.
+pub fn job_done(user: &'static str) -> impl Fn(&State) -> bool {
+    move |st: &State| st.jobs.get(user).is_some_and(|j| j.step == domain::job::Step::Done)
+}
+
+/// The deletion job of `user` is completed (its late pass may still be to come).
+pub fn job_completed(user: &'static str) -> impl Fn(&State) -> bool {
+    move |st: &State| st.jobs.get(user).is_some_and(|j| j.is_completed())
+}
+
+pub fn now_of(b: &InMemoryBackend) -> chrono::DateTime<chrono::Utc> {
+    b.clock().now()
 }
