@@ -5,6 +5,7 @@
 #   scripts/test.sh                                  # everything
 #   scripts/test.sh -p integration-tests -- --nocapture   # extra args go to `cargo test`
 #   STAGES=cargo-test scripts/test.sh                # only the named stages (comma-separated)
+#   STAGES=dynalite scripts/test.sh                  # only the cascade flows on dynalite
 #
 # With `-p/--package` in the arguments `--workspace` is left out, so one crate can be iterated on.
 set -euo pipefail
@@ -52,16 +53,28 @@ print_summary() {
 # The emulator: moto server on a free loopback port, stopped on exit whatever happens.
 # ---------------------------------------------------------------------------------------------
 mkdir -p "$root/.tmp"
-port="$("$root/.venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+free_port() {
+    "$root/.venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+port="$(free_port)"
 moto_log="$root/.tmp/moto-$port.log"
 "$root/.venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$moto_log" 2>&1 &
 moto_pid=$!
+dynalite_pid=""
+stop_dynalite() {
+    if [[ -n "$dynalite_pid" ]] && kill -0 "$dynalite_pid" 2>/dev/null; then
+        kill "$dynalite_pid" 2>/dev/null || true
+        wait "$dynalite_pid" 2>/dev/null || true
+    fi
+    dynalite_pid=""
+}
 cleanup() {
     local status=$?
     if kill -0 "$moto_pid" 2>/dev/null; then
         kill "$moto_pid" 2>/dev/null || true
         wait "$moto_pid" 2>/dev/null || true
     fi
+    stop_dynalite
     # The emulator's log is kept only when something failed.
     if [[ $status -eq 0 ]]; then rm -f "$moto_log"; else echo "test.sh: moto server log kept at $moto_log" >&2; fi
 }
@@ -85,8 +98,9 @@ export AWS_ACCESS_KEY_ID=test
 export AWS_SECRET_ACCESS_KEY=test
 export AWS_REGION=us-east-1
 export AWS_DEFAULT_REGION=us-east-1
-# Never let a developer's own AWS profile or a real endpoint leak into the tests.
-unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL_DYNAMODB AWS_ENDPOINT_URL_SESV2 \
+# Never let a developer's own AWS profile or a real endpoint leak into the tests (the dynalite
+# stage sets DYNALITE_ENDPOINT for its own run only).
+unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL_DYNAMODB AWS_ENDPOINT_URL_SESV2 DYNALITE_ENDPOINT \
     AWS_ENDPOINT_URL_SQS AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER
 
 # ---------------------------------------------------------------------------------------------
@@ -104,6 +118,58 @@ if [[ $selects_package -eq 0 ]]; then cargo_args+=(--workspace); fi
 cargo_args+=("$@")
 
 stage cargo-test cargo "${cargo_args[@]}"
+
+# The cascade flows a second time, with the user-data tables in dynalite (npm, pinned in
+# tests/dynalite/package-lock.json): an independent DynamoDB, strict where moto is lenient
+# (batch limits, validation, pages, error shapes). It has no transactions, so profiles, jobs,
+# the audit log, Cognito and SQS stay on moto; see shared/test-support/src/dynalite.rs.
+# Arguments after `--` go to the test binaries here too.
+dynalite_fail() {
+    printf 'test.sh: dynalite: %s\n' "$*" >&2
+    return 1
+}
+dynalite_flows() {
+    command -v node >/dev/null || { dynalite_fail "node is not installed (Node.js 20 or newer runs dynalite)"; return 1; }
+    command -v npm >/dev/null || { dynalite_fail "npm is not installed"; return 1; }
+    (cd "$root/tests/dynalite" && npm ci --no-audit --no-fund --loglevel=error) ||
+        { dynalite_fail "npm ci in tests/dynalite failed"; return 1; }
+    local bin="$root/tests/dynalite/node_modules/.bin/dynalite"
+    [[ -x "$bin" ]] || { dynalite_fail "npm ci left no $bin"; return 1; }
+    local dport dlog
+    dport="$(free_port)"
+    dlog="$root/.tmp/dynalite-$dport.log"
+    node "$bin" --host 127.0.0.1 --port "$dport" --createTableMs 0 --deleteTableMs 0 --updateTableMs 0 \
+        >"$dlog" 2>&1 &
+    dynalite_pid=$!
+    local give_up=$((SECONDS + 15)) code
+    while :; do
+        # Any HTTP answer will do (dynalite refuses an unsigned request with a 400).
+        code="$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$dport/" || true)"
+        [[ "$code" =~ ^[1-5][0-9][0-9]$ ]] && break
+        if ! kill -0 "$dynalite_pid" 2>/dev/null || ((SECONDS >= give_up)); then
+            cat "$dlog" >&2
+            stop_dynalite
+            dynalite_fail "dynalite did not come up at http://127.0.0.1:$dport (it exited, or gave no answer within 15 s; its log is above)"
+            return 1
+        fi
+        sleep 0.2
+    done
+    echo "test.sh: dynalite up at http://127.0.0.1:$dport (pid $dynalite_pid, log $dlog)" >&2
+    local test_args=() after_dashes=0 arg status=0
+    for arg in "$@"; do
+        if [[ $after_dashes -eq 1 ]]; then
+            test_args+=("$arg")
+        elif [[ "$arg" == "--" ]]; then
+            after_dashes=1
+        fi
+    done
+    DYNALITE_ENDPOINT="http://127.0.0.1:$dport" cargo test -p integration-tests \
+        --test deletion_flow --test user_data_store -- "${test_args[@]}" || status=$?
+    stop_dynalite
+    if [[ $status -eq 0 ]]; then rm -f "$dlog"; else echo "test.sh: dynalite log kept at $dlog" >&2; fi
+    return "$status"
+}
+stage dynalite dynalite_flows "$@"
 
 # >>> LATER STAGES
 # The emulator above is still running here and AWS_ENDPOINT_URL points at it.
