@@ -4,7 +4,7 @@
 
 use delete_user::DeleteApp;
 use domain::cascade::{self, CASCADE_PLAN};
-use domain::deletion::{DeletionSettings, Resumed};
+use domain::deletion::{Continued, DeletionSettings};
 use domain::memory::{InMemoryBackend, State};
 use domain::model::{AdminMessage, EventType, MessageStatus, Profile};
 use domain::types::EmailAddress;
@@ -434,7 +434,10 @@ async fn a_tiny_budget_answers_202_and_the_worker_finishes_the_job() {
     let doc = body_json(&r);
     assert_eq!(doc["status"], "in_progress");
     let job_id = doc["job_id"].as_str().unwrap().to_owned();
-    assert_eq!(b.snapshot().queue, vec![("user-1".to_owned(), job_id.clone())]);
+    // The continuation queued before any step, and the one of the pause.
+    let queued: Vec<_> = b.snapshot().queue.iter().map(|m| m.continuation.clone()).collect();
+    assert_eq!(queued.len(), 2);
+    assert!(queued.iter().all(|c| c.user_id == "user-1" && c.job_id == job_id));
     assert!(user_items_left(&b, "user-1") > 0);
 
     let status = body_json(&call(&a, get(STATUS_ROUTE, "admin-1", "user-1")).await);
@@ -443,15 +446,20 @@ async fn a_tiny_budget_answers_202_and_the_worker_finishes_the_job() {
     assert!(status.get("completed_at").is_none());
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    match a.deletion.resume("user-1", deadline).await.unwrap() {
-        Resumed::Completed(job) => assert_eq!(job.job_id, job_id),
-        other => panic!("expected the job to complete, got {other:?}"),
-    }
+    let continuation = queued[0].clone();
+    assert_eq!(
+        a.deletion.continue_job(&continuation, deadline).await.unwrap(),
+        Continued::Completed
+    );
     assert_eq!(user_items_left(&b, "user-1"), 0);
     let status = body_json(&call(&a, get(STATUS_ROUTE, "admin-1", "user-1")).await);
     assert_eq!(status["status"], "completed");
+    assert_eq!(status["step"], "late_pass");
     assert_eq!(status["deleted"]["transactions"], 5);
     assert!(status["completed_at"].is_string());
+    assert_eq!(status["late_pass"]["status"], "pending");
+    assert!(status["late_pass"]["due_at"].is_string());
+    assert_eq!(status["late_pass"]["late"]["sessions"], 0);
 }
 
 #[tokio::test]
@@ -504,8 +512,10 @@ async fn a_delete_while_another_runner_holds_the_job_answers_202_with_that_job()
     let job_id = {
         let mut st = b.state();
         let job = st.jobs.get_mut("user-1").unwrap();
-        job.lease_owner = Some("another-runner".into());
-        job.lease_until = Some("2999-01-01T00:00:00.000Z".into());
+        job.lease = Some(domain::job::Lease {
+            owner: "another-runner".into(),
+            until: "2999-01-01T00:00:00.000Z".into(),
+        });
         job.job_id.clone()
     };
     let r = call(&roomy(&b), delete("admin-1", "user-1")).await;
@@ -533,9 +543,43 @@ async fn the_deletion_status_after_completion_has_every_job_field() {
     assert_eq!(doc["user_id"], "user-1");
     assert_eq!(doc["job_id"], job_id);
     assert_eq!(doc["status"], "completed");
-    assert_eq!(doc["step"], "done");
+    assert_eq!(doc["step"], "late_pass");
     assert_eq!(doc["deleted"]["sessions"], 2);
     assert!(doc["created_at"].is_string() && doc["completed_at"].is_string());
+    assert_eq!(doc["late_pass"]["status"], "pending");
+    // Due one token lifetime (the default hour) after the lock-out.
+    let due: chrono::DateTime<chrono::Utc> = doc["late_pass"]["due_at"].as_str().unwrap().parse().unwrap();
+    let completed: chrono::DateTime<chrono::Utc> = doc["completed_at"].as_str().unwrap().parse().unwrap();
+    let gap = (due - completed).num_seconds();
+    assert!((3590..=3600).contains(&gap), "{gap}");
+    // Once the late pass ran, its counts are part of the receipt.
+    {
+        let mut st = b.state();
+        let job = st.jobs.get_mut("user-1").unwrap();
+        job.late_pass_due_at = Some("2000-01-01T00:00:00.000Z".into());
+    }
+    let sessions = domain::cascade::table("sessions").unwrap();
+    b.put_item(
+        sessions,
+        std::collections::BTreeMap::from([
+            ("session_id".to_owned(), "late-1".to_owned()),
+            ("user_id".to_owned(), "user-1".to_owned()),
+        ]),
+    );
+    let job = b.snapshot().jobs["user-1"].clone();
+    a.deletion
+        .continue_job(
+            &domain::deletion::Continuation::of(&job),
+            tokio::time::Instant::now() + Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    let doc = body_json(&call(&a, get(STATUS_ROUTE, "owner-1", "user-1")).await);
+    assert_eq!(doc["step"], "done");
+    assert_eq!(doc["late_pass"]["status"], "done");
+    assert_eq!(doc["late_pass"]["late"]["sessions"], 1);
+    assert_eq!(doc["deleted"]["sessions"], 2);
+    assert!(doc["late_pass"]["done_at"].is_string());
 }
 
 #[tokio::test]
@@ -628,11 +672,11 @@ async fn a_failing_store_is_dependency_unavailable_and_opaque() {
 }
 
 #[tokio::test]
-async fn a_failure_mid_cascade_is_finished_by_repeating_the_delete_once_the_lease_ran_out() {
+async fn a_failure_mid_cascade_is_503_and_the_queued_continuation_finishes_the_job() {
     let b = backend();
     let a = roomy(&b);
     // Fail somewhere inside the cascade (after the audit, lock-out and anonymise steps).
-    b.fail_at(12);
+    b.fail_at(16);
     let r = call(&a, delete("admin-1", "user-1")).await;
     assert_problem(&r, 503, "dependency_unavailable");
     b.fail_at(0);
@@ -645,13 +689,17 @@ async fn a_failure_mid_cascade_is_finished_by_repeating_the_delete_once_the_leas
         user_items_left(&b, "user-1") > 0,
         "and before the cascade finished"
     );
+    assert!(st.jobs["user-1"].lease.is_none(), "the failed runner let the job go");
     drop(st);
-    // The failed runner's lease runs out (budget + margin); until then a repeat answers 202.
-    b.state().jobs.get_mut("user-1").unwrap().lease_until = Some("2000-01-01T00:00:00.000Z".into());
-    let r = call(&a, delete("admin-1", "user-1")).await;
-    assert_eq!(r.status(), 200);
-    assert_eq!(body_json(&r)["deleted"]["transactions"], 5);
+    // Nobody sends the DELETE again: the continuations queued by the request finish it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    for continuation in b.drain_queue() {
+        a.deletion.continue_job(&continuation, deadline).await.unwrap();
+    }
     assert_eq!(user_items_left(&b, "user-1"), 0);
+    let job = b.snapshot().jobs["user-1"].clone();
+    assert!(job.is_completed());
+    assert_eq!(job.counts()["transactions"], 5);
 }
 
 #[tokio::test]

@@ -4,8 +4,8 @@
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use deletion_worker::WorkerApp;
 use domain::deletion::{DeleteOutcome, DeletionSettings};
-use domain::job::JobStatus;
-use domain::memory::InMemoryBackend;
+use domain::job::{JobStatus, Lease};
+use domain::memory::{Fault, InMemoryBackend};
 use domain::model::{Profile, RequestMeta};
 use domain::types::UserId;
 use lambda_runtime::{Context, LambdaEvent};
@@ -99,7 +99,7 @@ fn completed(b: &InMemoryBackend, user: &str) -> bool {
     b.snapshot()
         .jobs
         .get(user)
-        .is_some_and(|j| j.status == JobStatus::Completed)
+        .is_some_and(|j| j.status() == JobStatus::Completed)
 }
 
 #[tokio::test]
@@ -120,7 +120,15 @@ async fn a_batch_continues_every_job_and_reports_no_failures() {
     .unwrap();
     assert!(failures(&r).is_empty());
     assert!(completed(&b, "user-1") && completed(&b, "admin-2"));
-    assert!(b.drain_queue().is_empty(), "nothing left to continue");
+    // What is left on the queue are the runs' own continuations: they find nothing to do.
+    for c in b.drain_queue() {
+        let out = w
+            .deletion
+            .continue_job(&c, tokio::time::Instant::now() + Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(out, domain::deletion::Continued::Nothing, "{c:?}");
+    }
 }
 
 #[tokio::test]
@@ -145,16 +153,20 @@ async fn a_malformed_record_among_good_ones_is_dropped_and_the_others_complete()
 }
 
 #[tokio::test]
-async fn only_the_record_whose_job_is_busy_is_reported_for_retry() {
+async fn a_busy_job_is_queued_again_for_when_its_lease_runs_out_and_its_record_is_not_failed() {
     let b = backend();
     let j1 = paused_job(&b, "user-1").await;
     let j2 = paused_job(&b, "user-2").await;
+    let in_two_minutes = chrono::Utc::now() + chrono::Duration::seconds(120);
     {
         let mut st = b.state();
         let job = st.jobs.get_mut("user-2").unwrap();
-        job.lease_owner = Some("another-runner".into());
-        job.lease_until = Some("2999-01-01T00:00:00.000Z".into());
+        job.lease = Some(Lease {
+            owner: "another-runner".into(),
+            until: domain::model::timestamp(in_two_minutes),
+        });
     }
+    b.drain_queue();
     let w = worker(&b, Duration::from_secs(60));
     let r = deletion_worker::handle(
         &w,
@@ -165,27 +177,55 @@ async fn only_the_record_whose_job_is_busy_is_reported_for_retry() {
     )
     .await
     .unwrap();
-    assert_eq!(failures(&r), ["m-2"]);
+    assert!(failures(&r).is_empty(), "a busy job never walks to the dead-letter queue");
     assert!(completed(&b, "user-1"));
     assert!(!completed(&b, "user-2"));
+    let again: Vec<_> = b
+        .snapshot()
+        .queue
+        .into_iter()
+        .filter(|m| m.continuation.user_id == "user-2")
+        .collect();
+    assert_eq!(again.len(), 1);
+    let due = (again[0].visible_at - in_two_minutes).num_milliseconds();
+    assert!((0..=2_000).contains(&due), "due when the lease runs out: {due} ms after it");
 }
 
 #[tokio::test]
-async fn a_failing_store_reports_the_record_for_retry_and_the_retry_completes() {
+async fn a_failing_store_continues_after_a_backoff_without_failing_the_record() {
     let b = backend();
     let j1 = paused_job(&b, "user-1").await;
+    b.drain_queue();
     let w = worker(&b, Duration::from_secs(60));
     b.fail_at(1);
     let r = deletion_worker::handle(&w, event(vec![continuation("m-1", "user-1", &j1)]))
         .await
         .unwrap();
-    assert_eq!(failures(&r), ["m-1"]);
-    b.fail_at(0);
+    assert!(failures(&r).is_empty());
+    let queued = b.drain_queue();
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].attempt, 1, "the backoff grows with the failures");
+    let r = deletion_worker::handle(
+        &w,
+        event(vec![record("m-2", &serde_json::to_string(&queued[0]).unwrap())]),
+    )
+    .await
+    .unwrap();
+    assert!(failures(&r).is_empty());
+    assert!(completed(&b, "user-1"));
+}
+
+#[tokio::test]
+async fn a_record_whose_continuation_cannot_be_queued_again_is_reported_for_retry() {
+    let b = backend();
+    let j1 = paused_job(&b, "user-1").await;
+    let w = worker(&b, Duration::from_secs(60));
+    // The job cannot be read, and the queue is down too.
+    b.inject(&[(1, Fault::Fail), (2, Fault::Fail)]);
     let r = deletion_worker::handle(&w, event(vec![continuation("m-1", "user-1", &j1)]))
         .await
         .unwrap();
-    assert!(failures(&r).is_empty());
-    assert!(completed(&b, "user-1"));
+    assert_eq!(failures(&r), ["m-1"]);
 }
 
 #[tokio::test]
@@ -209,7 +249,10 @@ async fn out_of_budget_the_job_is_requeued_not_retried() {
         .await
         .unwrap();
     assert!(failures(&r).is_empty());
-    assert_eq!(b.drain_queue(), vec![("user-1".to_owned(), j1)]);
+    // This run's own continuation (due after its lease) and the one of its pause (now).
+    let queued = b.drain_queue();
+    assert_eq!(queued.len(), 2);
+    assert!(queued.iter().all(|c| c.user_id == "user-1" && c.job_id == j1));
     assert!(!completed(&b, "user-1"));
 }
 
@@ -220,7 +263,7 @@ async fn a_failing_record_without_a_message_id_fails_the_whole_batch() {
     let w = worker(&b, Duration::from_secs(60));
     let mut rec = continuation("x", "user-1", &j1);
     rec.as_object_mut().unwrap().remove("messageId");
-    b.fail_at(1);
+    b.inject(&[(1, Fault::Fail), (2, Fault::Fail)]);
     assert!(deletion_worker::handle(&w, event(vec![rec])).await.is_err());
 }
 

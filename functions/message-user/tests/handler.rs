@@ -627,7 +627,7 @@ async fn a_rejected_send_with_a_key_replays_the_rejection_without_sending_again(
 #[tokio::test]
 async fn an_unavailable_mail_provider_is_dependency_unavailable() {
     let b = backend();
-    b.set_mail_behaviour(MailBehaviour::Unavailable);
+    b.set_mail_behaviour(MailBehaviour::NotSent);
     let r = call(&app(&b), post("owner-1", "user-1").json(&good_body())).await;
     let doc = assert_problem(&r, 503, "dependency_unavailable");
     assert_eq!(r.headers()["retry-after"], "1");

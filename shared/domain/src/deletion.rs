@@ -119,7 +119,7 @@ pub enum Continued {
     Paused,
     /// Another runner holds the job; queued again for when its lease runs out.
     Requeued { delay: Duration },
-    /// Nothing to do: no such job, a message of an older job, a late pass not due yet.
+    /// Nothing to do: no such job, or a late pass not due yet.
     Nothing,
     /// A step failed; queued again after the backoff.
     Failed { retry_in: Duration },
@@ -374,8 +374,9 @@ impl Deletion {
                 return Ok(Continued::Nothing);
             };
             if job.job_id != continuation.job_id {
-                tracing::warn!("a continuation of another job of this user");
-                return Ok(Continued::Nothing);
+                // A user has one job ever; a message naming another id is stale or hand-made.
+                // Continuing the user's job is harmless (every step is idempotent).
+                tracing::warn!(stored_job_id = %job.job_id, "a continuation names another job id than the user's");
             }
             let now = self.clock.now();
             match job.step {
