@@ -51,6 +51,27 @@ impl AuthDirectory for CognitoAuthDirectory {
         Ok(out.users().iter().find_map(|u| u.username().map(str::to_owned)))
     }
 
+    async fn sub_of(&self, username: &str) -> StoreResult<Option<String>> {
+        let out = self
+            .client
+            .admin_get_user()
+            .user_pool_id(&self.user_pool_id)
+            .username(username)
+            .send()
+            .within_deadline()
+            .await;
+        match out {
+            Ok(user) => Ok(user
+                .user_attributes()
+                .iter()
+                .find(|a| a.name() == "sub")
+                .and_then(|a| a.value())
+                .map(str::to_owned)),
+            Err(e) if is_user_not_found(&e) => Ok(None),
+            Err(e) => Err(sdk(DEP, format!("AdminGetUser in {}", self.user_pool_id), e)),
+        }
+    }
+
     async fn lock_out(&self, username: &str) -> StoreResult<LockedOut> {
         let disabled = self
             .client

@@ -6,20 +6,32 @@ use crate::model::{timestamp, EventType, Profile, RequestMeta, SecurityEvent};
 use crate::ports::{Clock, Profiles, SecurityLog, StoreResult};
 use policy::{Action, Caller, RoleName, Target};
 
+/// Refusals of one caller written as rows of their own per minute; beyond, they are only
+/// counted in the caller's row of the minute.
+pub const REFUSAL_ROWS_PER_MINUTE: u64 = 10;
+/// How long refusal rows are kept (deletion and message events are kept for ever).
+pub const REFUSAL_RETENTION_DAYS: i64 = 400;
+
 /// The caller's state, read from their own profile on this request.
 pub async fn load_caller(profiles: &dyn Profiles, meta: &RequestMeta) -> StoreResult<Caller> {
     let Some(sub) = meta.caller.as_deref() else {
         return Ok(Caller::Missing);
     };
-    Ok(caller_state(profiles.get(sub).await?.as_ref()))
+    Ok(caller_state(profiles.get(sub).await?.as_ref(), meta.token_issued_at))
 }
 
-/// The caller's state from their own profile: a caller whose deletion job exists (running or
-/// done) is deleted from the moment the job is created, before the tombstone.
-pub fn caller_state(profile: Option<&Profile>) -> Caller {
+/// The caller's state from their own profile and their token's `iat`: a caller whose
+/// deletion job exists (running or done) is deleted from the moment the job is created,
+/// before the tombstone; a token issued before the profile's `tokens_valid_after` (set when
+/// Cognito signed the user out or disabled them) is revoked, and so is one without an `iat`
+/// once such a revocation exists.
+pub fn caller_state(profile: Option<&Profile>, token_issued_at: Option<i64>) -> Caller {
     match profile {
         None => Caller::Missing,
         Some(p) if p.is_deleted() => Caller::Deleted,
+        Some(p) if p.tokens_valid_after.is_some_and(|after| token_issued_at.is_none_or(|iat| iat < after)) => {
+            Caller::Revoked
+        }
         Some(p) => Caller::Active(RoleName::parse(&p.role)),
     }
 }
@@ -93,7 +105,13 @@ pub async fn authorize(
     }
 }
 
-/// Writes `admin_action_denied`. A refusal changes nothing else.
+/// Records a refusal. A refusal changes nothing else.
+///
+/// Every refusal is counted in its caller's row of the minute (`admin_actions_denied`, one
+/// row per caller — the `sub`, or the source IP of a request without one — and minute); the
+/// first [`REFUSAL_ROWS_PER_MINUTE`] of a minute are also written as `admin_action_denied`
+/// rows of their own. So nobody can flood the log: a flood costs one row per minute. Refusal
+/// rows expire after [`REFUSAL_RETENTION_DAYS`].
 pub async fn audit_denial(
     log: &dyn SecurityLog,
     clock: &dyn Clock,
@@ -102,17 +120,45 @@ pub async fn audit_denial(
     target_id: &str,
     reason: &str,
 ) {
-    let event = SecurityEvent::new(
+    let now = clock.now();
+    let expires_at = (now + chrono::Duration::days(REFUSAL_RETENTION_DAYS)).timestamp();
+    let minute = now.timestamp().div_euclid(60) * 60;
+    let minute_at = chrono::DateTime::<chrono::Utc>::from_timestamp(minute, 0).unwrap_or(now);
+    let who = meta
+        .caller
+        .clone()
+        .or_else(|| meta.source_ip.as_ref().map(|ip| format!("ip:{ip}")))
+        .unwrap_or_else(|| "anonymous".to_owned());
+    let mut aggregate = SecurityEvent::new(
+        format!("refusals#{who}#{}", timestamp(minute_at)),
+        EventType::AdminActionsDenied,
+        "*",
+        meta,
+        &timestamp(minute_at),
+    );
+    aggregate.expires_at = Some(expires_at);
+    let counted = match log.count_refusal(&aggregate, &meta.request_id).await {
+        Ok(n) => n,
+        Err(err) => {
+            // The refusal stands either way; write its own row, and report loudly.
+            tracing::error!(error = ?anyhow::Error::from(err), action = action.as_str(), reason, "could not count a refusal");
+            0
+        }
+    };
+    if counted > REFUSAL_ROWS_PER_MINUTE {
+        return;
+    }
+    let mut event = SecurityEvent::new(
         uuid::Uuid::new_v4().to_string(),
         EventType::AdminActionDenied,
         target_id,
         meta,
-        &timestamp(clock.now()),
+        &timestamp(now),
     )
     .with("action", action.as_str())
     .with("reason", reason);
+    event.expires_at = Some(expires_at);
     if let Err(err) = log.append(&event).await {
-        // The refusal stands either way; the missing audit row is reported loudly.
         tracing::error!(error = ?anyhow::Error::from(err), action = action.as_str(), reason, "could not write admin_action_denied");
     }
 }

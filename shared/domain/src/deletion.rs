@@ -825,6 +825,7 @@ impl Deletion {
             request_id: job.request_id.clone(),
             source_ip: job.source_ip.clone(),
             user_agent: job.user_agent.clone(),
+            token_issued_at: None,
         };
         SecurityEvent::new(event_id, kind, &job.user_id, &meta, &timestamp(self.clock.now()))
     }

@@ -12,6 +12,7 @@ pub mod memory;
 pub mod messaging;
 pub mod model;
 pub mod ports;
+pub mod revocation;
 pub mod sweep;
 pub mod types;
 pub mod users;

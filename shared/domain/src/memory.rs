@@ -108,6 +108,8 @@ pub struct State {
     /// Every call made to the mailer, whatever it answered.
     pub mail_calls: Vec<String>,
     pub queue: Vec<QueuedMessage>,
+    /// Per refusal row of a caller and minute, the request ids counted in it.
+    pub refusals: HashMap<String, BTreeSet<String>>,
     /// Sliding-window uses per bucket: when, and the use's id.
     pub rate: HashMap<String, Vec<(DateTime<Utc>, String)>>,
     index_lag: IndexLag,
@@ -354,6 +356,15 @@ impl InMemoryBackend {
         }
     }
 
+    pub fn revocation(self: &Arc<Self>, user_pool_id: &str) -> crate::revocation::Revocation {
+        crate::revocation::Revocation {
+            profiles: self.clone(),
+            auth: self.clone(),
+            clock: self.clock(),
+            user_pool_id: user_pool_id.to_owned(),
+        }
+    }
+
     pub fn delivery(self: &Arc<Self>) -> crate::delivery::Delivery {
         crate::delivery::Delivery {
             log: self.clone(),
@@ -541,6 +552,17 @@ impl Profiles for InMemoryBackend {
         .await
     }
 
+    async fn revoke_tokens(&self, user_id: &str, after: i64) -> StoreResult<bool> {
+        self.call("profiles", |st| match st.profiles.get_mut(user_id) {
+            Some(p) => {
+                p.tokens_valid_after = Some(p.tokens_valid_after.map_or(after, |t| t.max(after)));
+                true
+            }
+            None => false,
+        })
+        .await
+    }
+
     async fn active_owners(&self) -> StoreResult<Vec<String>> {
         self.call("profiles", |st| {
             st.profiles
@@ -721,6 +743,21 @@ impl SecurityLog for InMemoryBackend {
         })
         .await
     }
+
+    async fn count_refusal(&self, aggregate: &SecurityEvent, request_id: &str) -> StoreResult<u64> {
+        self.call("security_logs", |st| {
+            let counted = st.refusals.entry(aggregate.event_id.clone()).or_default();
+            counted.insert(request_id.to_owned());
+            let n = counted.len() as u64;
+            let row = st
+                .security_logs
+                .entry(aggregate.event_id.clone())
+                .or_insert_with(|| aggregate.clone());
+            row.fields.insert("refusals".into(), n.to_string());
+            n
+        })
+        .await
+    }
 }
 
 #[async_trait]
@@ -780,6 +817,11 @@ impl Mailer for InMemoryBackend {
 
 #[async_trait]
 impl AuthDirectory for InMemoryBackend {
+    async fn sub_of(&self, username: &str) -> StoreResult<Option<String>> {
+        self.call("cognito", |st| st.auth_users.get(username).map(|u| u.sub.clone()))
+            .await
+    }
+
     async fn find_by_sub(&self, sub: &str) -> StoreResult<Option<String>> {
         self.call("cognito", |st| {
             st.auth_users

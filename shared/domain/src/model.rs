@@ -33,6 +33,10 @@ pub struct Profile {
     /// on every route treats the user as deleted, before the tombstone exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_job_id: Option<String>,
+    /// Epoch seconds: a token issued before this speaks for nobody (set when Cognito signs
+    /// the user out or disables them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_valid_after: Option<i64>,
 }
 
 impl Profile {
@@ -137,6 +141,8 @@ pub enum EventType {
     AdminDeletedUser,
     AdminDeletionCompleted,
     AdminActionDenied,
+    /// The refusals of one caller in one minute beyond the allowance, counted in one row.
+    AdminActionsDenied,
 }
 
 impl EventType {
@@ -146,6 +152,7 @@ impl EventType {
             EventType::AdminDeletedUser => "admin_deleted_user",
             EventType::AdminDeletionCompleted => "admin_deletion_completed",
             EventType::AdminActionDenied => "admin_action_denied",
+            EventType::AdminActionsDenied => "admin_actions_denied",
         }
     }
 }
@@ -154,8 +161,11 @@ impl EventType {
 /// user agent that the audit trail is meant to keep.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestMeta {
-    /// The raw `sub` claim, when there is one.
+    /// The raw `sub` claim, when there is one (and the token is an access token of this app).
     pub caller: Option<String>,
+    /// The token's `iat` claim (epoch seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_issued_at: Option<i64>,
     pub request_id: String,
     pub source_ip: Option<String>,
     pub user_agent: Option<String>,
@@ -180,6 +190,10 @@ pub struct SecurityEvent {
     /// Event-specific string fields: `message_id`; `target_role`, `target_email_sha256`,
     /// `job_id`; `action`, `reason`; `deleted` (JSON counts) for completions.
     pub fields: BTreeMap<String, String>,
+    /// Epoch seconds after which the row may go (refusals); `None`: kept for ever (deletions,
+    /// messages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
 }
 
 impl SecurityEvent {
@@ -200,6 +214,7 @@ impl SecurityEvent {
             source_ip: meta.source_ip.clone(),
             user_agent: meta.user_agent.clone(),
             fields: BTreeMap::new(),
+            expires_at: None,
         }
     }
 

@@ -62,6 +62,9 @@ pub trait Profiles: Send + Sync {
     /// is held (see [`MessageOutbox::reserve`]).
     async fn anonymise(&self, user_id: &str, now: DateTime<Utc>) -> StoreResult<Anonymised>;
     async fn list(&self, query: &ListQuery) -> StoreResult<Page<Profile>>;
+    /// Refuse every token of this user issued before `after` (epoch seconds): sets the
+    /// profile's `tokens_valid_after`, only ever forward. False when there is no profile.
+    async fn revoke_tokens(&self, user_id: &str, after: i64) -> StoreResult<bool>;
     /// The user ids of the active owners: role `owner`, not a tombstone, no deletion job.
     /// Read through an index (eventually consistent): a caller's own fresh read is added by
     /// the use case.
@@ -145,6 +148,11 @@ pub enum Appended {
 pub trait SecurityLog: Send + Sync {
     /// Conditional put on `event_id`: never overwrites.
     async fn append(&self, event: &SecurityEvent) -> StoreResult<Appended>;
+    /// Count one refusal in its caller's row of the minute (`aggregate`, an
+    /// `admin_actions_denied` event whose id names the caller and the minute), created if
+    /// absent. Counted by `request_id`, so a retried write that had applied counts once.
+    /// Returns how many refusals the row holds now. The only rows of the log that change.
+    async fn count_refusal(&self, aggregate: &SecurityEvent, request_id: &str) -> StoreResult<u64>;
 }
 
 /// An email ready to go.
@@ -206,6 +214,8 @@ pub enum LockedOut {
 pub trait AuthDirectory: Send + Sync {
     /// The username of the user whose `sub` this is (`ListUsers` with a `sub` filter), if any.
     async fn find_by_sub(&self, sub: &str) -> StoreResult<Option<String>>;
+    /// The `sub` of the user with this username, if there is one (`AdminGetUser`).
+    async fn sub_of(&self, username: &str) -> StoreResult<Option<String>>;
     /// Disable the user and revoke their sessions everywhere.
     async fn lock_out(&self, username: &str) -> StoreResult<LockedOut>;
     /// Delete the user. A user already gone is done.

@@ -69,8 +69,11 @@ impl RoleName {
 pub enum Caller {
     /// No `sub` claim, or no profile for it.
     Missing,
-    /// The caller's profile is a tombstone: their account was deleted.
+    /// The caller's profile is a tombstone, or a deletion job for them exists.
     Deleted,
+    /// The caller's token was issued before their sessions were revoked (signed out or
+    /// disabled in Cognito): it no longer speaks for them.
+    Revoked,
     Active(RoleName),
 }
 
@@ -133,7 +136,7 @@ pub struct Request {
 /// (DESIGN.md section 3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Denial {
-    /// 401 `unauthenticated`: no caller, no profile, or a deleted caller.
+    /// 401 `unauthenticated`: no caller, no profile, a deleted caller, or a revoked token.
     Unauthenticated,
     /// 403 `forbidden_role`: the caller is not an admin or owner.
     ForbiddenRole,
@@ -217,7 +220,7 @@ pub fn decide(req: Request) -> Decision {
     use Decision::{Allow, Deny};
 
     let caller_role = match req.caller {
-        Caller::Missing | Caller::Deleted => return Deny(Denial::Unauthenticated),
+        Caller::Missing | Caller::Deleted | Caller::Revoked => return Deny(Denial::Unauthenticated),
         Caller::Active(role) => role,
     };
     if !caller_role.is_staff() {

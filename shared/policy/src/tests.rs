@@ -20,6 +20,7 @@ enum C {
     Any,
     NoProfile,
     Tombstoned,
+    Revoked,
     NotStaff, // user or unknown role string
     Admin,
     Owner,
@@ -66,6 +67,7 @@ const SPEC: &[(C, A, T, /*self*/ F, /*ack*/ F, Decision)] = &[
     // caller              action                  target                   self    ack     answer
     (C::NoProfile,  A::Any,                 T::Any,                  F::Any, F::Any, deny(Unauthenticated)),
     (C::Tombstoned, A::Any,                 T::Any,                  F::Any, F::Any, deny(Unauthenticated)),
+    (C::Revoked,    A::Any,                 T::Any,                  F::Any, F::Any, deny(Unauthenticated)),
     (C::NotStaff,   A::Any,                 T::Any,                  F::Any, F::Any, deny(ForbiddenRole)),
     (C::Any,        A::Is(ListUsers),       T::Any,                  F::Any, F::Any, ALLOW),
     (C::Any,        A::Any,                 T::Missing,              F::Any, F::Any, deny(UserNotFound)),
@@ -91,6 +93,7 @@ fn caller_matches(p: C, c: Caller) -> bool {
         C::Any => true,
         C::NoProfile => c == Caller::Missing,
         C::Tombstoned => c == Caller::Deleted,
+        C::Revoked => c == Caller::Revoked,
         C::NotStaff => matches!(c, Caller::Active(USER) | Caller::Active(UNKNOWN)),
         C::Admin => c == Caller::Active(ADMIN),
         C::Owner => c == Caller::Active(OWNER),
@@ -155,7 +158,7 @@ const ROLES: [RoleName; 4] = [USER, ADMIN, OWNER, UNKNOWN];
 const ACTIONS: [Action; 5] = [SendMessage, ViewMessages, DeleteUser, ViewDeletion, ListUsers];
 
 fn callers() -> Vec<Caller> {
-    let mut v = vec![Caller::Missing, Caller::Deleted];
+    let mut v = vec![Caller::Missing, Caller::Deleted, Caller::Revoked];
     v.extend(ROLES.iter().map(|r| Caller::Active(*r)));
     v
 }
@@ -187,6 +190,7 @@ fn every_request() -> Vec<Request> {
                         let consistent = match (caller, target) {
                             (Caller::Missing, Target::Missing) => true,
                             (Caller::Deleted, Target::Deleted { .. }) => true,
+                            (Caller::Revoked, Target::Active(_)) => true,
                             (Caller::Active(a), Target::Active(b)) => a == b,
                             _ => false,
                         };
@@ -227,6 +231,7 @@ fn describe(r: &Request) -> String {
     let caller = match r.caller {
         Caller::Missing => "no-profile".to_string(),
         Caller::Deleted => "tombstoned".to_string(),
+        Caller::Revoked => "revoked".to_string(),
         Caller::Active(x) => role(x).to_string(),
     };
     let target = match r.target {
@@ -447,6 +452,14 @@ fn a_target_with_an_unknown_role_is_treated_as_privileged() {
         true,
     ));
     assert_eq!(owner, Decision::Allow);
+}
+
+#[test]
+fn a_revoked_token_has_no_rights_whatever_the_role() {
+    for action in ACTIONS {
+        let d = decide(req(action, Caller::Revoked, Target::Active(USER), false, true));
+        assert_eq!(d, Decision::Deny(Unauthenticated), "{action:?}");
+    }
 }
 
 #[test]

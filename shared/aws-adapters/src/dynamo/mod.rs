@@ -13,6 +13,7 @@ use domain::model::SecurityEvent;
 
 /// Names that a `SecurityEvent` field may not overwrite.
 const EVENT_CORE: &[&str] = &[
+    "expires_at",
     "event_id",
     "event_type",
     "actor_id",
@@ -40,6 +41,10 @@ pub(crate) fn event_item(event: &SecurityEvent) -> Item {
         if !EVENT_CORE.contains(&k.as_str()) {
             item.insert(k.clone(), s(v));
         }
+    }
+    // The table's TTL attribute: refusal rows go after a while, the other events never do.
+    if let Some(at) = event.expires_at {
+        item.insert("expires_at".into(), crate::attrs::n(at));
     }
     item
 }

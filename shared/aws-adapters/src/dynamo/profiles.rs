@@ -25,6 +25,8 @@ pub(crate) const SEND_LEASE_ATTR: &str = "send_lease_until";
 pub(crate) const SENDS_IN_FLIGHT_ATTR: &str = "send_leases";
 /// The deletion job of this user, set when the job is created (see `DynamoDeletionJobs`).
 pub(crate) const DELETION_JOB_ATTR: &str = "deletion_job_id";
+/// Epoch seconds: tokens issued before are refused (set by the token-revocation function).
+pub(crate) const TOKENS_VALID_AFTER_ATTR: &str = "tokens_valid_after";
 /// The index of profiles by role: finds the owners.
 const BY_ROLE: &str = "by_role";
 
@@ -53,6 +55,7 @@ pub(crate) fn profile_from(item: &Item) -> StoreResult<Profile> {
         deleted_at: opt_s(item, "deleted_at"),
         auth_username: opt_s(item, "auth_username"),
         deletion_job_id: opt_s(item, DELETION_JOB_ATTR),
+        tokens_valid_after: get_n(item, TOKENS_VALID_AFTER_ATTR),
     })
 }
 
@@ -198,6 +201,33 @@ impl Profiles for DynamoProfiles {
         // Stop reading after a bounded amount of work; the cursor continues the scan.
         let next = start.map(|k| encode_cursor(&k));
         Ok(Page { items, next })
+    }
+
+    async fn revoke_tokens(&self, user_id: &str, after: i64) -> StoreResult<bool> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("user_id", s(user_id))
+            .update_expression("SET #tva = :after")
+            // Only ever forward (events come at least once, in any order).
+            .condition_expression("attribute_exists(user_id) AND (attribute_not_exists(#tva) OR #tva < :after)")
+            .expression_attribute_names("#tva", TOKENS_VALID_AFTER_ATTR)
+            .expression_attribute_values(":after", AttributeValue::N(after.to_string()))
+            .send()
+            .within_deadline()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                // A later cut-off is there already, or there is no profile.
+                Ok(self.raw_get(user_id).await?.is_some())
+            }
+            Err(e) => Err(sdk(DEP, format!("UpdateItem (revoke tokens) on {}", self.table), e)),
+        }
     }
 
     async fn active_owners(&self) -> StoreResult<Vec<String>> {
