@@ -1,7 +1,7 @@
 //! `security_logs` (`SECURITY_LOGS_TABLE`): the append-only audit trail.
 
-use crate::deadline::WithinDeadline;
 use super::event_item;
+use crate::deadline::WithinDeadline;
 use crate::errors::sdk;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
