@@ -163,7 +163,11 @@ dynalite_flows() {
             after_dashes=1
         fi
     done
-    DYNALITE_ENDPOINT="http://127.0.0.1:$dport" cargo test -p integration-tests \
+    # The same package selection as the cargo-test stage: the same features, so the test
+    # binaries built there are reused instead of built again.
+    local scope=(--workspace)
+    if [[ $selects_package -eq 1 ]]; then scope=(-p integration-tests); fi
+    DYNALITE_ENDPOINT="http://127.0.0.1:$dport" cargo test "${scope[@]}" \
         --test deletion_flow --test user_data_store -- "${test_args[@]}" || status=$?
     stop_dynalite
     if [[ $status -eq 0 ]]; then rm -f "$dlog"; else echo "test.sh: dynalite log kept at $dlog" >&2; fi

@@ -222,6 +222,8 @@ def main():
             "WORKER_BUDGET_MS": "100000",
             "MESSAGES_PER_MINUTE": "30",
             "DELETIONS_PER_HOUR": "20",
+            "ACCESS_TOKEN_LIFETIME_SECONDS": "3600",
+            "DELETION_LEASE_MARGIN_MS": "30000",
             "AWS_ENDPOINT_URL": endpoint,
             "AWS_REGION": region,
             "AWS_DEFAULT_REGION": region,

@@ -25,7 +25,7 @@ pub type Item = HashMap<String, AttributeValue>;
 /// The emulator, a fresh set of tables for this test, and plain DynamoDB clients.
 pub struct Harness {
     pub emulator: Emulator,
-    /// The emulator's SDK settings with transactions isolated as DynamoDB isolates them (see
+    /// The emulator's SDK settings with writes isolated as DynamoDB isolates them (see
     /// `test_support::isolation`): what every adapter of these tests is built from.
     pub sdk: SdkConfig,
     pub tables: TableSet,
@@ -33,6 +33,8 @@ pub struct Harness {
     pub dynamo: Client,
     /// Where the user-data tables are: dynalite in the `dynalite` run, else moto.
     pub user_data_dynamo: Client,
+    /// The SDK settings of that store.
+    pub user_data_sdk: SdkConfig,
     /// `Some` in the `dynalite` run.
     pub dynalite: Option<Dynalite>,
     user_data_tables: BTreeSet<String>,
@@ -45,13 +47,14 @@ impl Harness {
         let tables = create_tables(&sdk).await;
         let dynamo = Client::new(&sdk);
         let dynalite = Dynalite::from_env();
-        let user_data_dynamo = match &dynalite {
+        let user_data_sdk = match &dynalite {
             Some(d) => {
                 create_user_data_tables(d.sdk(), &tables).await;
-                d.dynamodb()
+                d.sdk().clone()
             }
-            None => dynamo.clone(),
+            None => sdk.clone(),
         };
+        let user_data_dynamo = Client::new(&user_data_sdk);
         let user_data_tables = CASCADE_PLAN
             .iter()
             .map(|t| tables.name(t.env_var).to_owned())
@@ -62,6 +65,7 @@ impl Harness {
             tables,
             dynamo,
             user_data_dynamo,
+            user_data_sdk,
             dynalite,
             user_data_tables,
         }
@@ -87,8 +91,13 @@ impl Harness {
 
     /// The user-data adapter over every cascade table, in the store that holds them.
     pub fn user_data(&self) -> DynamoUserData {
+        self.user_data_on(self.user_data_dynamo.clone())
+    }
+
+    /// The user-data adapter over every cascade table with this client (one with faults).
+    pub fn user_data_on(&self, client: Client) -> DynamoUserData {
         DynamoUserData::new(
-            self.user_data_dynamo.clone(),
+            client,
             CASCADE_PLAN
                 .iter()
                 .map(|t| (t.name.to_owned(), self.table(t.env_var))),

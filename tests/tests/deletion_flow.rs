@@ -14,10 +14,13 @@ use domain::policy::Denial;
 use domain::ports::ManualClock;
 use domain::sweep::Sweeper;
 use domain::types::{EmailAddress, UserId};
-use integration_tests::{all_strings, profile, str_attr, user_attr, user_data_row, user_id, Harness, Item};
+use integration_tests::{
+    all_strings, item, profile, str_attr, user_attr, user_data_row, user_id, Harness, Item,
+};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use test_support::faults::{self, Lag, LaggingIndex};
 use test_support::{cognito, sqs, TestEnv};
 
 struct Flow {
@@ -559,6 +562,56 @@ async fn the_late_pass_removes_rows_written_with_an_old_token_and_the_job_then_l
     assert_eq!(f.stored_job().await.unwrap(), done);
 }
 
+/// GSI reads are eventually consistent. Here the sessions index is behind its table: the
+/// first query misses a session written just before (not in the index yet), and the
+/// re-queries still show one that was deleted. The routine queries an index table again until
+/// a query finds nothing, and checks what a re-query finds against the table itself
+/// (`existing`, a consistent BatchGetItem): the late row is erased, the stale entry is neither
+/// deleted again nor counted twice.
+#[tokio::test]
+async fn an_index_that_lags_behind_its_table_neither_hides_a_row_nor_counts_one_twice() {
+    let f = flow(SMALL).await;
+    let t = domain::cascade::table("sessions").unwrap();
+    let key = |i: usize| item(&[("session_id", &format!("{}-{i:05}", f.target))]);
+    let lagging = LaggingIndex::new(f.h.table(t.env_var), "by_user")
+        .on_query(
+            1,
+            Lag {
+                hide: vec![key(7)],
+                show: vec![],
+            },
+        )
+        .on_query(
+            2,
+            Lag {
+                hide: vec![],
+                show: vec![key(3)],
+            },
+        )
+        .on_query(
+            3,
+            Lag {
+                hide: vec![],
+                show: vec![key(3)],
+            },
+        );
+    let mut deletion = f.deletion.clone();
+    deletion.user_data =
+        Arc::new(f.h.user_data_on(faults::dynamodb_client_with(&f.h.user_data_sdk, lagging.clone())));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let outcome = deletion
+        .delete(&f.meta("req-lag"), &f.target_id(), false, deadline)
+        .await
+        .expect("delete");
+    let DeleteOutcome::Completed(job) = outcome else {
+        panic!("completed in one run: {outcome:?}");
+    };
+    // One pass that missed session 7; a re-query that found it (and the stale 3); one that
+    // found only the stale 3 (a pause for the index to catch up); one that found nothing.
+    assert_eq!(lagging.queries(), 4);
+    f.assert_fully_erased(&job, SMALL).await;
+}
+
 #[tokio::test]
 async fn a_federated_user_whose_username_is_not_the_user_id_is_found_by_sub_and_erased() {
     let f = flow_with(SMALL, Auth::BySub).await;
@@ -618,7 +671,7 @@ async fn ten_concurrent_deletes_of_one_user_make_one_job_and_one_audit_event() {
 /// Two owners press delete on each other at the same moment (a third owner exists, so
 /// neither is the last). Exactly one job is created; the other request is refused as coming
 /// from a deleted user. Run a few times: which one wins is up to the race (on moto, with the
-/// harness isolating transactions the way DynamoDB does; see `test_support::isolation`).
+/// harness isolating writes the way DynamoDB does; see `test_support::isolation`).
 #[tokio::test]
 async fn two_owners_deleting_each_other_at_once_make_one_job_and_the_other_is_refused() {
     let f = flow(&[]).await;

@@ -158,7 +158,7 @@ async fn a_target_without_a_profile_row_gets_no_job() {
 /// interleave, each writes its mark before the other's check, and both are refused (no job
 /// at all) in about one race in thirty (measured: 5 of 150); with other timings both could
 /// apply, or a rollback could undo the winner's write. The harness's SDK configuration isolates
-/// `TransactWriteItems` the way DynamoDB does (`test_support::isolation`), which leaves the
+/// writes the way DynamoDB does (`test_support::isolation`), which leaves the
 /// order of the two to the race: the test runs the race many times and checks the invariant
 /// (exactly one job, the other refused as deleted) whichever order it took. An adapter
 /// without the actor check makes two jobs in every round.

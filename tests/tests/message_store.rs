@@ -328,7 +328,14 @@ async fn marking_sent_records_the_provider_id_and_leaves_the_pending_index() {
     assert_eq!(store.get("m-1").await.unwrap().unwrap(), row);
     // A row the sweep made unconfirmed is confirmed by the send's own answer too.
     store.reserve(&message("m-2", "u-1", T0), lease()).await.unwrap();
-    assert!(store.mark_unconfirmed("m-2", at).await.unwrap());
+    store
+        .begin_attempt("m-2", "a-2", &sent_event("m-2", "u-1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.settle_stale("m-2", at).await.unwrap(),
+        Some(MessageStatus::Unconfirmed)
+    );
     store.mark_sent("m-2", "ses-2", at).await.unwrap();
     assert_eq!(
         store.get("m-2").await.unwrap().unwrap().status,
@@ -400,7 +407,7 @@ async fn marking_failed_records_the_code_but_never_undoes_a_send() {
 }
 
 #[tokio::test]
-async fn the_sweep_finds_stale_pending_rows_through_the_sparse_index_and_makes_them_unconfirmed() {
+async fn the_sweep_finds_stale_pending_rows_through_the_sparse_index_and_settles_them() {
     let h = Harness::new().await;
     with_recipient(&h, "u-1").await;
     let store = outbox(&h);
@@ -418,6 +425,13 @@ async fn the_sweep_finds_stale_pending_rows_through_the_sparse_index_and_makes_t
             .await
             .unwrap();
     }
+    // m-40 and m-16 were handed to SES (their attempt is marked); m-20's request died before.
+    for id in ["m-40", "m-16", "m-sent"] {
+        store
+            .begin_attempt(id, &format!("a-{id}"), &sent_event(id, "u-1"))
+            .await
+            .unwrap();
+    }
     store.mark_sent("m-sent", "ses-x", &ago(49)).await.unwrap();
     let before = now - Duration::minutes(15);
 
@@ -432,25 +446,35 @@ async fn the_sweep_finds_stale_pending_rows_through_the_sparse_index_and_makes_t
     );
 
     let at = domain::model::timestamp(now);
-    assert!(store.mark_unconfirmed("m-40", &at).await.unwrap());
+    // SES may have sent it: unconfirmed.
+    assert_eq!(
+        store.settle_stale("m-40", &at).await.unwrap(),
+        Some(MessageStatus::Unconfirmed)
+    );
     let row = store.get("m-40").await.unwrap().unwrap();
     assert_eq!(row.status, MessageStatus::Unconfirmed);
     assert_eq!(row.updated_at.as_deref(), Some(at.as_str()));
     assert!(!raw_message(&h, "m-40").await.contains_key("pending_queue"));
-    assert!(!store.mark_unconfirmed("m-40", &at).await.unwrap(), "once");
-    assert!(
-        !store.mark_unconfirmed("m-sent", &at).await.unwrap(),
-        "only pending rows"
+    // Never handed to SES: failed, so the history does not show a mail that never went.
+    assert_eq!(
+        store.settle_stale("m-20", &at).await.unwrap(),
+        Some(MessageStatus::Failed)
     );
-    assert!(!store.mark_unconfirmed("m-missing", &at).await.unwrap());
+    let row = store.get("m-20").await.unwrap().unwrap();
+    assert_eq!(row.status, MessageStatus::Failed);
+    assert_eq!(row.error_code.as_deref(), Some("NotSent"));
+    assert!(!raw_message(&h, "m-20").await.contains_key("pending_queue"));
+    // Once only, and only pending rows; no row appears for a missing one.
+    assert_eq!(store.settle_stale("m-40", &at).await.unwrap(), None);
+    assert_eq!(store.settle_stale("m-20", &at).await.unwrap(), None);
+    assert_eq!(store.settle_stale("m-sent", &at).await.unwrap(), None);
+    assert_eq!(store.settle_stale("m-missing", &at).await.unwrap(), None);
+    assert_eq!(store.get("m-missing").await.unwrap(), None);
     assert_eq!(
         store.get("m-sent").await.unwrap().unwrap().status,
         MessageStatus::Sent
     );
-    assert_eq!(
-        store.stale_pending(before, 10).await.unwrap(),
-        vec!["m-20", "m-16"]
-    );
+    assert_eq!(store.stale_pending(before, 10).await.unwrap(), vec!["m-16"]);
 
     // A late Send event still settles an unconfirmed row.
     assert_eq!(

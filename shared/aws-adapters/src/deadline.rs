@@ -92,7 +92,10 @@ mod tests {
             + Duration::from_secs(10);
         let at = before_lambda_deadline(in_10s.as_millis() as u64, Duration::from_secs(2)).unwrap();
         let left = at.saturating_duration_since(Instant::now());
-        assert!(left <= Duration::from_secs(8) && left > Duration::from_secs(7), "{left:?}");
+        assert!(
+            left <= Duration::from_secs(8) && left > Duration::from_secs(7),
+            "{left:?}"
+        );
     }
 
     #[tokio::test(start_paused = true)]

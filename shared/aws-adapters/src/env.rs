@@ -225,7 +225,11 @@ pub fn deletion_from(lookup: Lookup<'_>, sdk: &SdkConfig) -> Result<Deletion, Co
     };
     Ok(Deletion {
         profiles: Arc::new(DynamoProfiles::new(client.clone(), &profiles_table)),
-        jobs: Arc::new(DynamoDeletionJobs::new(client.clone(), jobs_table, &profiles_table)),
+        jobs: Arc::new(DynamoDeletionJobs::new(
+            client.clone(),
+            jobs_table,
+            &profiles_table,
+        )),
         log: Arc::new(DynamoSecurityLog::new(client.clone(), logs_table)),
         auth: Arc::new(CognitoAuthDirectory::new(cognito(sdk), user_pool_id)),
         user_data: Arc::new(DynamoUserData::new(client.clone(), cascade)),
@@ -268,9 +272,18 @@ pub fn sweeper_from(lookup: Lookup<'_>, sdk: &SdkConfig) -> Result<Sweeper, Conf
     let logs_table = required(lookup, "SECURITY_LOGS_TABLE")?;
     let client = dynamodb(sdk);
     Ok(Sweeper {
-        jobs: Arc::new(DynamoDeletionJobs::new(client.clone(), jobs_table, &profiles_table)),
+        jobs: Arc::new(DynamoDeletionJobs::new(
+            client.clone(),
+            jobs_table,
+            &profiles_table,
+        )),
         queue: Arc::new(SqsDeletionQueue::new(sqs(sdk), queue_url)),
-        outbox: Arc::new(DynamoMessageOutbox::new(client, messages_table, profiles_table, logs_table)),
+        outbox: Arc::new(DynamoMessageOutbox::new(
+            client,
+            messages_table,
+            profiles_table,
+            logs_table,
+        )),
         clock: Arc::new(SystemClock),
         settings: SweepSettings::default(),
     })

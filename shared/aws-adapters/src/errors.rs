@@ -62,11 +62,27 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     let retryable = is_retryable(&err);
-    DependencyError::new(
-        dependency,
-        retryable,
-        anyhow::Error::new(err).context(what.into()),
-    )
+    let throttled = is_throttling_code(service_code(&err));
+    let source = anyhow::Error::new(err).context(what.into());
+    if throttled {
+        DependencyError::throttled(dependency, source)
+    } else {
+        DependencyError::new(dependency, retryable, source)
+    }
+}
+
+/// Codes that mean "slow down": the request was refused before it applied.
+const THROTTLING_CODES: &[&str] = &[
+    "ThrottlingException",
+    "Throttling",
+    "ThrottledException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+];
+
+pub(crate) fn is_throttling_code(code: Option<&str>) -> bool {
+    code.is_some_and(|c| THROTTLING_CODES.contains(&c))
 }
 
 /// A request that could not even be built (a bug, not an outage).

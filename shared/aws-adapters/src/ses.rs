@@ -1,5 +1,6 @@
 //! SESv2 `SendEmail`: plain-text mail with the support Reply-To.
 
+use crate::deadline::WithinDeadline;
 use async_trait::async_trait;
 use aws_sdk_sesv2::config::http::HttpResponse;
 use aws_sdk_sesv2::error::ProvideErrorMetadata;
@@ -9,12 +10,13 @@ use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message, Me
 use aws_sdk_sesv2::Client;
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
-use crate::deadline::WithinDeadline;
 use domain::ports::{MailError, Mailer, OutgoingEmail};
 use std::time::Duration;
 
 /// The whole `SendEmail` call, connection included.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// The least time left in the invocation for a `SendEmail` to start.
+pub const MIN_TIME_TO_SEND: Duration = Duration::from_secs(2);
 
 /// Codes that mean "SES refused this message for good": nothing was sent.
 const REJECTED: &[&str] = &[
@@ -159,6 +161,14 @@ impl Mailer for SesMailer {
             .map_err(|_| MailError::Rejected {
                 code: "InvalidTag".into(),
             })?;
+        // Too close to the invocation's deadline for SES to answer: not sent at all rather
+        // than cut off half-way (which would leave the mail unconfirmed).
+        if crate::deadline::left().is_some_and(|left| left < MIN_TIME_TO_SEND) {
+            return Err(MailError::NotSent {
+                code: "NoTimeLeft".into(),
+                source: anyhow::anyhow!("less than {MIN_TIME_TO_SEND:?} left before the deadline"),
+            });
+        }
         let out = self
             .client
             .send_email()

@@ -25,6 +25,8 @@ use tracing::Instrument;
 pub const MAX_QUEUE_DELAY: Duration = Duration::from_secs(900);
 /// How much later than a lease's end its continuation is due.
 const AFTER_LEASE: Duration = Duration::from_secs(1);
+/// How long a run that DynamoDB kept throttling waits before the job goes on.
+const THROTTLED_PAUSE: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone)]
 pub struct DeletionSettings {
@@ -158,6 +160,14 @@ struct View {
     request: policy::Request,
     profile: Option<crate::model::Profile>,
     job: Option<DeletionJob>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cascaded {
+    Done,
+    OutOfTime,
+    /// The job moved on under us (another runner took it).
+    Lost,
 }
 
 enum Run {
@@ -455,7 +465,11 @@ impl Deletion {
         authorize(&*self.log, &*self.clock, meta, request, target.as_str())
             .await
             .map_err(DeleteError::Denied)?;
-        Ok(View { request, profile, job })
+        Ok(View {
+            request,
+            profile,
+            job,
+        })
     }
 
     /// `GET /admin/users/{id}/deletion-preview`: counts per table and the policy's answer.
@@ -504,7 +518,12 @@ impl Deletion {
     /// Queue this run's continuation, take the lease and run the remaining steps until done
     /// or out of time. On a failure the lease is released and a continuation queued after a
     /// backoff (both best effort: the first continuation stands anyway).
-    async fn run(&self, mut job: DeletionJob, deadline: Instant, attempt: u32) -> Result<Run, DependencyError> {
+    async fn run(
+        &self,
+        mut job: DeletionJob,
+        deadline: Instant,
+        attempt: u32,
+    ) -> Result<Run, DependencyError> {
         let now = self.clock.now();
         if job.live_lease(now).is_some() {
             return Ok(Run::Elsewhere(job));
@@ -514,7 +533,10 @@ impl Deletion {
         // Before anything else: the continuation that finishes the job should this run die
         // at any instruction, due once its lease has run out.
         self.queue
-            .enqueue(&Continuation::of(&job), (lease_for + AFTER_LEASE).min(MAX_QUEUE_DELAY))
+            .enqueue(
+                &Continuation::of(&job),
+                (lease_for + AFTER_LEASE).min(MAX_QUEUE_DELAY),
+            )
             .await?;
         job.lease = Some(Lease {
             owner: me.clone(),
@@ -526,13 +548,34 @@ impl Deletion {
         }
         let user_id = job.user_id.clone();
         let continuation = Continuation::of(&job);
+        let started = job.clone();
         match self.run_steps(job, deadline).await {
             Ok(Run::Paused(job, resume_in)) => {
                 // Best effort: without it, the continuation queued above takes over.
-                self.try_enqueue(&continuation, resume_in.min(MAX_QUEUE_DELAY)).await;
+                self.try_enqueue(&continuation, resume_in.min(MAX_QUEUE_DELAY))
+                    .await;
                 Ok(Run::Paused(job, resume_in))
             }
             Ok(other) => Ok(other),
+            Err(err) if err.throttled => {
+                // DynamoDB asked us to slow down: the job goes on a little later, it does not
+                // fail (no 503, no backoff of failures).
+                tracing::info!(error = %err, "throttled; the deletion goes on shortly");
+                let stored = self.jobs.get(&user_id).await.ok().flatten();
+                let job = match stored {
+                    Some(stored) if stored.lease.as_ref().is_some_and(|l| l.owner == me) => self
+                        .release(stored.clone())
+                        .await
+                        .ok()
+                        .flatten()
+                        .unwrap_or(stored),
+                    Some(stored) => stored,
+                    None => started,
+                };
+                let resume_in = THROTTLED_PAUSE + Duration::from_millis(fastrand::u64(0..1000));
+                self.try_enqueue(&continuation, resume_in).await;
+                Ok(Run::Paused(job, resume_in))
+            }
             Err(err) => {
                 if let Ok(Some(stored)) = self.jobs.get(&user_id).await {
                     if stored.lease.as_ref().is_some_and(|l| l.owner == me) {
@@ -572,7 +615,11 @@ impl Deletion {
             match step {
                 Step::Audit => {
                     let event = self
-                        .event(&job, format!("{}#deleted", job.job_id), EventType::AdminDeletedUser)
+                        .event(
+                            &job,
+                            format!("{}#deleted", job.job_id),
+                            EventType::AdminDeletedUser,
+                        )
                         .with("target_role", job.target_role.clone())
                         .with("job_id", job.job_id.clone());
                     let event = match &job.target_email_sha256 {
@@ -606,14 +653,11 @@ impl Deletion {
                         continue;
                     }
                 },
-                Step::Cascade => {
-                    for table in CASCADE_PLAN {
-                        if !self.cascade_table(&mut job, table, false, deadline).await? {
-                            return self.stopped(job, deadline).await;
-                        }
-                    }
-                    job.step = Step::DeleteAuth;
-                }
+                Step::Cascade => match self.cascade(&mut job, false, deadline).await? {
+                    Cascaded::Done => job.step = Step::DeleteAuth,
+                    Cascaded::OutOfTime => return self.pause(job, Duration::ZERO).await,
+                    Cascaded::Lost => return Ok(Run::Elsewhere(job)),
+                },
                 Step::DeleteAuth => {
                     if let Some(username) = &job.auth_username {
                         self.auth.delete(username).await?;
@@ -623,7 +667,11 @@ impl Deletion {
                 Step::Complete => {
                     let counts = serde_json::to_string(&job.counts()).unwrap_or_default();
                     let event = self
-                        .event(&job, format!("{}#completed", job.job_id), EventType::AdminDeletionCompleted)
+                        .event(
+                            &job,
+                            format!("{}#completed", job.job_id),
+                            EventType::AdminDeletionCompleted,
+                        )
                         .with("job_id", job.job_id.clone())
                         .with("deleted", counts);
                     self.log.append(&event).await?;
@@ -634,17 +682,18 @@ impl Deletion {
                         .and_then(parse_timestamp)
                         .unwrap_or(now);
                     job.completed_at = Some(timestamp(now));
-                    job.late_pass_due_at =
-                        Some(timestamp(locked_out + chrono_duration(self.settings.token_lifetime)));
+                    job.late_pass_due_at = Some(timestamp(
+                        locked_out + chrono_duration(self.settings.token_lifetime),
+                    ));
                     job.auth_username = None;
                     job.step = Step::LatePass;
                     tracing::info!(job_id = %job.job_id, "deletion completed");
                 }
                 Step::LatePass => {
-                    for table in CASCADE_PLAN {
-                        if !self.cascade_table(&mut job, table, true, deadline).await? {
-                            return self.stopped(job, deadline).await;
-                        }
+                    match self.cascade(&mut job, true, deadline).await? {
+                        Cascaded::Done => {}
+                        Cascaded::OutOfTime => return self.pause(job, Duration::ZERO).await,
+                        Cascaded::Lost => return Ok(Run::Elsewhere(job)),
                     }
                     job.late_pass_done_at = Some(timestamp(self.clock.now()));
                     job.lease = None;
@@ -691,95 +740,182 @@ impl Deletion {
         }
     }
 
-    /// A cascade stopped early: out of time (pause), or the job moved on under us.
-    async fn stopped(&self, job: DeletionJob, deadline: Instant) -> Result<Run, DependencyError> {
-        if Instant::now() >= deadline {
-            self.pause(job, Duration::ZERO).await
-        } else {
-            Ok(Run::Elsewhere(job))
-        }
-    }
-
-    /// Erase one table page by page, into `job.progress` (or `job.late_progress` for the late
-    /// pass). Returns false when it stopped early (deadline or lost job).
+    /// Step 5 (or the late pass): erase every table of the plan, all at once, into
+    /// `job.progress` (or `job.late_progress`).
     ///
-    /// The keys of a page are saved as `pending` before they are deleted and counted once they
-    /// are gone, so the counts stay exact across crashes. A table found through its own
-    /// partition key is read consistently: one pass finds every item. A table found through an
-    /// index (eventually consistent: a row written just before can be missing, a deleted one
-    /// can still show) is then queried again from the start until a query finds nothing; the
-    /// keys such a query finds are checked against the table first, so an item the index
-    /// still shows after its deletion is neither deleted nor counted twice.
-    async fn cascade_table(
+    /// Each table runs its own loop, and the tables share the job, which is saved after every
+    /// page of any of them (one save at a time), so a crash anywhere resumes exactly: a page's
+    /// keys are saved as `pending` before they are deleted and counted once they are gone.
+    /// While a page is deleted, the next one is read. DynamoDB's "slow down" (throttling,
+    /// capacity exceeded) slows a table down; it never fails the erasure.
+    async fn cascade(
         &self,
         job: &mut DeletionJob,
+        late: bool,
+        deadline: Instant,
+    ) -> Result<Cascaded, DependencyError> {
+        let shared = tokio::sync::Mutex::new(job.clone());
+        let lost = std::sync::atomic::AtomicBool::new(false);
+        let ends = futures::future::try_join_all(
+            CASCADE_PLAN
+                .iter()
+                .map(|table| self.cascade_table(&shared, table, late, deadline, &lost)),
+        )
+        .await;
+        *job = shared.into_inner();
+        let ends = ends?;
+        Ok(
+            if lost.load(std::sync::atomic::Ordering::SeqCst) || ends.contains(&Cascaded::Lost) {
+                Cascaded::Lost
+            } else if ends.contains(&Cascaded::OutOfTime) {
+                Cascaded::OutOfTime
+            } else {
+                Cascaded::Done
+            },
+        )
+    }
+
+    /// One table of [`Self::cascade`].
+    ///
+    /// A table found through its own partition key is read consistently: one pass finds every
+    /// item. A table found through an index is eventually consistent: a row written just
+    /// before can be missing, a deleted one can still show. So the keys of every page read
+    /// through an index are checked against the table first (an item the index still shows
+    /// after its deletion is neither deleted nor counted), and once the first pass is over the
+    /// index is queried again from the start until a query finds nothing.
+    async fn cascade_table(
+        &self,
+        shared: &tokio::sync::Mutex<DeletionJob>,
         table: &CascadeTable,
         late: bool,
         deadline: Instant,
-    ) -> Result<bool, DependencyError> {
+        lost: &std::sync::atomic::AtomicBool,
+    ) -> Result<Cascaded, DependencyError> {
+        use std::sync::atomic::Ordering;
         let by_index = matches!(table.lookup, Lookup::Index { .. });
+        let (user_id, mut at) = {
+            let mut job = shared.lock().await;
+            (job.user_id.clone(), progress_of(&mut job, table, late).clone())
+        };
         let mut only_stale = false;
+        let mut slow_down = Duration::ZERO;
         loop {
-            let progress = progress_of(job, table, late);
-            if progress.done {
-                return Ok(true);
+            if lost.load(Ordering::SeqCst) {
+                return Ok(Cascaded::Lost);
             }
-            if !progress.pending.is_empty() {
-                self.user_data.delete(table, &progress.pending).await?;
-                progress.deleted += progress.pending.len() as u64;
-                progress.pending.clear();
+            if at.done {
+                return Ok(Cascaded::Done);
             }
-            if progress.exhausted {
-                if by_index && !progress.verifying {
-                    progress.verifying = true;
-                    progress.exhausted = false;
-                    progress.cursor = None;
-                    // Give the index a moment to show rows written just before the pass.
-                    only_stale = true;
-                } else {
-                    progress.done = true;
-                    progress.cursor = None;
+            if !slow_down.is_zero() {
+                if Instant::now() + slow_down >= deadline {
+                    return Ok(Cascaded::OutOfTime);
                 }
+                tokio::time::sleep(slow_down).await;
+            }
+            let mut next = at.clone();
+            // Deleted and counted below: the keys saved as pending (read before a save).
+            let deleting = std::mem::take(&mut next.pending);
+            let deleted = deleting.len() as u64;
+            // What to read now. A re-query must wait for the pending keys to be gone (it would
+            // find them again), so only the first pass reads ahead.
+            let read = if at.exhausted || Instant::now() >= deadline {
+                None
+            } else if at.verifying {
+                deleting.is_empty().then_some(None)
             } else {
-                if Instant::now() >= deadline {
-                    // The caller pauses, which saves what was deleted so far.
-                    return Ok(false);
+                Some(at.cursor.clone())
+            };
+            if at.verifying && read.is_some() && only_stale {
+                // Entering the re-query, or the last one found only rows already gone: let the
+                // index catch up.
+                let pause = self.settings.requery_pause;
+                if Instant::now() + pause >= deadline {
+                    return Ok(Cascaded::OutOfTime);
                 }
-                let verifying = progress.verifying;
-                if verifying && only_stale {
-                    // Entering the re-query, or the last one found only rows already gone:
-                    // let the index catch up.
-                    let pause = self.settings.requery_pause;
-                    if Instant::now() + pause >= deadline {
-                        return Ok(false);
-                    }
-                    tokio::time::sleep(pause).await;
-                }
-                // A re-query always starts over; it is the last one when it finds nothing.
-                let cursor = if verifying { None } else { progress.cursor.clone() };
-                let page = self
-                    .user_data
-                    .page(table, &job.user_id, cursor.as_ref(), self.settings.page_size)
-                    .await?;
-                let (keys, exhausted, next) = if verifying {
-                    if page.keys.is_empty() {
-                        (Vec::new(), true, None)
-                    } else {
-                        let live = self.user_data.existing(table, &page.keys).await?;
-                        only_stale = live.is_empty();
-                        (live, false, None)
-                    }
+                tokio::time::sleep(pause).await;
+            }
+            let delete = async {
+                if deleting.is_empty() {
+                    Ok(())
                 } else {
-                    (page.keys, page.next.is_none(), page.next)
-                };
-                let progress = progress_of(job, table, late);
-                progress.pending = keys;
-                progress.exhausted = exhausted;
-                progress.cursor = next;
+                    self.user_data.delete(table, &deleting).await
+                }
+            };
+            let page = async {
+                match &read {
+                    None => Ok(None),
+                    Some(cursor) => {
+                        let page = self
+                            .user_data
+                            .page(table, &user_id, cursor.as_ref(), self.settings.page_size)
+                            .await?;
+                        let found = page.keys.len();
+                        if by_index && found > 0 {
+                            // An index can still show items already deleted: only the ones the
+                            // table itself holds are deleted and counted.
+                            let live = self.user_data.existing(table, &page.keys).await?;
+                            Ok(Some((
+                                found,
+                                KeysPage {
+                                    keys: live,
+                                    next: page.next,
+                                },
+                            )))
+                        } else {
+                            Ok(Some((found, page)))
+                        }
+                    }
+                }
+            };
+            let (deleted_now, read_now) = futures::join!(delete, page);
+            if let Err(err) = deleted_now.as_ref().and(read_now.as_ref().map(drop)) {
+                if err.throttled {
+                    // Slow down and try again (the pending keys are still saved).
+                    slow_down = (slow_down * 2).clamp(Duration::from_millis(50), Duration::from_secs(2));
+                    tracing::debug!(table = table.name, "throttled; slowing down");
+                    continue;
+                }
             }
-            if !self.save(job).await? {
-                return Ok(false);
+            deleted_now?;
+            let read_now = read_now?;
+            slow_down = Duration::ZERO;
+            next.deleted += deleted;
+            match read_now {
+                Some((found, page)) => {
+                    if next.verifying {
+                        // The last re-query is the one that finds nothing.
+                        next.exhausted = found == 0;
+                        only_stale = found > 0 && page.keys.is_empty();
+                        next.cursor = None;
+                    } else {
+                        next.exhausted = page.next.is_none();
+                        next.cursor = page.next;
+                    }
+                    next.pending = page.keys;
+                }
+                None if next.exhausted => {
+                    if by_index && !next.verifying {
+                        next.verifying = true;
+                        next.exhausted = false;
+                        only_stale = true;
+                    } else {
+                        next.done = true;
+                    }
+                    next.cursor = None;
+                }
+                None if deleting.is_empty() && Instant::now() >= deadline => {
+                    return Ok(Cascaded::OutOfTime);
+                }
+                None => {}
             }
+            let mut job = shared.lock().await;
+            *progress_of(&mut job, table, late) = next.clone();
+            if !self.save(&mut job).await? {
+                lost.store(true, Ordering::SeqCst);
+                return Ok(Cascaded::Lost);
+            }
+            drop(job);
+            at = next;
         }
     }
 
@@ -806,11 +942,22 @@ impl Deletion {
         Ok(self.save(&mut job).await?.then_some(job))
     }
 
-    /// Conditional save; false when the job moved on under us.
+    /// Conditional save; false when the job moved on under us. A throttled save is tried
+    /// again a few times (it holds the progress of the page just deleted).
     async fn save(&self, job: &mut DeletionJob) -> Result<bool, DependencyError> {
         job.version += 1;
         job.updated_at = timestamp(self.clock.now());
-        match self.jobs.save(job).await? {
+        let mut pause = Duration::from_millis(50);
+        let saved = loop {
+            match self.jobs.save(job).await {
+                Err(err) if err.throttled && pause <= Duration::from_secs(2) => {
+                    tokio::time::sleep(pause + Duration::from_millis(fastrand::u64(0..50))).await;
+                    pause *= 2;
+                }
+                other => break other?,
+            }
+        };
+        match saved {
             Saved::Saved => Ok(true),
             Saved::Conflict => {
                 tracing::info!(job_id = %job.job_id, "deletion job taken over by another runner");

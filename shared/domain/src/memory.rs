@@ -25,8 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-/// The error code of a row the sweep found pending and never handed to SES.
-pub const NOT_SENT: &str = "NotSent";
+pub use crate::model::NOT_SENT;
 
 /// How the in-memory mailer answers.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -54,6 +53,8 @@ pub enum Fault {
     /// The call never returns: the function was killed there. [`InMemoryBackend::crashed`]
     /// wakes up; the test drops the use case's future.
     Crash,
+    /// A "slow down" answer (throttling, capacity exceeded); nothing applied.
+    Throttle,
 }
 
 /// A Cognito user as the in-memory directory keeps it.
@@ -259,15 +260,16 @@ impl InMemoryBackend {
             }
         }
         let fault = lock(&self.faults).get(&n).copied();
-        let injected = || {
-            DependencyError::new(
-                what,
-                true,
-                anyhow::anyhow!("injected failure at store call {n}"),
-            )
-        };
+        let injected =
+            || DependencyError::new(what, true, anyhow::anyhow!("injected failure at store call {n}"));
         match fault {
             Some(Fault::Fail) => return Err(injected()),
+            Some(Fault::Throttle) => {
+                return Err(DependencyError::throttled(
+                    what,
+                    anyhow::anyhow!("injected throttling at store call {n}"),
+                ))
+            }
             Some(Fault::Crash) => {
                 self.crash.notify_one();
                 std::future::pending::<()>().await;
@@ -308,10 +310,15 @@ impl InMemoryBackend {
         let now = self.now();
         let mut st = self.state();
         if matches!(table.lookup, Lookup::Index { .. }) && !st.index_lag.new_rows_hidden_for.is_zero() {
-            let until = now + chrono::Duration::from_std(st.index_lag.new_rows_hidden_for).unwrap_or_default();
-            st.hidden_until.insert((table.name.to_owned(), key.clone()), until);
+            let until =
+                now + chrono::Duration::from_std(st.index_lag.new_rows_hidden_for).unwrap_or_default();
+            st.hidden_until
+                .insert((table.name.to_owned(), key.clone()), until);
         }
-        st.tables.entry(table.name.to_owned()).or_default().insert(key, item);
+        st.tables
+            .entry(table.name.to_owned())
+            .or_default()
+            .insert(key, item);
     }
 
     /// Items of a user in any table of the plan.
@@ -459,7 +466,9 @@ fn table_key(table: &CascadeTable, key: &ItemKey) -> String {
 
 fn item_exists(st: &State, table: &CascadeTable, key: &ItemKey) -> bool {
     if table.name == "admin_messages" {
-        return key.get("message_id").is_some_and(|id| st.messages.contains_key(id));
+        return key
+            .get("message_id")
+            .is_some_and(|id| st.messages.contains_key(id));
     }
     st.tables
         .get(table.name)
@@ -469,12 +478,18 @@ fn item_exists(st: &State, table: &CascadeTable, key: &ItemKey) -> bool {
 /// Remove one item by key; whether it existed.
 fn remove_item(st: &mut State, table: &CascadeTable, key: &ItemKey, now: DateTime<Utc>) -> bool {
     let existed = if table.name == "admin_messages" {
-        key.get("message_id").is_some_and(|id| st.messages.remove(id).is_some())
+        key.get("message_id")
+            .is_some_and(|id| st.messages.remove(id).is_some())
     } else {
         let k = table_key(table, key);
-        st.tables.get_mut(table.name).is_some_and(|t| t.remove(&k).is_some())
+        st.tables
+            .get_mut(table.name)
+            .is_some_and(|t| t.remove(&k).is_some())
     };
-    if existed && matches!(table.lookup, Lookup::Index { .. }) && !st.index_lag.deleted_rows_shown_for.is_zero() {
+    if existed
+        && matches!(table.lookup, Lookup::Index { .. })
+        && !st.index_lag.deleted_rows_shown_for.is_zero()
+    {
         let until = now + chrono::Duration::from_std(st.index_lag.deleted_rows_shown_for).unwrap_or_default();
         st.ghosts
             .entry(table.name.to_owned())
@@ -494,7 +509,8 @@ fn lease_live(st: &State, user_id: &str, now: DateTime<Utc>) -> Option<DateTime<
 #[async_trait]
 impl Profiles for InMemoryBackend {
     async fn get(&self, user_id: &str) -> StoreResult<Option<Profile>> {
-        self.call("profiles", |st| st.profiles.get(user_id).cloned()).await
+        self.call("profiles", |st| st.profiles.get(user_id).cloned())
+            .await
     }
 
     async fn anonymise(&self, user_id: &str, now: DateTime<Utc>) -> StoreResult<Anonymised> {
@@ -708,7 +724,10 @@ impl MessageOutbox for InMemoryBackend {
                 .filter(|m| parse_timestamp(&m.created_at).is_some_and(|t| t < before))
                 .collect();
             rows.sort_by(|a, b| a.created_at.cmp(&b.created_at));
-            rows.into_iter().take(limit).map(|m| m.message_id.clone()).collect()
+            rows.into_iter()
+                .take(limit)
+                .map(|m| m.message_id.clone())
+                .collect()
         })
         .await
     }
@@ -877,7 +896,8 @@ impl DeletionJobs for InMemoryBackend {
     }
 
     async fn get(&self, user_id: &str) -> StoreResult<Option<DeletionJob>> {
-        self.call("deletion_jobs", |st| st.jobs.get(user_id).cloned()).await
+        self.call("deletion_jobs", |st| st.jobs.get(user_id).cloned())
+            .await
     }
 
     async fn save(&self, job: &DeletionJob) -> StoreResult<Saved> {
@@ -1055,7 +1075,14 @@ impl Idempotency for InMemoryBackend {
         .await
     }
 
-    async fn complete(&self, scope: &str, key: &str, owner: &str, status: u16, response: &str) -> StoreResult<()> {
+    async fn complete(
+        &self,
+        scope: &str,
+        key: &str,
+        owner: &str,
+        status: u16,
+        response: &str,
+    ) -> StoreResult<()> {
         self.call("idempotency", |st| {
             if let Some(stored) = st.idempotency.get_mut(&format!("{scope}#{key}")) {
                 if stored.owner != owner {
@@ -1087,7 +1114,12 @@ impl Idempotency for InMemoryBackend {
         .await
     }
 
-    async fn get(&self, scope: &str, key: &str, now: DateTime<Utc>) -> StoreResult<Option<IdempotencyRecord>> {
+    async fn get(
+        &self,
+        scope: &str,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<IdempotencyRecord>> {
         self.call("idempotency", |st| {
             st.idempotency
                 .get(&format!("{scope}#{key}"))
@@ -1112,7 +1144,10 @@ impl DeliveryLog for InMemoryBackend {
             let Some(m) = found else {
                 return Recorded::UnknownMessage;
             };
-            if m.ses_message_id.as_deref().is_some_and(|s| s != record.ses_message_id) {
+            if m.ses_message_id
+                .as_deref()
+                .is_some_and(|s| s != record.ses_message_id)
+            {
                 return Recorded::Unchanged;
             }
             if !record.update.applies_to(m.status) {
@@ -1120,7 +1155,8 @@ impl DeliveryLog for InMemoryBackend {
             }
             m.status = record.update.status();
             m.updated_at = Some(record.at.clone());
-            m.ses_message_id.get_or_insert_with(|| record.ses_message_id.clone());
+            m.ses_message_id
+                .get_or_insert_with(|| record.ses_message_id.clone());
             if record.update == DeliveryUpdate::Sent {
                 m.sent_at.get_or_insert_with(|| record.at.clone());
             }

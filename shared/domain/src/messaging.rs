@@ -225,7 +225,10 @@ impl Messaging {
         let mut message_id = uuid::Uuid::new_v4().to_string();
         let held = match &input.idempotency_key {
             None => None,
-            Some(key) => match self.claim(&actor, key, &fingerprint(&input), &message_id, &owner).await? {
+            Some(key) => match self
+                .claim(&actor, key, &fingerprint(&input), &message_id, &owner)
+                .await?
+            {
                 Ok(id) => {
                     message_id = id;
                     Some(HeldKey {
@@ -359,7 +362,11 @@ impl Messaging {
     }
 
     async fn release_key(&self, actor: &str, held: &HeldKey) {
-        if let Err(err) = self.idempotency.release(actor, held.key.as_str(), &held.owner).await {
+        if let Err(err) = self
+            .idempotency
+            .release(actor, held.key.as_str(), &held.owner)
+            .await
+        {
             tracing::warn!(error = ?anyhow::Error::from(err), "could not release the idempotency key; it expires with its lease");
         }
     }
@@ -445,7 +452,9 @@ impl Messaging {
             Ok(ses_message_id) => {
                 // The mail is out: the answer is "sent" whatever the bookkeeping does (a Send
                 // event, or the sweep, settles a row left pending).
-                if let Err(err) = retry_store(|| self.outbox.mark_sent(message_id, &ses_message_id, &at)).await {
+                if let Err(err) =
+                    retry_store(|| self.outbox.mark_sent(message_id, &ses_message_id, &at)).await
+                {
                     tracing::error!(error = ?anyhow::Error::from(err), message_id, "message sent but not recorded: the row stays pending until its Send event");
                 } else {
                     tracing::info!(message_id, "message sent");
@@ -551,13 +560,25 @@ fn replay(response: &str) -> Result<Answer, SendError> {
             outcome,
             replayed: true,
         }),
-        Err(e) => Err(SendError::Dependency(DependencyError::new("idempotency", false, e))),
+        Err(e) => Err(SendError::Dependency(DependencyError::new(
+            "idempotency",
+            false,
+            e,
+        ))),
     }
 }
 
 /// The answer a message row gives to a retry that finds it there already.
 fn answer_from(row: AdminMessage) -> Result<Outcome, SendError> {
     match row.status {
+        // Settled by the sweep: its request died before SES was called. Nothing was sent, so
+        // a retry may send it (the key is released like after any answer that sent nothing).
+        MessageStatus::Failed if row.error_code.as_deref() == Some(crate::model::NOT_SENT) => {
+            Err(SendError::MailNotSent {
+                code: crate::model::NOT_SENT.to_owned(),
+                source: anyhow::anyhow!("the message was never handed to the mail provider"),
+            })
+        }
         MessageStatus::Failed => Err(SendError::MailRejected {
             message_id: row.message_id,
             code: row.error_code.unwrap_or_else(|| "Failed".into()),
@@ -565,14 +586,15 @@ fn answer_from(row: AdminMessage) -> Result<Outcome, SendError> {
         MessageStatus::Pending | MessageStatus::Unconfirmed => Ok(Outcome::Pending {
             message_id: row.message_id,
         }),
-        MessageStatus::Sent | MessageStatus::Delivered | MessageStatus::Bounced | MessageStatus::Complained => {
-            Ok(Outcome::Sent(SendReceipt {
-                ses_message_id: row.ses_message_id.unwrap_or_default(),
-                sent_at: row.sent_at.unwrap_or(row.created_at),
-                message_id: row.message_id,
-                status: MessageStatus::Sent.as_str().to_owned(),
-            }))
-        }
+        MessageStatus::Sent
+        | MessageStatus::Delivered
+        | MessageStatus::Bounced
+        | MessageStatus::Complained => Ok(Outcome::Sent(SendReceipt {
+            ses_message_id: row.ses_message_id.unwrap_or_default(),
+            sent_at: row.sent_at.unwrap_or(row.created_at),
+            message_id: row.message_id,
+            status: MessageStatus::Sent.as_str().to_owned(),
+        })),
     }
 }
 

@@ -108,6 +108,9 @@ impl MessageStatus {
     }
 }
 
+/// The error code of a message row the sweep found pending and never handed to SES.
+pub const NOT_SENT: &str = "NotSent";
+
 /// A row of `admin_messages`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AdminMessage {

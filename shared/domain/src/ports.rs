@@ -17,6 +17,9 @@ use std::time::Duration;
 pub struct DependencyError {
     pub dependency: &'static str,
     pub retryable: bool,
+    /// The dependency asked us to slow down (throttling, capacity exceeded): nothing is wrong,
+    /// the same call succeeds later. The delete routine slows down instead of failing.
+    pub throttled: bool,
     #[source]
     pub source: anyhow::Error,
 }
@@ -26,7 +29,16 @@ impl DependencyError {
         DependencyError {
             dependency,
             retryable,
+            throttled: false,
             source: source.into(),
+        }
+    }
+
+    /// A "slow down" answer (retryable by nature).
+    pub fn throttled(dependency: &'static str, source: impl Into<anyhow::Error>) -> Self {
+        DependencyError {
+            throttled: true,
+            ..DependencyError::new(dependency, true, source)
         }
     }
 }
@@ -133,7 +145,11 @@ pub trait MessageOutbox: Send + Sync {
     /// Settle a row the sweep found still pending: `unconfirmed` when SES may have been called
     /// (it carries an attempt), `failed` (code `NotSent`) when it never was. `None` when the row
     /// is not pending any more.
-    async fn settle_stale(&self, message_id: &str, at: &str) -> StoreResult<Option<crate::model::MessageStatus>>;
+    async fn settle_stale(
+        &self,
+        message_id: &str,
+        at: &str,
+    ) -> StoreResult<Option<crate::model::MessageStatus>>;
 }
 
 /// Outcome of appending to the security log.
@@ -352,8 +368,14 @@ pub trait Idempotency: Send + Sync {
     /// row's attempt marker decides whether SES may still be called).
     async fn claim(&self, claim: &ClaimRequest<'_>) -> StoreResult<Claim>;
     /// Store the final answer (only while `owner` holds the key).
-    async fn complete(&self, scope: &str, key: &str, owner: &str, status: u16, response: &str)
-        -> StoreResult<()>;
+    async fn complete(
+        &self,
+        scope: &str,
+        key: &str,
+        owner: &str,
+        status: u16,
+        response: &str,
+    ) -> StoreResult<()>;
     /// Forget an in-flight claim after a definite failure (nothing was sent), so the client
     /// may retry with the same key. Only while `owner` holds it.
     async fn release(&self, scope: &str, key: &str, owner: &str) -> StoreResult<()>;

@@ -283,7 +283,10 @@ mod tests {
         assert_eq!(a.as_str(), "Uma.X@Example.ORG");
         assert_eq!(a.normalized(), "uma.x@example.org");
         assert_eq!(a, EmailAddress::parse("uma.x@example.org").unwrap());
-        assert_eq!(a.sha256_hex(), EmailAddress::parse("uma.x@example.org").unwrap().sha256_hex());
+        assert_eq!(
+            a.sha256_hex(),
+            EmailAddress::parse("uma.x@example.org").unwrap().sha256_hex()
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use common::*;
 use domain::cascade::{Lookup, CASCADE_PLAN};
 use domain::deletion::{Continuation, Continued, DeleteError, DeleteOutcome, DeletionSettings};
 use domain::job::Step;
-use domain::memory::{Fault, IndexLag, InMemoryBackend, State};
+use domain::memory::{Fault, InMemoryBackend, IndexLag, State};
 use domain::messaging::{MessagingSettings, SendError, SendInput};
 use domain::model::EventType;
 use domain::types::{EmailAddress, MessageBody, Subject, UserId};
@@ -122,15 +122,24 @@ async fn before_anything_destructive_a_continuation_is_queued_past_the_runners_l
         ..Default::default()
     });
     let out = d
-        .delete(&meta("admin-1"), &uid("user-1"), false, Instant::now() + Duration::from_secs(20))
+        .delete(
+            &meta("admin-1"),
+            &uid("user-1"),
+            false,
+            Instant::now() + Duration::from_secs(20),
+        )
         .await
         .unwrap();
     assert!(matches!(out, DeleteOutcome::Completed(_)));
     let st = b.snapshot();
     let net = &st.queue[0];
-    let delay = (net.visible_at - st.jobs["user-1"].created_at.parse::<chrono::DateTime<chrono::Utc>>().unwrap())
-        .to_std()
-        .unwrap();
+    let delay = (net.visible_at
+        - st.jobs["user-1"]
+            .created_at
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap())
+    .to_std()
+    .unwrap();
     assert!(
         delay >= Duration::from_secs(50),
         "the continuation is due only after the lease (20 s + 30 s): {delay:?}"
@@ -184,7 +193,10 @@ async fn fault_then_finish(k: u64, fault: Fault, per_table: usize) -> Faulted {
         st.jobs["user-1"].late_counts().values().all(|n| *n == 0),
         "nothing was written late"
     );
-    assert!(sim.dead_letters.is_empty(), "k={k}: a continuation walked to the dead-letter queue");
+    assert!(
+        sim.dead_letters.is_empty(),
+        "k={k}: a continuation walked to the dead-letter queue"
+    );
     assert_fully_deleted(&b, per_table);
     if b.store_calls() < k {
         return Faulted::NotReached;
@@ -249,10 +261,22 @@ async fn a_store_that_is_down_for_three_seconds_mid_cascade_does_not_stop_the_er
     );
     let out = sim
         .deletion
-        .delete(&meta("admin-1"), &uid("user-1"), false, Instant::now() + Duration::from_secs(20))
+        .delete(
+            &meta("admin-1"),
+            &uid("user-1"),
+            false,
+            Instant::now() + Duration::from_secs(20),
+        )
         .await;
-    assert!(matches!(out, Err(DeleteError::Dependency(_))), "the DELETE met the outage: {out:?}");
-    assert_eq!(b.snapshot().jobs["user-1"].step, Step::Cascade, "stopped mid-cascade");
+    assert!(
+        matches!(out, Err(DeleteError::Dependency(_))),
+        "the DELETE met the outage: {out:?}"
+    );
+    assert_eq!(
+        b.snapshot().jobs["user-1"].step,
+        Step::Cascade,
+        "stopped mid-cascade"
+    );
     let took = sim.run_until(SIX_HOURS, job_completed("user-1")).await;
     assert_fully_deleted(&b, 30);
     eprintln!("3 s outage mid-cascade: completed {took:?} after the DELETE answered");
@@ -275,7 +299,8 @@ async fn a_tiny_budget_answers_in_progress_and_the_worker_finishes() {
         .await
         .unwrap();
     assert!(matches!(out, DeleteOutcome::InProgress(_)), "{out:?}");
-    sim.run_until(Duration::from_secs(3600), job_completed("user-1")).await;
+    sim.run_until(Duration::from_secs(3600), job_completed("user-1"))
+        .await;
     assert_fully_deleted(&b, 30);
     assert!(sim.worker_runs > 2, "several worker runs: {}", sim.worker_runs);
     assert!(sim.dead_letters.is_empty());
@@ -296,15 +321,15 @@ async fn a_busy_job_is_queued_again_for_when_its_lease_runs_out_never_failed() {
     let job = b.snapshot().jobs["user-1"].clone();
     let lease_until = job.lease.as_ref().expect("the lease is held").until().unwrap();
     let before = b.snapshot().queue.len();
-    let out = d
-        .continue_job(&Continuation::of(&job), far())
-        .await
-        .unwrap();
+    let out = d.continue_job(&Continuation::of(&job), far()).await.unwrap();
     let Continued::Requeued { delay } = out else {
         panic!("{out:?}")
     };
     let left = (lease_until - now_of(&b)).to_std().unwrap();
-    assert!(delay >= left && delay <= left + Duration::from_secs(2), "{delay:?} vs {left:?}");
+    assert!(
+        delay >= left && delay <= left + Duration::from_secs(2),
+        "{delay:?} vs {left:?}"
+    );
     assert_eq!(b.snapshot().queue.len(), before + 1);
 }
 
@@ -318,16 +343,16 @@ async fn a_continuation_of_a_done_job_or_of_no_job_is_acknowledged() {
         attempt: 0,
     };
     assert_eq!(d.continue_job(&stray, far()).await.unwrap(), Continued::Nothing);
-    d.delete(&meta("admin-1"), &uid("user-1"), false, far()).await.unwrap();
+    d.delete(&meta("admin-1"), &uid("user-1"), false, far())
+        .await
+        .unwrap();
     let job = b.snapshot().jobs["user-1"].clone();
     // Completed, late pass not due: nothing to do now.
     assert_eq!(
         d.continue_job(&Continuation::of(&job), far()).await.unwrap(),
         Continued::Nothing
     );
-    let mut st = b.state();
-    st.jobs.get_mut("user-1").unwrap().step = Step::Done;
-    drop(st);
+    b.state().jobs.get_mut("user-1").unwrap().step = Step::Done;
     assert_eq!(
         d.continue_job(&Continuation::of(&job), far()).await.unwrap(),
         Continued::Completed
@@ -361,7 +386,10 @@ async fn the_late_pass_removes_rows_written_with_an_old_token_and_counts_them_la
     }
     // Not before the longest token lifetime (1 h) after the lock-out, and soon after it
     // (the sweep runs every 5 minutes).
-    assert!(took >= Duration::from_secs(3590) && took <= Duration::from_secs(3600 + 400), "{took:?}");
+    assert!(
+        took >= Duration::from_secs(3590) && took <= Duration::from_secs(3600 + 400),
+        "{took:?}"
+    );
     assert!(job.late_pass_done_at.is_some());
 }
 
@@ -393,7 +421,10 @@ async fn a_table_found_through_an_index_is_queried_again_until_a_query_finds_not
         .unwrap();
     sim.run_until(SIX_HOURS, job_completed("user-1")).await;
     assert_fully_deleted(&b, 9);
-    for t in CASCADE_PLAN.iter().filter(|t| matches!(t.lookup, Lookup::Index { .. })) {
+    for t in CASCADE_PLAN
+        .iter()
+        .filter(|t| matches!(t.lookup, Lookup::Index { .. }))
+    {
         if t.name != "admin_messages" {
             assert_eq!(b.count_user_items(t, "user-1"), 0);
         }
@@ -446,9 +477,16 @@ async fn two_owners_deleting_each_other_at_once_make_exactly_one_job() {
             .filter(|r| matches!(r, Err(DeleteError::Denied(Denial::Unauthenticated))))
             .count();
         assert_eq!(refused, 1, "{a:?} / {c:?}");
-        let survivor = if st.jobs.contains_key("owner-2") { "owner-1" } else { "owner-2" };
+        let survivor = if st.jobs.contains_key("owner-2") {
+            "owner-1"
+        } else {
+            "owner-2"
+        };
         assert!(!st.profiles[survivor].is_deleted());
-        assert!(st.profiles[survivor].email.is_some(), "one owner is left untouched");
+        assert!(
+            st.profiles[survivor].email.is_some(),
+            "one owner is left untouched"
+        );
     }
 }
 
@@ -481,7 +519,10 @@ async fn a_caller_whose_deletion_was_just_created_is_deleted_for_every_route() {
     );
     assert!(b.snapshot().sent_mail.is_empty(), "nothing sent");
     let again = d.delete(&meta("admin-2"), &uid("user-1"), false, far()).await;
-    assert!(matches!(again, Err(DeleteError::Denied(Denial::Unauthenticated))), "{again:?}");
+    assert!(
+        matches!(again, Err(DeleteError::Denied(Denial::Unauthenticated))),
+        "{again:?}"
+    );
     let list = b.directory().list(&meta("admin-2"), &Default::default()).await;
     assert!(list.is_err());
 }
@@ -493,7 +534,10 @@ async fn the_last_active_owner_cannot_be_deleted() {
     let d = b.deletion(DeletionSettings::default());
     for ack in [false, true] {
         let out = d.delete(&meta("admin-1"), &uid("owner-1"), ack, far()).await;
-        assert!(matches!(out, Err(DeleteError::Denied(Denial::LastOwner))), "{out:?}");
+        assert!(
+            matches!(out, Err(DeleteError::Denied(Denial::LastOwner))),
+            "{out:?}"
+        );
     }
     assert!(b.snapshot().jobs.is_empty());
     // With a second owner, that owner may delete the first.
@@ -506,9 +550,7 @@ async fn the_last_active_owner_cannot_be_deleted() {
 async fn the_cognito_username_is_resolved_by_sub_when_the_profile_has_none() {
     let b = seeded(1);
     // The pool's usernames are email addresses; a federated user's is provider_id.
-    let mut st = b.state();
-    st.auth_users.remove("user-1");
-    drop(st);
+    b.state().auth_users.remove("user-1");
     b.put_auth_user_with_sub("target.user@example.com", "user-1");
     b.put_auth_user_with_sub("Google_1093", "user-2");
     let d = b.deletion(DeletionSettings::default());
@@ -516,9 +558,15 @@ async fn the_cognito_username_is_resolved_by_sub_when_the_profile_has_none() {
         .await
         .unwrap();
     let st = b.snapshot();
-    assert!(!st.auth_users.contains_key("target.user@example.com"), "deleted by its real username");
+    assert!(
+        !st.auth_users.contains_key("target.user@example.com"),
+        "deleted by its real username"
+    );
     assert!(st.auth_users.contains_key("Google_1093"));
-    assert!(st.jobs["user-1"].auth_username.is_none(), "forgotten once completed");
+    assert!(
+        st.jobs["user-1"].auth_username.is_none(),
+        "forgotten once completed"
+    );
     d.delete(&meta("admin-1"), &uid("user-2"), false, far())
         .await
         .unwrap();
@@ -528,9 +576,7 @@ async fn the_cognito_username_is_resolved_by_sub_when_the_profile_has_none() {
 #[tokio::test]
 async fn a_username_not_found_at_lock_out_is_resolved_again_by_sub_not_taken_as_done() {
     let b = seeded(1);
-    let mut st = b.state();
-    st.auth_users.remove("user-1");
-    drop(st);
+    b.state().auth_users.remove("user-1");
     // The profile names a stale username; the real user has another one.
     b.state().profiles.get_mut("user-1").unwrap().auth_username = Some("old-name".into());
     b.put_auth_user_with_sub("new-name", "user-1");
@@ -538,7 +584,10 @@ async fn a_username_not_found_at_lock_out_is_resolved_again_by_sub_not_taken_as_
     d.delete(&meta("admin-1"), &uid("user-1"), false, far())
         .await
         .unwrap();
-    assert!(!b.snapshot().auth_users.contains_key("new-name"), "the real user was deleted");
+    assert!(
+        !b.snapshot().auth_users.contains_key("new-name"),
+        "the real user was deleted"
+    );
 }
 
 #[tokio::test]
@@ -658,7 +707,10 @@ async fn a_deletion_waits_for_a_send_in_flight_before_the_tombstone() {
     // Another request holds a send lease on user-1 for the next 10 seconds.
     b.state().send_leases.insert(
         "user-1".into(),
-        (["m-in-flight".to_owned()].into(), now + chrono::Duration::seconds(10)),
+        (
+            ["m-in-flight".to_owned()].into(),
+            now + chrono::Duration::seconds(10),
+        ),
     );
     let mut sim = Sim::new(&b, DeletionSettings::default());
     // With a budget shorter than the lease, the routine pauses before anonymising.
@@ -677,7 +729,9 @@ async fn a_deletion_waits_for_a_send_in_flight_before_the_tombstone() {
         "anonymised while a send was in flight"
     );
     // The worker goes on once the lease has run out (the send never released it).
-    let took = sim.run_until(Duration::from_secs(600), job_completed("user-1")).await;
+    let took = sim
+        .run_until(Duration::from_secs(600), job_completed("user-1"))
+        .await;
     assert_fully_deleted(&b, 1);
     assert!(took >= Duration::from_secs(9), "{took:?}");
 }
@@ -707,4 +761,69 @@ async fn the_sweep_queues_stalled_jobs_and_reports_those_over_an_hour_old() {
     tokio::time::sleep(Duration::from_secs(3600)).await;
     let report = sweeper.run().await.unwrap();
     assert_eq!(report.overdue.len(), 1, "in progress for over an hour");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_row_the_index_still_shows_after_its_deletion_is_not_counted() {
+    use domain::ports::UserData;
+    let b = sim_backend(0, Duration::from_millis(5));
+    b.set_index_lag(IndexLag {
+        new_rows_hidden_for: Duration::ZERO,
+        deleted_rows_shown_for: Duration::from_secs(2),
+    });
+    let sessions = CASCADE_PLAN.iter().find(|t| t.name == "sessions").unwrap();
+    for table in CASCADE_PLAN {
+        for i in 0..9 {
+            put_user_item(&b, table, "user-1", i);
+        }
+        put_user_item(&b, table, "user-2", 0);
+    }
+    // The app itself removed a session just before: the index still shows it for 2 s.
+    let gone = domain::model::ItemKey::from([("session_id".to_owned(), "user-1-sessions-00003".to_owned())]);
+    b.delete(sessions, &[gone]).await.unwrap();
+    let mut sim = Sim::new(&b, DeletionSettings::default());
+    sim.deletion
+        .delete(&meta("admin-1"), &uid("user-1"), false, far())
+        .await
+        .unwrap();
+    sim.run_until(SIX_HOURS, job_completed("user-1")).await;
+    let job = b.snapshot().jobs["user-1"].clone();
+    assert_eq!(job.counts()["sessions"], 8, "the deleted session was counted");
+    assert_eq!(job.counts()["transactions"], 9);
+    assert_eq!(b.count_user_items(sessions, "user-1"), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn throttling_slows_the_cascade_down_and_never_fails_it() {
+    let b = sim_backend(40, Duration::from_millis(5));
+    // Every other store call from the 15th on is told to slow down, a hundred times.
+    let plan: Vec<(u64, Fault)> = (0..100).map(|i| (15 + 2 * i, Fault::Throttle)).collect();
+    b.inject(&plan);
+    let mut sim = Sim::new(
+        &b,
+        DeletionSettings {
+            page_size: 5,
+            ..Default::default()
+        },
+    );
+    let out = sim
+        .deletion
+        .delete(
+            &meta("admin-1"),
+            &uid("user-1"),
+            false,
+            Instant::now() + Duration::from_secs(20),
+        )
+        .await;
+    assert!(
+        matches!(
+            out,
+            Ok(DeleteOutcome::Completed(_) | DeleteOutcome::InProgress(_))
+        ),
+        "throttling is no failure: {out:?}"
+    );
+    sim.run_until(SIX_HOURS, job_completed("user-1")).await;
+    assert!(b.store_calls() > 200, "the throttles were reached");
+    assert!(sim.dead_letters.is_empty());
+    assert_fully_deleted(&b, 40);
 }

@@ -109,7 +109,10 @@ async fn a_send_event_confirms_a_pending_or_unconfirmed_row_found_by_its_tag() {
     for before in [MessageStatus::Pending, MessageStatus::Unconfirmed] {
         // The row has no provider id yet: the send's own bookkeeping has not run (or never will).
         let b = with_message(before, false);
-        assert_eq!(b.delivery().apply(&fixture("send")).await.unwrap(), Recorded::Updated);
+        assert_eq!(
+            b.delivery().apply(&fixture("send")).await.unwrap(),
+            Recorded::Updated
+        );
         let m = b.snapshot().messages["m-1"].clone();
         assert_eq!(m.status, MessageStatus::Sent);
         assert_eq!(m.ses_message_id.as_deref(), Some("SES-MSG-1"));
@@ -117,19 +120,30 @@ async fn a_send_event_confirms_a_pending_or_unconfirmed_row_found_by_its_tag() {
     }
     // A send event never moves a row back.
     let b = with_message(MessageStatus::Delivered, true);
-    assert_eq!(b.delivery().apply(&fixture("send")).await.unwrap(), Recorded::Unchanged);
+    assert_eq!(
+        b.delivery().apply(&fixture("send")).await.unwrap(),
+        Recorded::Unchanged
+    );
     assert_eq!(status(&b), MessageStatus::Delivered);
 }
 
 #[tokio::test]
 async fn a_delivery_that_overtakes_the_send_bookkeeping_is_not_dropped() {
     let b = with_message(MessageStatus::Pending, false);
-    assert_eq!(b.delivery().apply(&fixture("delivery")).await.unwrap(), Recorded::Updated);
+    assert_eq!(
+        b.delivery().apply(&fixture("delivery")).await.unwrap(),
+        Recorded::Updated
+    );
     assert_eq!(status(&b), MessageStatus::Delivered);
-    assert_eq!(b.snapshot().messages["m-1"].ses_message_id.as_deref(), Some("SES-MSG-1"));
+    assert_eq!(
+        b.snapshot().messages["m-1"].ses_message_id.as_deref(),
+        Some("SES-MSG-1")
+    );
     // The late bookkeeping keeps the later status.
     use domain::ports::MessageOutbox;
-    b.mark_sent("m-1", "SES-MSG-1", "2026-11-25T10:00:02.000Z").await.unwrap();
+    b.mark_sent("m-1", "SES-MSG-1", "2026-11-25T10:00:02.000Z")
+        .await
+        .unwrap();
     assert_eq!(status(&b), MessageStatus::Delivered);
 }
 

@@ -79,7 +79,10 @@ async fn a_message_goes_to_the_address_as_stored_with_the_support_reply_to() {
     assert_eq!(mail.body, "Hello there");
     let row = &st.messages[&receipt.message_id];
     assert_eq!(row.status, MessageStatus::Sent);
-    assert_eq!(row.ses_message_id.as_deref(), Some(receipt.ses_message_id.as_str()));
+    assert_eq!(
+        row.ses_message_id.as_deref(),
+        Some(receipt.ses_message_id.as_str())
+    );
     assert!(row.attempt.is_some(), "the attempt was recorded before the call");
     let audit: Vec<_> = st.security_logs.values().collect();
     assert_eq!(audit.len(), 1);
@@ -87,7 +90,9 @@ async fn a_message_goes_to_the_address_as_stored_with_the_support_reply_to() {
     assert_eq!(audit[0].fields.get("message_id"), Some(&receipt.message_id));
     let text = format!("{:?}", audit[0]);
     assert!(
-        !text.to_lowercase().contains("example.com") && !text.contains("Hello there") && !text.contains("A message from")
+        !text.to_lowercase().contains("example.com")
+            && !text.contains("Hello there")
+            && !text.contains("A message from")
     );
     // The send lease on the recipient is released once the send is over.
     assert!(st.send_leases["user-1"].0.is_empty());
@@ -119,13 +124,19 @@ async fn the_same_key_with_another_payload_is_idempotency_key_reused() {
         .await
         .unwrap();
     let other = m
-        .send(&meta("admin-1"), input("user-1", Some("Hi"), "Other body", Some("k-1")))
+        .send(
+            &meta("admin-1"),
+            input("user-1", Some("Hi"), "Other body", Some("k-1")),
+        )
         .await;
     assert!(matches!(other, Err(SendError::IdempotencyKeyReused)), "{other:?}");
     // Keys are per caller: another admin may use the same key.
-    m.send(&meta("admin-2"), input("user-1", Some("Hi"), "Other body", Some("k-1")))
-        .await
-        .unwrap();
+    m.send(
+        &meta("admin-2"),
+        input("user-1", Some("Hi"), "Other body", Some("k-1")),
+    )
+    .await
+    .unwrap();
     assert_eq!(b.snapshot().sent_mail.len(), 2);
 }
 
@@ -141,13 +152,21 @@ async fn the_same_key_while_the_first_request_is_in_flight_is_request_in_progres
         _ = b.crashed() => {}
     }
     b.inject(&[]);
-    let again = m.send(&meta("admin-1"), input("user-1", None, "x", Some("busy"))).await;
-    let Err(SendError::RequestInProgress { message_id, retry_after }) = again else {
+    let again = m
+        .send(&meta("admin-1"), input("user-1", None, "x", Some("busy")))
+        .await;
+    let Err(SendError::RequestInProgress {
+        message_id,
+        retry_after,
+    }) = again
+    else {
         panic!("{again:?}")
     };
     assert!(!message_id.is_empty());
     assert!(retry_after > Duration::from_secs(20) && retry_after <= Duration::from_secs(30));
-    let other = m.send(&meta("admin-1"), input("user-1", None, "y", Some("busy"))).await;
+    let other = m
+        .send(&meta("admin-1"), input("user-1", None, "y", Some("busy")))
+        .await;
     assert!(matches!(other, Err(SendError::IdempotencyKeyReused)), "{other:?}");
     assert!(b.snapshot().sent_mail.is_empty());
 }
@@ -158,7 +177,10 @@ async fn concurrent_duplicates_send_one_email_and_name_one_message() {
     let m = b.messaging(settings());
     let tasks = (0..50).map(|_| {
         let m = m.clone();
-        tokio::spawn(async move { m.send(&meta("admin-1"), input("user-1", None, "Once", Some("same"))).await })
+        tokio::spawn(async move {
+            m.send(&meta("admin-1"), input("user-1", None, "Once", Some("same")))
+                .await
+        })
     });
     let mut ids = std::collections::HashSet::new();
     for r in futures::future::join_all(tasks).await {
@@ -214,7 +236,11 @@ async fn a_throttled_or_unreachable_provider_sent_nothing_and_frees_the_key() {
             _ => assert!(matches!(err, SendError::MailNotSent { .. }), "{err:?}"),
         }
         let st = b.snapshot();
-        let rows: Vec<_> = st.messages.values().filter(|r| r.recipient_id == "user-1").collect();
+        let rows: Vec<_> = st
+            .messages
+            .values()
+            .filter(|r| r.recipient_id == "user-1")
+            .collect();
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].status, MessageStatus::Failed);
         b.set_mail_behaviour(MailBehaviour::Accept);
@@ -254,7 +280,11 @@ async fn an_unconfirmed_send_is_pending_and_nothing_ever_sends_it_again() {
             assert_eq!(again.outcome, first.outcome, "{behaviour:?}");
             assert!(again.replayed);
         }
-        assert_eq!(b.snapshot().mail_calls.len(), 1, "{behaviour:?}: SES was called again");
+        assert_eq!(
+            b.snapshot().mail_calls.len(),
+            1,
+            "{behaviour:?}: SES was called again"
+        );
         assert_eq!(rows_for(&b, "user-1"), 1);
     }
 }
@@ -304,7 +334,11 @@ async fn a_takeover_of_a_key_whose_send_never_reached_ses_sends_it_once() {
         .send(&meta("admin-1"), input("user-1", None, "x", Some("k")))
         .await
         .unwrap();
-    assert_eq!(sent(&again).message_id, row.message_id, "the same message, no second row");
+    assert_eq!(
+        sent(&again).message_id,
+        row.message_id,
+        "the same message, no second row"
+    );
     assert_eq!(b.snapshot().sent_mail.len(), 1);
     assert_eq!(rows_for(&b, "user-1"), 1);
 }
@@ -337,13 +371,21 @@ async fn at_most_one_email_per_key_with_a_fault_at_every_store_call() {
                 clock.advance(chrono::Duration::seconds(45));
             }
             let st = b.snapshot();
-            assert!(st.mail_calls.len() <= 1, "{fault:?} at {k}: SES called {} times", st.mail_calls.len());
+            assert!(
+                st.mail_calls.len() <= 1,
+                "{fault:?} at {k}: SES called {} times",
+                st.mail_calls.len()
+            );
             if answered_sent {
                 assert_eq!(st.sent_mail.len(), 1, "{fault:?} at {k}");
             }
             for row in st.messages.values().filter(|r| r.recipient_id == "user-1") {
                 if row.status == MessageStatus::Sent {
-                    assert!(st.sent_mail.iter().any(|mail| mail.message_id == row.message_id), "{fault:?} at {k}: {row:?} {:?}", st.sent_mail);
+                    assert!(
+                        st.sent_mail.iter().any(|mail| mail.message_id == row.message_id),
+                        "{fault:?} at {k}: {row:?} {:?}",
+                        st.sent_mail
+                    );
                 }
             }
             if b.store_calls() < k {
@@ -375,9 +417,15 @@ async fn nobody_messages_a_deleted_user_or_a_user_without_email() {
     )
     .await
     .unwrap();
-    assert!(b.snapshot().profiles["user-1"].deleted_at.is_none(), "no tombstone yet");
+    assert!(
+        b.snapshot().profiles["user-1"].deleted_at.is_none(),
+        "no tombstone yet"
+    );
     let gone = m.send(&meta("admin-1"), input("user-1", None, "x", None)).await;
-    assert!(matches!(gone, Err(SendError::Denied(Denial::UserDeleted))), "{gone:?}");
+    assert!(
+        matches!(gone, Err(SendError::Denied(Denial::UserDeleted))),
+        "{gone:?}"
+    );
     assert!(b.snapshot().sent_mail.is_empty());
 }
 
@@ -401,7 +449,10 @@ async fn the_per_admin_limit_is_a_sliding_window() {
     let Err(SendError::RateLimited { retry_after }) = third else {
         panic!("{third:?}")
     };
-    assert!(retry_after > Duration::from_secs(40) && retry_after <= Duration::from_secs(45), "{retry_after:?}");
+    assert!(
+        retry_after > Duration::from_secs(40) && retry_after <= Duration::from_secs(45),
+        "{retry_after:?}"
+    );
     assert!(b
         .snapshot()
         .security_logs
@@ -422,9 +473,12 @@ async fn history_is_newest_first_and_paginated() {
     let (b, clock) = with_clock();
     let m = b.messaging(settings());
     for i in 0..5 {
-        m.send(&meta("admin-1"), input("user-1", Some(&format!("n{i}")), "x", None))
-            .await
-            .unwrap();
+        m.send(
+            &meta("admin-1"),
+            input("user-1", Some(&format!("n{i}")), "x", None),
+        )
+        .await
+        .unwrap();
         clock.advance(chrono::Duration::milliseconds(3));
     }
     let uid = UserId::parse("user-1").unwrap();

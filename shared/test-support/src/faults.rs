@@ -1,6 +1,10 @@
-//! Answers lost after the request took effect, as AWS produces them: an SDK interceptor that
-//! lets the request reach the emulator (so it applies there) and then replaces the answer the
-//! client sees with another one (a 500, a throttle, a 200 without its payload, ...).
+//! Faults as AWS produces them, as SDK interceptors in front of the emulator:
+//!
+//! - [`ReplaceAnswers`]: answers lost after the request took effect: the request reaches the
+//!   emulator (so it applies there) and the client sees another answer (a 500, a throttle, a
+//!   200 without its payload, ...).
+//! - [`LaggingIndex`]: a global secondary index behind its table (eventually consistent):
+//!   a query misses a row written just before, or still shows one deleted just before.
 //!
 //! A DynamoDB client built with [`dynamodb_client`] retries the replaced answer like any
 //! other 5xx (the SDK's standard retries send the very same request again), so a test sees
@@ -8,15 +12,21 @@
 
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::config::{Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::operation::query::{QueryInput, QueryOutput};
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeDeserializationInterceptorContextMut;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeDeserializationInterceptorContextMut, BeforeSerializationInterceptorContextRef,
+    FinalizerInterceptorContextMut,
+};
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::http::{Response, StatusCode};
 use aws_smithy_types::body::SdkBody;
-use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 use aws_smithy_types::retry::RetryConfig;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// An HTTP answer to hand the client instead of the emulator's.
@@ -141,6 +151,126 @@ pub fn dynamodb_client(sdk: &SdkConfig, faults: &ReplaceAnswers) -> aws_sdk_dyna
                 .with_initial_backoff(Duration::from_millis(10)),
         )
         .interceptor(faults.clone())
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
+/// What one Query answer of a lagging index leaves out and adds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Lag {
+    /// Items the table has but the index does not show yet (written just before): removed
+    /// from the answer. Each is matched on the attributes given.
+    pub hide: Vec<HashMap<String, AttributeValue>>,
+    /// Items the index still shows although the table no longer has them (deleted just
+    /// before): added to the answer as given.
+    pub show: Vec<HashMap<String, AttributeValue>>,
+}
+
+/// A global secondary index that lags behind its table, as DynamoDB's do (GSI reads are
+/// eventually consistent): the n-th `Query` of `index` on `table` answers with the
+/// [`Lag`] given for it applied (the other queries are answered as the store answers them).
+#[derive(Debug, Clone)]
+pub struct LaggingIndex {
+    table: String,
+    index: String,
+    lags: Arc<Mutex<BTreeMap<u32, Lag>>>,
+    queries: Arc<AtomicU32>,
+}
+
+/// The ordinal of this call among the matching queries (set before the call is sent).
+#[derive(Debug, Clone, Copy)]
+struct QueryOrdinal(u32);
+
+impl Storable for QueryOrdinal {
+    type Storer = StoreReplace<Self>;
+}
+
+impl LaggingIndex {
+    pub fn new(table: impl Into<String>, index: impl Into<String>) -> LaggingIndex {
+        LaggingIndex {
+            table: table.into(),
+            index: index.into(),
+            lags: Arc::default(),
+            queries: Arc::default(),
+        }
+    }
+
+    /// The `n`-th query (from 1) answers with `lag` applied.
+    pub fn on_query(self, n: u32, lag: Lag) -> LaggingIndex {
+        self.lags.lock().unwrap_or_else(|e| e.into_inner()).insert(n, lag);
+        self
+    }
+
+    /// Queries of the index so far.
+    pub fn queries(&self) -> u32 {
+        self.queries.load(Ordering::SeqCst)
+    }
+}
+
+fn matches(item: &HashMap<String, AttributeValue>, pattern: &HashMap<String, AttributeValue>) -> bool {
+    pattern.iter().all(|(k, v)| item.get(k) == Some(v))
+}
+
+impl Intercept for LaggingIndex {
+    fn name(&self) -> &'static str {
+        "LaggingIndex"
+    }
+
+    fn read_before_execution(
+        &self,
+        context: &BeforeSerializationInterceptorContextRef<'_>,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let Some(query) = context.input().downcast_ref::<QueryInput>() else {
+            return Ok(());
+        };
+        if query.table_name() == Some(self.table.as_str()) && query.index_name() == Some(self.index.as_str())
+        {
+            let n = self.queries.fetch_add(1, Ordering::SeqCst) + 1;
+            cfg.interceptor_state().store_put(QueryOrdinal(n));
+        }
+        Ok(())
+    }
+
+    fn modify_before_attempt_completion(
+        &self,
+        context: &mut FinalizerInterceptorContextMut<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let Some(QueryOrdinal(n)) = cfg.load::<QueryOrdinal>().copied() else {
+            return Ok(());
+        };
+        let Some(lag) = self
+            .lags
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&n)
+            .cloned()
+        else {
+            return Ok(());
+        };
+        let Some(Ok(output)) = context.output_or_error_mut() else {
+            return Ok(());
+        };
+        let Some(output) = output.downcast_mut::<QueryOutput>() else {
+            return Ok(());
+        };
+        let items = output.items.get_or_insert_with(Vec::new);
+        items.retain(|item| !lag.hide.iter().any(|h| matches(item, h)));
+        items.extend(lag.show.iter().cloned());
+        output.count = i32::try_from(items.len()).unwrap_or(i32::MAX);
+        Ok(())
+    }
+}
+
+/// A DynamoDB client on `sdk` with `interceptor` installed.
+pub fn dynamodb_client_with(
+    sdk: &SdkConfig,
+    interceptor: impl Intercept + 'static,
+) -> aws_sdk_dynamodb::Client {
+    let config = aws_sdk_dynamodb::config::Builder::from(sdk)
+        .interceptor(interceptor)
         .build();
     aws_sdk_dynamodb::Client::from_conf(config)
 }

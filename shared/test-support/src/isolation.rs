@@ -1,20 +1,28 @@
-//! Transactions isolated the way DynamoDB isolates them, in front of moto.
+//! Writes isolated the way DynamoDB isolates them, in front of moto.
 //!
-//! moto server (5.2.5) runs every request on its own thread and applies a `TransactWriteItems`
-//! without any lock: it checks each action's condition and writes it, one action after the
-//! other, while other requests run. A cancelled transaction is rolled back by putting back
-//! copies of its tables taken when it started, which also undoes whatever other requests
-//! wrote to those tables in between. Two transactions that each check what the other writes
-//! (two owners deleting each other) can therefore both apply on moto, and a cancelled one can
-//! erase a write that succeeded. DynamoDB never does either: a transaction is serializable
-//! against every other write to the items it touches.
+//! moto server (5.2.5) runs every request on its own thread and takes no lock anywhere in its
+//! DynamoDB backend:
 //!
-//! [`isolated`] gives an SDK configuration whose HTTP client lets a `TransactWriteItems` go
-//! to the emulator only while no other request of that configuration is in flight, and holds
-//! every other request back while one runs (a read-write lock; transactions are the
-//! writers). What the tests then see is what DynamoDB guarantees: each transaction happens
-//! entirely before or entirely after every other write. Which of two racing transactions
-//! goes first is still up to the race.
+//! - a conditional `PutItem` / `UpdateItem` / `DeleteItem` reads the item, checks the
+//!   condition and writes, while other requests run: two claims of one idempotency key can
+//!   both pass `attribute_not_exists(pk)` (seen here: 2 winners of 20 concurrent claims), and
+//!   an `UpdateItem` changes the stored item one attribute after the other, so a concurrent
+//!   read can see half of it;
+//! - a `TransactWriteItems` checks and writes its actions one after the other, and a cancelled
+//!   one is rolled back by putting back copies of its tables taken when it started, which also
+//!   undoes whatever other requests wrote to those tables in between. Two transactions that
+//!   each check what the other writes (two owners deleting each other) interleave.
+//!
+//! DynamoDB does none of this: every single-item write, condition included, is atomic, and a
+//! transaction is serializable against every other write to the items it touches.
+//!
+//! [`isolated`] gives an SDK configuration whose HTTP client holds a read-write lock around
+//! every DynamoDB request made through it: writes (`PutItem`, `UpdateItem`, `DeleteItem`,
+//! `BatchWriteItem`, `TransactWriteItems`, table changes) one at a time and alone, reads
+//! (`GetItem`, `BatchGetItem`, `Query`, `Scan`, `TransactGetItems`, `Describe*`, `List*`)
+//! together. The tests then see what DynamoDB guarantees: each write happens entirely before
+//! or entirely after every other request. Which of two racing writes goes first is still up
+//! to the race. Other services' requests are not held.
 
 use aws_config::SdkConfig;
 use aws_smithy_runtime_api::client::http::{
@@ -26,8 +34,8 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use std::sync::Arc;
 use tokio::sync::RwLock;
 
-/// `sdk` with an HTTP client that isolates `TransactWriteItems` from every other request made
-/// through it (by any client built from the returned configuration).
+/// `sdk` with an HTTP client that isolates every DynamoDB write from every other DynamoDB
+/// request made through it (by any client built from the returned configuration).
 pub fn isolated(sdk: &SdkConfig) -> SdkConfig {
     let inner = aws_smithy_http_client::Builder::new()
         .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
@@ -68,28 +76,50 @@ struct IsolatingConnector {
     lock: Arc<RwLock<()>>,
 }
 
-/// Whether the request is a DynamoDB `TransactWriteItems` (`X-Amz-Target`).
-fn is_transaction(request: &HttpRequest) -> bool {
-    request
+/// How a request takes the lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// Not DynamoDB: not held.
+    Free,
+    Read,
+    Write,
+}
+
+/// The DynamoDB operation (`X-Amz-Target: DynamoDB_20120810.<Operation>`) and how it locks.
+fn access(request: &HttpRequest) -> Access {
+    let Some(operation) = request
         .headers()
         .get("x-amz-target")
-        .is_some_and(|t| t.ends_with(".TransactWriteItems"))
+        .and_then(|t| t.strip_prefix("DynamoDB_20120810."))
+    else {
+        return Access::Free;
+    };
+    let reads = ["GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems"];
+    if reads.contains(&operation) || operation.starts_with("Describe") || operation.starts_with("List") {
+        Access::Read
+    } else {
+        Access::Write
+    }
 }
 
 impl HttpConnector for IsolatingConnector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        let transaction = is_transaction(&request);
+        let access = access(&request);
         let inner = self.inner.clone();
         let lock = self.lock.clone();
         HttpConnectorFuture::new(async move {
             // The answer (the emulator has applied the request by then) comes back before
             // the guard goes.
-            if transaction {
-                let _only_me = lock.write().await;
-                inner.call(request).await
-            } else {
-                let _no_transaction = lock.read().await;
-                inner.call(request).await
+            match access {
+                Access::Free => inner.call(request).await,
+                Access::Read => {
+                    let _no_write = lock.read().await;
+                    inner.call(request).await
+                }
+                Access::Write => {
+                    let _only_me = lock.write().await;
+                    inner.call(request).await
+                }
             }
         })
     }

@@ -4,9 +4,10 @@ use lambda_http::http::HeaderMap;
 use lambda_http::{Body, Response};
 use serde_json::Value;
 
-/// Every `code` DESIGN.md section 3 defines, plus the edge's own (`method_not_allowed`,
-/// `not_found`, `internal_error`) and `recipient_undeliverable` (README: the last message
-/// bounced or drew a complaint). Written out here, not taken from `http_api::code::ALL`.
+/// Every `code` of the HTTP contract (`docs/openapi.yaml`): the policy's and the use cases'
+/// codes, the edge's own (`method_not_allowed`, `not_found`, `internal_error`) and
+/// `recipient_undeliverable` (the last message bounced or drew a complaint). Written out
+/// here, not taken from `http_api::code::ALL`.
 pub const KNOWN_CODES: &[(u16, &str)] = &[
     (400, "invalid_body"),
     (400, "subject_invalid"),
@@ -19,12 +20,14 @@ pub const KNOWN_CODES: &[(u16, &str)] = &[
     (404, "user_not_found"),
     (404, "not_found"),
     (405, "method_not_allowed"),
-    (409, "idempotency_conflict"),
+    (409, "request_in_progress"),
+    (409, "last_owner"),
     (410, "user_deleted"),
     (413, "payload_too_large"),
     (422, "acknowledgement_required"),
     (422, "no_email_address"),
     (422, "recipient_undeliverable"),
+    (422, "idempotency_key_reused"),
     (429, "rate_limited"),
     (500, "internal_error"),
     (502, "mail_rejected"),
@@ -162,7 +165,7 @@ impl Answer {
                 assert!(!detail.contains(word), "a 5xx detail is opaque, got {detail:?}");
             }
         }
-        if self.status == 429 || self.status == 503 {
+        if self.status == 429 || self.status == 503 || code == "request_in_progress" {
             assert!(
                 self.header("retry-after").is_some(),
                 "{} carries Retry-After: {}",

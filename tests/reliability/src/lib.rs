@@ -1,4 +1,4 @@
-//! Reliability tests of the admin Users tab backend (issue 7). The tests live in `tests/`;
+//! Reliability tests of the admin Users tab backend. The tests live in `tests/`;
 //! this library holds what they share:
 //!
 //! - [`answer`]: a handler's response read like a client reads it, and what every answer

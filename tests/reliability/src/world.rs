@@ -160,6 +160,33 @@ pub fn completed_job(user_id: &str, role: &str) -> DeletionJob {
     }
 }
 
+/// A deletion job just created by `actor`, before any step ran (no lease).
+pub fn new_job(user_id: &str, role: &str, actor: &str) -> DeletionJob {
+    let now = domain::model::timestamp(chrono::Utc::now());
+    DeletionJob {
+        user_id: user_id.into(),
+        job_id: format!("job-{user_id}"),
+        step: Step::Audit,
+        actor_id: actor.into(),
+        target_role: role.into(),
+        target_email_sha256: Some("1".repeat(64)),
+        auth_username: Some(user_id.into()),
+        created_at: now.clone(),
+        updated_at: now,
+        locked_out_at: None,
+        completed_at: None,
+        late_pass_due_at: None,
+        late_pass_done_at: None,
+        request_id: "req-new".into(),
+        source_ip: None,
+        user_agent: None,
+        progress: BTreeMap::new(),
+        late_progress: BTreeMap::new(),
+        version: 1,
+        lease: None,
+    }
+}
+
 /// `n` items of `user` in every table of the cascade plan (messages included).
 pub fn put_user_data(b: &InMemoryBackend, user: &str, n: usize) {
     for table in CASCADE_PLAN {

@@ -1,6 +1,7 @@
 //! The authorization matrix through the real handlers: every caller kind x action x target x
 //! acknowledgement, one freshly seeded in-memory backend per cell, checked against the table
-//! in `authorization_matrix.txt` (written from DESIGN.md, not from the policy crate).
+//! in `authorization_matrix.txt` (written from the product's rules, not from the policy
+//! crate). A second test covers the last active owner, which needs a world of its own.
 
 use domain::cascade::CASCADE_PLAN;
 use domain::memory::{InMemoryBackend, State};
@@ -17,13 +18,22 @@ const CALLERS: &[&str] = &[
     "no-claims",
     "unknown-sub",
     "tombstoned",
+    "deleting",
     "user",
     "admin",
     "owner",
     "unknown-role",
 ];
 const ACTIONS: &[&str] = &["send", "delete", "history", "status"];
-const TARGETS: &[&str] = &["self", "user", "admin", "owner", "tombstoned", "missing"];
+const TARGETS: &[&str] = &[
+    "self",
+    "user",
+    "admin",
+    "owner",
+    "tombstoned",
+    "deleting",
+    "missing",
+];
 const ACKS: &[&str] = &["absent", "false", "true"];
 
 const SUBJECT: &str = "Quarterly account review";
@@ -41,12 +51,19 @@ const PEOPLE: &[(&str, &str, Option<&str>)] = &[
 ];
 /// Tombstones (a deleted former admin as a caller, a deleted user as a target).
 const TOMBSTONES: &[(&str, &str)] = &[("former-1", "admin"), ("target-gone", "user")];
+/// Deletions just created, not run yet (an admin as a caller, a user as a target): the
+/// profile is marked with the job and still holds its email.
+const LEAVING: &[(&str, &str, &str)] = &[
+    ("leaving-admin", "admin", "lea.leaving@matrix-example.com"),
+    ("target-leaving", "user", "tom.leaving@matrix-example.com"),
+];
 
 fn caller_id(kind: &str) -> Option<&'static str> {
     match kind {
         "no-claims" => None,
         "unknown-sub" => Some("ghost-1"),
         "tombstoned" => Some("former-1"),
+        "deleting" => Some("leaving-admin"),
         "user" => Some("user-1"),
         "admin" => Some("admin-1"),
         "owner" => Some("owner-1"),
@@ -62,6 +79,7 @@ fn target_id(kind: &str, caller: Option<&'static str>) -> &'static str {
         "admin" => "target-admin",
         "owner" => "target-owner",
         "tombstoned" => "target-gone",
+        "deleting" => "target-leaving",
         "missing" => "target-missing",
         other => panic!("unknown target kind {other}"),
     }
@@ -78,11 +96,12 @@ fn audit_action(action: &str) -> &'static str {
     }
 }
 
+/// The address a mail to `id` goes to: as stored, trimmed (the case is kept).
 fn email_of(id: &str) -> Option<String> {
     PEOPLE
         .iter()
         .find(|(p, _, _)| *p == id)
-        .and_then(|(_, _, e)| e.map(|e| e.trim().to_lowercase()))
+        .and_then(|(_, _, e)| e.map(|e| e.trim().to_owned()))
 }
 
 fn seeded() -> Arc<InMemoryBackend> {
@@ -97,6 +116,16 @@ fn seeded() -> Arc<InMemoryBackend> {
             .jobs
             .insert((*id).to_owned(), world::completed_job(id, role));
     }
+    for (id, role, email) in LEAVING {
+        let mut p = world::profile(id, role, Some(email));
+        p.deletion_job_id = Some(format!("job-{id}"));
+        b.put_profile(p);
+        b.put_auth_user(id);
+        b.state()
+            .jobs
+            .insert((*id).to_owned(), world::new_job(id, role, "owner-1"));
+    }
+    world::put_user_data(&b, "target-leaving", 2);
     world::put_user_data(&b, "target-user", 2);
     world::put_user_data(&b, "target-admin", 1);
     world::put_user_data(&b, "user-1", 1);
@@ -339,10 +368,10 @@ fn check_success(action: &str, target: &str, answer: &Answer) -> Result<(), Stri
         "delete" => doc["status"] == "completed" && doc["job_id"].is_string() && doc["deleted"].is_object(),
         "history" => doc["items"].is_array(),
         "status" => {
-            let expected = if target == "target-gone" {
-                "completed"
-            } else {
-                "not_started"
+            let expected = match target {
+                "target-gone" => "completed",
+                "target-leaving" => "in_progress",
+                _ => "not_started",
             };
             doc["status"] == expected && doc["user_id"] == target
         }
@@ -362,6 +391,7 @@ async fn every_caller_action_target_and_acknowledgement_gets_the_documented_answ
         .iter()
         .filter_map(|(_, _, e)| e.map(str::to_owned))
         .collect();
+    secrets.extend(LEAVING.iter().map(|(_, _, e)| (*e).to_owned()));
     secrets.extend([SUBJECT.to_owned(), BODY.to_owned()]);
     logs::forbid(&secrets);
 
@@ -461,4 +491,96 @@ async fn every_caller_action_target_and_acknowledgement_gets_the_documented_answ
         lines > 0,
         "the handlers logged nothing at all: is the capture installed?"
     );
+}
+
+/// The last active owner: a world of its own (the matrix always has an owner caller).
+#[tokio::test]
+async fn the_last_active_owner_cannot_be_deleted_and_the_refusal_changes_nothing() {
+    logs::capture();
+    logs::forbid(["solo.owner@matrix-example.com", "second.owner@matrix-example.com"]);
+    let world_with = |second_owner: Option<bool>| {
+        let b = InMemoryBackend::new();
+        b.put_profile(world::profile(
+            "solo-owner",
+            "owner",
+            Some("solo.owner@matrix-example.com"),
+        ));
+        b.put_profile(world::profile(
+            "admin-1",
+            "admin",
+            Some("ada.admin@matrix-example.com"),
+        ));
+        match second_owner {
+            None => {}
+            // Another owner, active.
+            Some(false) => b.put_profile(world::profile(
+                "owner-2",
+                "owner",
+                Some("second.owner@matrix-example.com"),
+            )),
+            // Another owner whose deletion job has just been created: not active any more.
+            Some(true) => {
+                let mut p = world::profile("owner-2", "owner", Some("second.owner@matrix-example.com"));
+                p.deletion_job_id = Some("job-owner-2".into());
+                b.put_profile(p);
+                b.state()
+                    .jobs
+                    .insert("owner-2".into(), world::new_job("owner-2", "owner", "solo-owner"));
+            }
+        }
+        for id in ["solo-owner", "admin-1", "owner-2"] {
+            b.put_auth_user(id);
+        }
+        b
+    };
+    // (world, caller, target, ack, expected answer)
+    let cases: &[(Option<bool>, &str, &str, bool, &str)] = &[
+        // The only owner, whoever asks and however: refused before anything else is decided
+        // (the admin would also be refused for the role).
+        (None, "admin-1", "solo-owner", true, "409 last_owner"),
+        (None, "admin-1", "solo-owner", false, "409 last_owner"),
+        // The only other owner is being deleted: this one is the last active owner now.
+        (Some(true), "admin-1", "solo-owner", true, "409 last_owner"),
+        // ... and the owner being deleted has no rights left at all.
+        (Some(true), "owner-2", "solo-owner", true, "401 unauthenticated"),
+        // With another active owner, the usual rules apply.
+        (
+            Some(false),
+            "admin-1",
+            "solo-owner",
+            true,
+            "403 privileged_target",
+        ),
+        (Some(false), "owner-2", "solo-owner", true, "200"),
+    ];
+    for (second, caller, target, ack, expected) in cases {
+        let b = world_with(*second);
+        let apps = Apps::in_memory(&b);
+        let before = b.snapshot();
+        let event = world::delete(Some(caller), target).json(&json!({ "acknowledge_privileged": ack }));
+        let answer = apps.call(Function::DeleteUser, event).await;
+        let after = b.snapshot();
+        let what = format!("{caller} deletes {target} (second owner {second:?}, ack {ack})");
+        assert_eq!(answer.summary(), *expected, "{what}: {}", answer.body);
+        answer.assert_well_formed();
+        if answer.status >= 400 {
+            assert!(
+                world::differences(&before, &after).is_empty(),
+                "{what}: a refusal changed {:?}",
+                world::differences(&before, &after)
+            );
+            let events = world::new_events(&before, &after);
+            assert_eq!(events.len(), 1, "{what}: one admin_action_denied");
+            assert_eq!(events[0].event_type, EventType::AdminActionDenied, "{what}");
+            assert_eq!(
+                events[0].fields.get("reason").map(String::as_str),
+                answer.code(),
+                "{what}"
+            );
+        } else {
+            assert!(after.jobs["solo-owner"].is_completed(), "{what}");
+        }
+    }
+    println!("last owner: {} cases", cases.len());
+    logs::assert_clean();
 }

@@ -25,6 +25,8 @@ use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 
 const DEP: &str = "deletion_jobs";
+/// Attempts of the job-creation transaction while it meets a concurrent one.
+const CREATE_ATTEMPTS: u32 = 4;
 /// The sparse index of jobs that are not done.
 pub(crate) const OPEN_INDEX: &str = "open_jobs";
 pub(crate) const OPEN_ATTR: &str = "open_state";
@@ -53,7 +55,12 @@ impl DynamoDeletionJobs {
 }
 
 fn counts_map(counts: BTreeMap<String, u64>) -> AttributeValue {
-    AttributeValue::M(counts.into_iter().map(|(t, c)| (t, n(c))).collect::<HashMap<_, _>>())
+    AttributeValue::M(
+        counts
+            .into_iter()
+            .map(|(t, c)| (t, n(c)))
+            .collect::<HashMap<_, _>>(),
+    )
 }
 
 pub(crate) fn job_item(job: &DeletionJob, save_token: &str) -> StoreResult<Item> {
@@ -79,7 +86,11 @@ pub(crate) fn job_item(job: &DeletionJob, save_token: &str) -> StoreResult<Item>
         item.insert("late".into(), counts_map(job.late_counts()));
     }
     if let Some(due) = job.sweep_due_at() {
-        let state = if job.step == Step::LatePass { LATE_PASS } else { IN_PROGRESS };
+        let state = if job.step == Step::LatePass {
+            LATE_PASS
+        } else {
+            IN_PROGRESS
+        };
         item.insert(OPEN_ATTR.into(), s(state));
         item.insert("due_at".into(), s(due));
     }
@@ -144,23 +155,43 @@ impl DeletionJobs for DynamoDeletionJobs {
             .expression_attribute_names("#job", DELETION_JOB_ATTR)
             .build()
             .map_err(|e| build(DEP, what(), e))?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .transact_items(TransactWriteItem::builder().update(mark).build())
-            .transact_items(TransactWriteItem::builder().condition_check(actor).build())
-            .send()
-            .within_deadline()
-            .await;
-        let err = match result {
-            Ok(_) => return Ok(Created::Created),
-            Err(err) => err,
+        // Two transactions on the same items at once (two owners deleting each other) cancel
+        // one with TransactionConflict: try again, so that the loser meets the winner's
+        // write and is refused for it, instead of answering 503.
+        let mut attempt = 0;
+        let (err, reasons) = loop {
+            attempt += 1;
+            let result = self
+                .client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().put(put.clone()).build())
+                .transact_items(TransactWriteItem::builder().update(mark.clone()).build())
+                .transact_items(
+                    TransactWriteItem::builder()
+                        .condition_check(actor.clone())
+                        .build(),
+                )
+                .send()
+                .within_deadline()
+                .await;
+            let err = match result {
+                Ok(_) => return Ok(Created::Created),
+                Err(err) => err,
+            };
+            let Some(TransactWriteItemsError::TransactionCanceledException(tce)) = err.as_service_error()
+            else {
+                return Err(sdk(DEP, what(), err));
+            };
+            let reasons = tce.cancellation_reasons().to_vec();
+            let conflict = reasons.iter().any(|r| r.code() == Some("TransactionConflict"));
+            if conflict && attempt < CREATE_ATTEMPTS {
+                tokio::time::sleep(std::time::Duration::from_millis(20 + fastrand::u64(0..80))).await;
+                continue;
+            }
+            break (err, reasons);
         };
-        let Some(TransactWriteItemsError::TransactionCanceledException(tce)) = err.as_service_error() else {
-            return Err(sdk(DEP, what(), err));
-        };
-        let reasons = tce.cancellation_reasons();
+        let reasons = reasons.as_slice();
+        drop(err);
         if cancelled_retryable(reasons) {
             return Err(cancelled(DEP, what(), reasons));
         }

@@ -69,7 +69,8 @@ impl DynamoDeliveryLog {
         for (p, st) in placeholders.iter().zip(&from) {
             values.insert(p.clone(), s(st.as_str()));
         }
-        let mut set = "#status = :to, updated_at = :at, ses_message_id = if_not_exists(ses_message_id, :sid)".to_owned();
+        let mut set = "#status = :to, updated_at = :at, ses_message_id = if_not_exists(ses_message_id, :sid)"
+            .to_owned();
         if update == DeliveryUpdate::Sent {
             set.push_str(", sent_at = if_not_exists(sent_at, :at)");
         }

@@ -13,7 +13,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditi
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, TimeZone, Utc};
 use domain::ports::{
-    Claim, ClaimRequest, DependencyError, Idempotency, IdempotencyRecord, RateDecision, RateLimiter, StoreResult,
+    Claim, ClaimRequest, DependencyError, Idempotency, IdempotencyRecord, RateDecision, RateLimiter,
+    StoreResult,
 };
 use std::time::Duration;
 
@@ -195,7 +196,14 @@ impl Idempotency for DynamoIdempotency {
         ))
     }
 
-    async fn complete(&self, scope: &str, key: &str, owner: &str, status: u16, response: &str) -> StoreResult<()> {
+    async fn complete(
+        &self,
+        scope: &str,
+        key: &str,
+        owner: &str,
+        status: u16,
+        response: &str,
+    ) -> StoreResult<()> {
         let result = self
             .client
             .update_item()
@@ -352,7 +360,8 @@ impl RateLimiter for DynamoRateLimiter {
                 // Another use got in first (or this very write applied and its answer was
                 // lost): read again.
                 Err(e) if is_ccf(&e) => {
-                    tokio::time::sleep(Duration::from_millis(5 + fastrand::u64(0..20) * attempt as u64)).await;
+                    tokio::time::sleep(Duration::from_millis(5 + fastrand::u64(0..20) * attempt as u64))
+                        .await;
                 }
                 Err(e) => {
                     return Err(sdk(

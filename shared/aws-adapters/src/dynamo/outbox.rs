@@ -7,7 +7,9 @@
 
 use super::event_item;
 use super::profiles::{millis, DELETION_JOB_ATTR, SENDS_IN_FLIGHT_ATTR, SEND_LEASE_ATTR};
-use crate::attrs::{decode_cursor, encode_cursor, from_item_key, get_s, opt_s, put_opt, req_s, s, to_item_key, Item};
+use crate::attrs::{
+    decode_cursor, encode_cursor, from_item_key, get_s, opt_s, put_opt, req_s, s, to_item_key, Item,
+};
 use crate::deadline::WithinDeadline;
 use crate::errors::{build, is_retryable_code, malformed, sdk};
 use async_trait::async_trait;
@@ -30,8 +32,7 @@ pub(crate) const PENDING_INDEX: &str = "pending";
 /// Present (with this value) only while a row is pending.
 pub(crate) const PENDING_ATTR: &str = "pending_queue";
 const PENDING_VALUE: &str = "pending";
-/// The error code of a row the sweep found pending and never handed to SES.
-const NOT_SENT: &str = "NotSent";
+use domain::model::NOT_SENT;
 
 #[derive(Clone, Debug)]
 pub struct DynamoMessageOutbox {
@@ -208,7 +209,12 @@ impl MessageOutbox for DynamoMessageOutbox {
         Err(cancelled(DEP, what(), reasons))
     }
 
-    async fn begin_attempt(&self, message_id: &str, attempt: &str, event: &SecurityEvent) -> StoreResult<Attempt> {
+    async fn begin_attempt(
+        &self,
+        message_id: &str,
+        attempt: &str,
+        event: &SecurityEvent,
+    ) -> StoreResult<Attempt> {
         let what = || {
             format!(
                 "TransactWriteItems (begin attempt) on {} and {}",
@@ -275,10 +281,17 @@ impl MessageOutbox for DynamoMessageOutbox {
             // The event exists, so an attempt was marked in the same transaction: ours
             // (a retry that had applied, answered as a failure by a store that does not replay
             // transactions) or another one's.
-            return Ok(match self.raw_get(message_id).await?.as_ref().and_then(|r| get_s(r, "attempt")) {
-                Some(a) if a == attempt => Attempt::Began,
-                _ => Attempt::Taken,
-            });
+            return Ok(
+                match self
+                    .raw_get(message_id)
+                    .await?
+                    .as_ref()
+                    .and_then(|r| get_s(r, "attempt"))
+                {
+                    Some(a) if a == attempt => Attempt::Began,
+                    _ => Attempt::Taken,
+                },
+            );
         }
         Err(cancelled(DEP, what(), reasons))
     }
@@ -303,7 +316,9 @@ impl MessageOutbox for DynamoMessageOutbox {
             .send()
             .within_deadline()
             .await;
-        if condition_failed_is_done(result, || format!("UpdateItem (mark sent) on {}", self.messages_table))? {
+        if condition_failed_is_done(result, || {
+            format!("UpdateItem (mark sent) on {}", self.messages_table)
+        })? {
             return Ok(());
         }
         // An SES event moved the row on first (or the row was erased with its recipient):
@@ -322,7 +337,10 @@ impl MessageOutbox for DynamoMessageOutbox {
             .send()
             .within_deadline()
             .await;
-        condition_failed_is_done(result, || format!("UpdateItem (mark sent) on {}", self.messages_table)).map(drop)
+        condition_failed_is_done(result, || {
+            format!("UpdateItem (mark sent) on {}", self.messages_table)
+        })
+        .map(drop)
     }
 
     async fn release(&self, recipient_id: &str, message_id: &str) -> StoreResult<()> {
@@ -441,8 +459,18 @@ impl MessageOutbox for DynamoMessageOutbox {
                 .send()
                 .within_deadline()
                 .await
-                .map_err(|e| sdk(DEP, format!("Query {PENDING_INDEX} on {}", self.messages_table), e))?;
-            ids.extend(out.items().iter().filter_map(|i| get_s(i, "message_id").map(str::to_owned)));
+                .map_err(|e| {
+                    sdk(
+                        DEP,
+                        format!("Query {PENDING_INDEX} on {}", self.messages_table),
+                        e,
+                    )
+                })?;
+            ids.extend(
+                out.items()
+                    .iter()
+                    .filter_map(|i| get_s(i, "message_id").map(str::to_owned)),
+            );
             match out.last_evaluated_key() {
                 Some(k) => start = Some(k.clone()),
                 None => break,
@@ -452,7 +480,12 @@ impl MessageOutbox for DynamoMessageOutbox {
     }
 
     async fn settle_stale(&self, message_id: &str, at: &str) -> StoreResult<Option<MessageStatus>> {
-        let what = || format!("UpdateItem (settle a stale pending row) on {}", self.messages_table);
+        let what = || {
+            format!(
+                "UpdateItem (settle a stale pending row) on {}",
+                self.messages_table
+            )
+        };
         // SES may have been called for a row with an attempt: unconfirmed.
         let unconfirmed = self
             .client

@@ -1,7 +1,7 @@
 //! `profiles` (`PROFILES_TABLE`): read, anonymise into the tombstone, list.
 
-use crate::deadline::WithinDeadline;
 use crate::attrs::{decode_cursor, encode_cursor, get_n, get_s, opt_s, req_s, s, Item};
+use crate::deadline::WithinDeadline;
 use crate::errors::sdk;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;

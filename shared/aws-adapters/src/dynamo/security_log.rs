@@ -1,8 +1,8 @@
 //! `security_logs` (`SECURITY_LOGS_TABLE`): the append-only audit trail.
 
-use crate::deadline::WithinDeadline;
 use super::event_item;
 use crate::attrs::s;
+use crate::deadline::WithinDeadline;
 use crate::errors::sdk;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};

@@ -18,8 +18,11 @@ use std::time::Duration;
 pub const MAX_BATCH_WRITE: usize = 25;
 /// DynamoDB's limit for one `BatchGetItem`.
 pub const MAX_BATCH_GET: usize = 100;
-/// Batches of one `delete` call in flight at once.
+/// Batches of one `delete` call in flight at once: where a table starts, and the bounds the
+/// adaptive limit moves in (halved when DynamoDB pushes back, one more after a call without).
 const BATCHES_IN_FLIGHT: usize = 4;
+const MIN_IN_FLIGHT: usize = 1;
+const MAX_IN_FLIGHT: usize = 16;
 /// Tries of one batch while DynamoDB hands back `UnprocessedItems`.
 const MAX_ATTEMPTS: u32 = 8;
 const BACKOFF_BASE: Duration = Duration::from_millis(25);
@@ -30,6 +33,9 @@ pub struct DynamoUserData {
     client: Client,
     /// Cascade plan name (`transactions`, ...) → physical table name.
     tables: BTreeMap<String, String>,
+    /// Per physical table, the batches one `delete` keeps in flight (additive increase,
+    /// multiplicative decrease on throttling), shared by every caller of this adapter.
+    in_flight: std::sync::Arc<std::sync::Mutex<HashMap<String, usize>>>,
 }
 
 impl DynamoUserData {
@@ -38,6 +44,7 @@ impl DynamoUserData {
         DynamoUserData {
             client,
             tables: tables.into_iter().collect(),
+            in_flight: std::sync::Arc::default(),
         }
     }
 
@@ -50,12 +57,31 @@ impl DynamoUserData {
         })
     }
 
-    /// Write one batch (≤ 25) until DynamoDB has processed every request.
+    /// The batches a `delete` on `physical` may keep in flight now.
+    fn limit(&self, physical: &str) -> usize {
+        let map = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(physical).copied().unwrap_or(BATCHES_IN_FLIGHT)
+    }
+
+    /// Adapt the limit after a call: halve it when DynamoDB pushed back, else one more.
+    fn adapt(&self, physical: &str, pushed_back: bool) {
+        let mut map = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        let limit = map.entry(physical.to_owned()).or_insert(BATCHES_IN_FLIGHT);
+        *limit = if pushed_back {
+            (*limit / 2).max(MIN_IN_FLIGHT)
+        } else {
+            (*limit + 1).min(MAX_IN_FLIGHT)
+        };
+    }
+
+    /// Write one batch (≤ 25) until DynamoDB has processed every request. Sets `pushed_back`
+    /// when DynamoDB handed items back (its capacity was exceeded).
     async fn write_batch(
         &self,
         dep: &'static str,
         physical: &str,
         mut requests: Vec<WriteRequest>,
+        pushed_back: &std::sync::atomic::AtomicBool,
     ) -> StoreResult<()> {
         for attempt in 1..=MAX_ATTEMPTS {
             debug_assert!(requests.len() <= MAX_BATCH_WRITE);
@@ -75,13 +101,13 @@ impl DynamoUserData {
             if requests.is_empty() {
                 return Ok(());
             }
+            pushed_back.store(true, std::sync::atomic::Ordering::Relaxed);
             if attempt < MAX_ATTEMPTS {
                 tokio::time::sleep(full_jitter(attempt)).await;
             }
         }
-        Err(DependencyError::new(
+        Err(DependencyError::throttled(
             dep,
-            true,
             anyhow::anyhow!(
                 "{} delete requests on {physical} still unprocessed after {MAX_ATTEMPTS} attempts",
                 requests.len()
@@ -179,15 +205,21 @@ impl UserData for DynamoUserData {
             .iter()
             .map(|batch| batch.iter().map(delete_request).collect::<StoreResult<Vec<_>>>())
             .collect::<StoreResult<Vec<_>>>()?;
-        futures::stream::iter(
+        let pushed_back = std::sync::atomic::AtomicBool::new(false);
+        let result = futures::stream::iter(
             requests
                 .into_iter()
-                .map(|batch| self.write_batch(table.name, physical, batch)),
+                .map(|batch| self.write_batch(table.name, physical, batch, &pushed_back)),
         )
-        .buffer_unordered(BATCHES_IN_FLIGHT)
+        .buffer_unordered(self.limit(physical))
         .try_collect::<Vec<()>>()
-        .await?;
-        Ok(())
+        .await;
+        let throttled = matches!(&result, Err(e) if e.throttled);
+        self.adapt(
+            physical,
+            throttled || pushed_back.load(std::sync::atomic::Ordering::Relaxed),
+        );
+        result.map(drop)
     }
 
     async fn existing(&self, table: &CascadeTable, keys: &[ItemKey]) -> StoreResult<Vec<ItemKey>> {
@@ -219,7 +251,12 @@ impl UserData for DynamoUserData {
                     .within_deadline()
                     .await
                     .map_err(|e| sdk(table.name, format!("BatchGetItem on {physical}"), e))?;
-                for item in out.responses().and_then(|r| r.get(physical)).into_iter().flatten() {
+                for item in out
+                    .responses()
+                    .and_then(|r| r.get(physical))
+                    .into_iter()
+                    .flatten()
+                {
                     found.push(to_item_key(item, table.name)?);
                 }
                 wanted = out
@@ -231,10 +268,12 @@ impl UserData for DynamoUserData {
                     break;
                 }
                 if attempt == MAX_ATTEMPTS {
-                    return Err(DependencyError::new(
+                    return Err(DependencyError::throttled(
                         table.name,
-                        true,
-                        anyhow::anyhow!("{} keys of {physical} still unprocessed after {MAX_ATTEMPTS} attempts", wanted.len()),
+                        anyhow::anyhow!(
+                            "{} keys of {physical} still unprocessed after {MAX_ATTEMPTS} attempts",
+                            wanted.len()
+                        ),
                     ));
                 }
                 tokio::time::sleep(full_jitter(attempt)).await;

@@ -191,7 +191,10 @@ impl Sim {
                 continue;
             }
             let wake = self.b.next_visible_at().map_or(next_sweep, |t| t.min(next_sweep));
-            let wait = (wake - now).to_std().unwrap_or_default().max(Duration::from_millis(1));
+            let wait = (wake - now)
+                .to_std()
+                .unwrap_or_default()
+                .max(Duration::from_millis(1));
             tokio::time::sleep(wait).await;
         }
     }
@@ -199,7 +202,11 @@ impl Sim {
 
 /// The deletion job of `user` is done, late pass included.
 pub fn job_done(user: &'static str) -> impl Fn(&State) -> bool {
-    move |st: &State| st.jobs.get(user).is_some_and(|j| j.step == domain::job::Step::Done)
+    move |st: &State| {
+        st.jobs
+            .get(user)
+            .is_some_and(|j| j.step == domain::job::Step::Done)
+    }
 }
 
 /// The deletion job of `user` is completed (its late pass may still be to come).
