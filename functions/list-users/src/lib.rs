@@ -1,5 +1,6 @@
 //! `GET /admin/users?q=&limit=&cursor=`: the Users tab's table, through [`Directory::list`].
 
+use domain::cursor::UserCursor;
 use domain::model::{Profile, RequestMeta};
 use domain::ports::ListQuery;
 use domain::users::Directory;
@@ -57,7 +58,7 @@ pub async fn handle(app: &Directory, req: Request) -> Response<Body> {
 }
 
 async fn list(app: &Directory, meta: &RequestMeta, req: &Request) -> Result<Response<Body>, Problem> {
-    let (limit, cursor) = request::page(req, DEFAULT_LIMIT, MAX_LIMIT)?;
+    let (limit, cursor) = request::page::<UserCursor>(req, DEFAULT_LIMIT, MAX_LIMIT)?;
     let search = match request::query(req, "q").map(str::trim) {
         None | Some("") => None,
         Some(q) if q.chars().count() > MAX_QUERY || q.chars().any(char::is_control) => {
