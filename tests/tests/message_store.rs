@@ -255,7 +255,7 @@ async fn any_cursor_of_the_documented_form_is_a_starting_point_in_the_users_own_
             .unwrap();
     }
     store
-        .reserve(&message("bob-1", "u-2", "2025-01-01T00:00:01.000Z"), lease)
+        .reserve(&message("bob-1", "u-2", "2025-01-01T00:00:01.500Z"), lease)
         .await
         .unwrap();
     let ids = |page: &domain::model::Page<AdminMessage>| -> Vec<String> {
@@ -267,7 +267,7 @@ async fn any_cursor_of_the_documented_form_is_a_starting_point_in_the_users_own_
     assert_eq!(ids(&page), ["m-2", "m-1", "m-0"]);
     // Another user's message as the cursor: the position counts, the recipient does not; the
     // page is still only u-1's messages.
-    let bobs = MessageCursor::parse("2025-01-01T00:00:01.000Z~bob-1").unwrap();
+    let bobs = MessageCursor::parse("2025-01-01T00:00:01.500Z~bob-1").unwrap();
     let page = store.history("u-1", 10, Some(&bobs)).await.unwrap();
     assert_eq!(ids(&page), ["m-1", "m-0"]);
     // Past the oldest message: an empty last page, not an error.

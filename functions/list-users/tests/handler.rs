@@ -161,6 +161,11 @@ async fn bad_query_parameters_are_invalid_body() {
         list("admin-1").query("limit", "0"),
         list("admin-1").query("limit", "many"),
         list("admin-1").query("q", &"q".repeat(201)),
+        list("admin-1").query("q", &format!(" {} ", "q".repeat(199))),
+        list("admin-1").query("q", "\tana"),
+        list("admin-1").query("q", "ana\u{85}"),
+        list("admin-1").query("limit", ""),
+        list("admin-1").query("limit", " 5"),
     ] {
         assert_problem(&call(&d, event).await, 400, "invalid_body");
     }

@@ -745,7 +745,9 @@ async fn a_history_cursor_that_is_not_a_next_cursor_is_invalid_cursor_and_reads_
     let b = backend();
     let a = app(&b);
     assert_eq!(
-        call(&a, post("owner-1", "user-1").json(&json!({"body": "hi"}))).await.status(),
+        call(&a, post("owner-1", "user-1").json(&json!({"body": "hi"})))
+            .await
+            .status(),
         201
     );
     let before = b.snapshot();
@@ -759,7 +761,11 @@ async fn a_history_cursor_that_is_not_a_next_cursor_is_invalid_cursor_and_reads_
         let r = call(&a, get("admin-1", "user-1").query("cursor", bad)).await;
         assert_problem(&r, 400, "invalid_cursor");
     }
-    assert_eq!(b.snapshot().security_logs, before.security_logs, "refused at the edge");
+    assert_eq!(
+        b.snapshot().security_logs,
+        before.security_logs,
+        "refused at the edge"
+    );
 }
 
 #[tokio::test]
@@ -768,7 +774,10 @@ async fn the_history_cursor_is_the_last_messages_time_and_id_and_any_such_positi
     let a = app(&b);
     for i in 0..3 {
         let body = json!({"subject": format!("n{i}"), "body": "x"});
-        assert_eq!(call(&a, post("owner-1", "user-1").json(&body)).await.status(), 201);
+        assert_eq!(
+            call(&a, post("owner-1", "user-1").json(&body)).await.status(),
+            201
+        );
         tokio::time::sleep(std::time::Duration::from_millis(3)).await;
     }
     let page = body_json(&call(&a, get("admin-1", "user-1").query("limit", "1")).await);

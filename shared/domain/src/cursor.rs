@@ -169,7 +169,10 @@ mod tests {
         let c = UserCursor::parse("user-17").unwrap();
         assert_eq!(c.user_id(), "user-17");
         assert_eq!(c.to_string(), "user-17");
-        assert_eq!(UserCursor::after("3f1c6a5e-9a4b:x.y_z").unwrap().to_string(), "3f1c6a5e-9a4b:x.y_z");
+        assert_eq!(
+            UserCursor::after("3f1c6a5e-9a4b:x.y_z").unwrap().to_string(),
+            "3f1c6a5e-9a4b:x.y_z"
+        );
     }
 
     #[test]
@@ -185,18 +188,39 @@ mod tests {
     #[test]
     fn text_that_is_not_a_cursor_is_refused_with_the_rule_it_breaks() {
         assert_eq!(UserCursor::parse(""), Err(CursorError::Empty));
-        assert_eq!(UserCursor::parse("a~b"), Err(CursorError::Parts { expected: 1, got: 2 }));
+        assert_eq!(
+            UserCursor::parse("a~b"),
+            Err(CursorError::Parts { expected: 1, got: 2 })
+        );
         assert_eq!(UserCursor::parse("a b"), Err(CursorError::InvalidCharacter(' ')));
-        assert_eq!(UserCursor::parse("eyJ1c2VyX2lkIjoidSJ9=="), Err(CursorError::InvalidCharacter('=')));
+        assert_eq!(
+            UserCursor::parse("eyJ1c2VyX2lkIjoidSJ9=="),
+            Err(CursorError::InvalidCharacter('='))
+        );
         assert_eq!(UserCursor::parse(&"a".repeat(129)), Err(CursorError::PartTooLong));
         assert!(UserCursor::parse(&"a".repeat(128)).is_ok());
-        assert_eq!(MessageCursor::parse("m-1"), Err(CursorError::Parts { expected: 2, got: 1 }));
-        assert_eq!(MessageCursor::parse("a~b~c"), Err(CursorError::Parts { expected: 2, got: 3 }));
+        assert_eq!(
+            MessageCursor::parse("m-1"),
+            Err(CursorError::Parts { expected: 2, got: 1 })
+        );
+        assert_eq!(
+            MessageCursor::parse("a~b~c"),
+            Err(CursorError::Parts { expected: 2, got: 3 })
+        );
         assert_eq!(MessageCursor::parse("~m-1"), Err(CursorError::EmptyPart));
         assert_eq!(MessageCursor::parse("t~"), Err(CursorError::EmptyPart));
-        assert_eq!(MessageCursor::parse("t~m\n"), Err(CursorError::InvalidCharacter('\n')));
-        assert_eq!(MessageCursor::parse("t~é"), Err(CursorError::InvalidCharacter('é')));
-        assert_eq!(MessageCursor::after("t", "a/b"), Err(CursorError::InvalidCharacter('/')));
+        assert_eq!(
+            MessageCursor::parse("t~m\n"),
+            Err(CursorError::InvalidCharacter('\n'))
+        );
+        assert_eq!(
+            MessageCursor::parse("t~é"),
+            Err(CursorError::InvalidCharacter('é'))
+        );
+        assert_eq!(
+            MessageCursor::after("t", "a/b"),
+            Err(CursorError::InvalidCharacter('/'))
+        );
     }
 
     proptest! {

@@ -218,15 +218,13 @@ fn next_cursor<C: std::fmt::Display>(
     table: &'static str,
     last: Option<Result<C, CursorError>>,
 ) -> StoreResult<Option<String>> {
-    last.transpose()
-        .map(|c| c.map(|c| c.to_string()))
-        .map_err(|e| {
-            DependencyError::new(
-                table,
-                false,
-                anyhow::anyhow!("the key of a row of {table} is not of the page cursor's form: {e}"),
-            )
-        })
+    last.transpose().map(|c| c.map(|c| c.to_string())).map_err(|e| {
+        DependencyError::new(
+            table,
+            false,
+            anyhow::anyhow!("the key of a row of {table} is not of the page cursor's form: {e}"),
+        )
+    })
 }
 
 fn lookup_attr(table: &CascadeTable) -> &'static str {

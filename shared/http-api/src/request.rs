@@ -103,18 +103,18 @@ pub fn query<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
     req.query_string_parameters_ref().and_then(|q| q.first(name))
 }
 
-/// `?limit=&cursor=`: `limit` is 1..=`max` (default `default`; otherwise `400 invalid_body`),
-/// `cursor` the `next_cursor` of the previous page, parsed into the listing's cursor type `C`
-/// ([`domain::cursor`]); one that does not parse is `400 invalid_cursor`. An empty `cursor` is
-/// no cursor (the first page).
+/// `?limit=&cursor=`: `limit`, when given, is a whole number 1..=`max` in decimal digits
+/// (default `default`; anything else, an empty value too, is `400 invalid_body`); `cursor`,
+/// when given, is the `next_cursor` of the previous page, parsed into the listing's cursor type
+/// `C` ([`domain::cursor`]); anything else, an empty value too, is `400 invalid_cursor`.
 pub fn page<C>(req: &Request, default: usize, max: usize) -> Result<(usize, Option<C>), Problem>
 where
     C: FromStr<Err = CursorError>,
 {
-    let limit = match query(req, "limit").map(str::trim) {
-        None | Some("") => default,
+    let limit = match query(req, "limit") {
+        None => default,
         Some(s) => match s.parse::<usize>() {
-            Ok(n) if (1..=max).contains(&n) => n,
+            Ok(n) if (1..=max).contains(&n) && s.bytes().all(|b| b.is_ascii_digit()) => n,
             _ => {
                 return Err(Problem::invalid_body(format!(
                     "limit must be a whole number from 1 to {max}."
@@ -123,7 +123,7 @@ where
         },
     };
     let cursor = match query(req, "cursor") {
-        None | Some("") => None,
+        None => None,
         Some(text) => Some(text.parse::<C>().map_err(|e| {
             Problem::new(
                 lambda_http::http::StatusCode::BAD_REQUEST,
@@ -268,7 +268,7 @@ mod tests {
         );
         let req = ApiEvent::new("GET", "/admin/users").into_request().unwrap();
         assert_eq!(page::<UserCursor>(&req, 20, 100).unwrap(), (20, None));
-        for bad in ["0", "101", "-1", "ten", "1.5"] {
+        for bad in ["0", "101", "-1", "ten", "1.5", "", " 5", "+5", "5 "] {
             let req = ApiEvent::new("GET", "/admin/users")
                 .query("limit", bad)
                 .into_request()
@@ -291,8 +291,7 @@ mod tests {
         };
         let (_, c) = page::<MessageCursor>(&with("2026-01-01T00:00:00.000Z~m-1"), 20, 100).unwrap();
         assert_eq!(c.unwrap().message_id(), "m-1");
-        assert_eq!(page::<UserCursor>(&with(""), 20, 100).unwrap(), (20, None));
-        for bad in ["not a cursor", "eyJ1c2VyX2lkIjoidSJ9", "a~b~c", "~", "é"] {
+        for bad in ["not a cursor", "eyJ1c2VyX2lkIjoidSJ9", "a~b~c", "~", "é", ""] {
             let p = page::<MessageCursor>(&with(bad), 20, 100).unwrap_err();
             assert_eq!((p.status.as_u16(), p.code), (400, "invalid_cursor"), "{bad}");
         }

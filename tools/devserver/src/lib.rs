@@ -4,12 +4,16 @@
 //! are simulated (`POST /dev/ses-events`, and a Delivery event shortly after each send) and
 //! go through the delivery-events function's own handler.
 //!
-//! Every API request goes the way it goes in AWS: the HTTP request becomes an API Gateway
-//! HTTP API (payload 2.0) event JSON, `lambda_http` parses that JSON into its `Request`, the
-//! function's `handle` answers, and the answer goes back as HTTP. Only the identity differs:
-//! the page's `X-Dev-User` header stands in for the Cognito JWT's `sub` claim.
+//! Every API request goes the way it goes in AWS: the JWT authorizer checks the bearer token
+//! ([`auth`]: tokens of the dev server's own, minted for the demo identities by
+//! `GET /dev/identities`), the HTTP request becomes an API Gateway HTTP API (payload 2.0) event
+//! JSON with the verified claims, `lambda_http` parses that JSON into its `Request`, the
+//! function's `handle` answers, and the answer goes back as HTTP. Requests not addressed to the
+//! dev server itself are refused ([`host`]).
 
+pub mod auth;
 pub mod gateway;
+pub mod host;
 pub mod outbox;
 pub mod seed;
 pub mod ses;
@@ -64,6 +68,9 @@ pub struct Config {
     /// was sent (through the delivery-events function), so the page shows `sent` becoming
     /// `delivered`. `None`: messages stay `sent` until `POST /dev/ses-events` says otherwise.
     pub simulate_delivery: Option<Duration>,
+    /// Host names (without port) accepted in the `Host` header besides the loopback names and
+    /// the listen address (`--allow-host`).
+    pub allowed_hosts: Vec<String>,
 }
 
 /// The default delay of the simulated Delivery event.
@@ -82,6 +89,7 @@ impl Default for Config {
             mail_from: "no-reply@teleperson.com".into(),
             reply_to: DEFAULT_REPLY_TO.into(),
             simulate_delivery: Some(DEFAULT_SIMULATED_DELIVERY),
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -101,6 +109,8 @@ pub struct DevServer {
     pub backend: Arc<InMemoryBackend>,
     pub seeded: seed::Seeded,
     pub config: Config,
+    /// The stand-in for API Gateway's JWT authorizer, with this server's own signing key.
+    pub auth: auth::Authorizer,
     messaging: Messaging,
     delete: DeleteApp,
     directory: Directory,
@@ -108,8 +118,10 @@ pub struct DevServer {
 }
 
 impl DevServer {
-    /// A seeded in-memory backend whose mailer writes into `config.outbox`.
-    pub fn new(config: Config) -> Arc<DevServer> {
+    /// A seeded in-memory backend whose mailer writes into `config.outbox`, and a token
+    /// signing key made from the operating system's randomness (the only way this fails).
+    pub fn new(config: Config) -> Result<Arc<DevServer>, getrandom::Error> {
+        let auth = auth::Authorizer::new()?;
         let backend = InMemoryBackend::new();
         let seeded = seed::seed(&backend);
         let dir = config.outbox.clone();
@@ -142,15 +154,16 @@ impl DevServer {
         };
         let directory = backend.directory();
         let delivery = backend.delivery();
-        Arc::new(DevServer {
+        Ok(Arc::new(DevServer {
             backend,
             seeded,
             config,
+            auth,
             messaging,
             delete,
             directory,
             delivery,
-        })
+        }))
     }
 
     /// The in-process deletion worker: drains the queue like the SQS-triggered function and
@@ -241,6 +254,19 @@ async fn invoke(
 ) -> Response {
     let started = std::time::Instant::now();
     let (parts, body) = req.into_parts();
+    // API Gateway's JWT authorizer runs first: without a valid token nothing reaches a function.
+    let now = chrono::Utc::now().timestamp();
+    let authorization = parts.headers.get_all(axum::http::header::AUTHORIZATION);
+    let verified = match app
+        .auth
+        .verify(authorization.iter().map(|v| v.as_bytes()), auth::ADMIN_SCOPE, now)
+    {
+        Ok(v) => v,
+        Err(refusal) => {
+            tracing::info!(route = route_key, status = refusal.status(), reason = %refusal, "authorizer refused the request");
+            return gateway::authorizer_refusal(refusal, auth::ADMIN_SCOPE);
+        }
+    };
     let Ok(body) = axum::body::to_bytes(body, MAX_REQUEST_BODY).await else {
         return gateway::problem(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -260,6 +286,7 @@ async fn invoke(
         body: &body,
         source_ip: peer.ip(),
         request_id: request_id.clone(),
+        authorizer: Some(&verified),
     });
     let lambda_req = match gateway::lambda_request(&event.to_string(), function.name()) {
         Ok(r) => r,
@@ -300,8 +327,10 @@ async fn not_found() -> Response {
     gateway::gateway_message(StatusCode::NOT_FOUND, "Not Found")
 }
 
-/// `GET /dev/identities`: who the "Signed in as" picker offers (dev only).
+/// `GET /dev/identities`: who the "Signed in as" picker offers, each with a fresh access token
+/// of this dev server's own (dev only).
 async fn identities(State(app): State<App>) -> Response {
+    let issued_at = chrono::Utc::now().timestamp();
     let st = app.backend.state();
     let list: Vec<_> = app
         .seeded
@@ -310,15 +339,24 @@ async fn identities(State(app): State<App>) -> Response {
         .map(|i| {
             let profile = st.profiles.get(&i.user_id);
             let deleted = profile.is_none_or(|p| p.is_tombstone());
+            let token = app.auth.mint(&i.user_id, &[auth::ADMIN_SCOPE], issued_at);
             json!({
                 "user_id": i.user_id,
                 "display_name": i.display_name,
                 "role": profile.filter(|_| !deleted).map_or(i.role.as_str(), |p| p.role.as_str()),
                 "deleted": deleted,
+                "access_token": token.token,
+                "token_type": "Bearer",
+                "expires_at": token.expires_at,
             })
         })
         .collect();
-    Json(json!({ "items": list })).into_response()
+    let mut response = Json(json!({ "items": list })).into_response();
+    // Fresh tokens every time: never from a cache.
+    response
+        .headers_mut()
+        .insert("cache-control", HeaderValue::from_static("no-store"));
+    response
 }
 
 /// `GET /dev/outbox`: the `.eml` files written so far, newest first (dev only).
@@ -488,11 +526,17 @@ pub fn router(app: App) -> Router {
 }
 
 /// Serves `app` on `listener` (with the in-process deletion worker) until the process ends.
+/// Only requests addressed to the listener's own address are answered ([`host`]).
 pub async fn serve(listener: tokio::net::TcpListener, app: App) -> std::io::Result<()> {
+    let allowed = Arc::new(host::AllowedHosts::for_listener(
+        listener.local_addr()?,
+        &app.config.allowed_hosts,
+    ));
     let worker = app.spawn_worker();
+    let routes = router(app).layer(axum::middleware::from_fn_with_state(allowed, host::check));
     let result = axum::serve(
         listener,
-        router(app).into_make_service_with_connect_info::<SocketAddr>(),
+        routes.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(async {
         let _ = tokio::signal::ctrl_c().await;
