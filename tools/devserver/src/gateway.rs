@@ -38,7 +38,10 @@ pub fn event(req: &Incoming<'_>) -> Value {
     let mut headers: BTreeMap<String, String> = BTreeMap::new();
     let mut cookies: Vec<String> = Vec::new();
     for (name, value) in req.headers {
-        let Ok(value) = value.to_str() else { continue };
+        // A value that is not visible ASCII is passed on too (as text), for the function to
+        // refuse: dropping it would turn a bad header into no header.
+        let value = String::from_utf8_lossy(value.as_bytes());
+        let value = value.as_ref();
         let name = name.as_str().to_ascii_lowercase();
         match name.as_str() {
             "cookie" => cookies.extend(

@@ -222,25 +222,34 @@ impl Function {
 
 type App = Arc<DevServer>;
 
-/// One API route: the route key API Gateway would match and the function behind it.
-fn api(method: axum::http::Method, route_key: &'static str, function: Function) -> MethodRouter<App> {
-    let handler = move |State(app): State<App>,
-                        ConnectInfo(peer): ConnectInfo<SocketAddr>,
-                        params: Option<AxumPath<BTreeMap<String, String>>>,
-                        req: Request| async move {
-        invoke(
+type Reply = std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>;
+
+/// The handler that runs `function` for requests API Gateway matches with `route_key`.
+fn handler_for(
+    route_key: &'static str,
+    function: Function,
+) -> impl Fn(State<App>, ConnectInfo<SocketAddr>, Option<AxumPath<BTreeMap<String, String>>>, Request) -> Reply
+       + Clone
+       + Send
+       + Sync
+       + 'static {
+    move |State(app), ConnectInfo(peer), params, req| {
+        Box::pin(invoke(
             app,
             function,
             route_key,
             peer,
             params.map(|p| p.0).unwrap_or_default(),
             req,
-        )
-        .await
-    };
+        ))
+    }
+}
+
+/// One API route: the route key API Gateway would match and the function behind it.
+fn api(method: axum::http::Method, route_key: &'static str, function: Function) -> MethodRouter<App> {
     axum::routing::on(
         axum::routing::MethodFilter::try_from(method).unwrap_or(axum::routing::MethodFilter::GET),
-        handler,
+        handler_for(route_key, function),
     )
 }
 
@@ -480,14 +489,18 @@ async fn no_store(mut response: Response) -> Response {
 pub fn router(app: App) -> Router {
     use axum::http::Method;
     use Function::*;
+    // Any other method on a path of the API goes to the function that owns the path (as an
+    // `ANY /path` route sends it), which answers `405 method_not_allowed` with `Allow`.
     let api_routes = Router::new()
         .route(
             "/admin/users",
-            api(Method::GET, "GET /admin/users", ListUsers).fallback(not_found),
+            api(Method::GET, "GET /admin/users", ListUsers)
+                .fallback(handler_for("ANY /admin/users", ListUsers)),
         )
         .route(
             "/admin/users/{userId}",
-            api(Method::DELETE, "DELETE /admin/users/{userId}", DeleteUser).fallback(not_found),
+            api(Method::DELETE, "DELETE /admin/users/{userId}", DeleteUser)
+                .fallback(handler_for("ANY /admin/users/{userId}", DeleteUser)),
         )
         .route(
             "/admin/users/{userId}/messages",
@@ -497,11 +510,12 @@ pub fn router(app: App) -> Router {
                     "GET /admin/users/{userId}/messages",
                     MessageUser,
                 ))
-                .fallback(not_found),
+                .fallback(handler_for("ANY /admin/users/{userId}/messages", MessageUser)),
         )
         .route(
             "/admin/users/{userId}/deletion",
-            api(Method::GET, "GET /admin/users/{userId}/deletion", DeleteUser).fallback(not_found),
+            api(Method::GET, "GET /admin/users/{userId}/deletion", DeleteUser)
+                .fallback(handler_for("ANY /admin/users/{userId}/deletion", DeleteUser)),
         )
         .route(
             "/admin/users/{userId}/deletion-preview",
@@ -510,7 +524,7 @@ pub fn router(app: App) -> Router {
                 "GET /admin/users/{userId}/deletion-preview",
                 DeleteUser,
             )
-            .fallback(not_found),
+            .fallback(handler_for("ANY /admin/users/{userId}/deletion-preview", DeleteUser)),
         )
         .route("/admin/{*rest}", axum::routing::any(not_found));
     let dev_routes = Router::new()

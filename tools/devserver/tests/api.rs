@@ -751,6 +751,32 @@ async fn a_cursor_that_is_not_a_next_cursor_is_400_invalid_cursor() {
 }
 
 #[tokio::test]
+async fn an_idempotency_key_that_is_not_visible_ascii_reaches_the_function_and_is_refused() {
+    let s = start().await;
+    let admin = s.app.seeded.admins[0].clone();
+    let ana = id_of(&s, "Ana Lima");
+    let mut stream = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    let body = br#"{"body":"hi"}"#;
+    let mut head = format!(
+        "POST /admin/users/{ana}/messages HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\
+         Authorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        s.addr,
+        token_for(&s, &admin),
+        body.len()
+    )
+    .into_bytes();
+    head.extend_from_slice(b"Idempotency-Key: caf\xc3\xa9\r\n\r\n");
+    head.extend_from_slice(body);
+    stream.write_all(&head).await.unwrap();
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw).await;
+    let answer = parse(&raw);
+    assert_eq!(answer.status, 400, "{}", String::from_utf8_lossy(&answer.body));
+    assert_eq!(answer.json()["code"], "invalid_body");
+    assert!(outbox_files(&s).is_empty(), "nothing was sent");
+}
+
+#[tokio::test]
 async fn a_body_over_64_kib_is_413() {
     let s = start().await;
     let admin = s.app.seeded.admins[0].clone();
@@ -816,8 +842,22 @@ async fn unknown_api_routes_get_api_gateways_404_and_the_page_is_served() {
     let answer = call(&s, "GET", "/admin/nope", Some(&admin), None).await;
     assert_eq!(answer.status, 404);
     assert_eq!(answer.json(), json!({"message": "Not Found"}));
-    let answer = call(&s, "PUT", "/admin/users", Some(&admin), None).await;
-    assert_eq!(answer.status, 404);
+    // Another method on an API path: the owning function's 405, behind the authorizer.
+    let ana = id_of(&s, "Ana Lima");
+    for (method, path, allow) in [
+        ("PUT", "/admin/users".to_owned(), "GET"),
+        ("TRACE", "/admin/users".to_owned(), "GET"),
+        ("PATCH", format!("/admin/users/{ana}"), "DELETE"),
+        ("DELETE", format!("/admin/users/{ana}/messages"), "GET, POST"),
+        ("POST", format!("/admin/users/{ana}/deletion"), "GET"),
+        ("PUT", format!("/admin/users/{ana}/deletion-preview"), "GET"),
+    ] {
+        let answer = call(&s, method, &path, Some(&admin), None).await;
+        assert_eq!(answer.status, 405, "{method} {path}");
+        assert_eq!(answer.json()["code"], "method_not_allowed", "{method} {path}");
+        assert_eq!(answer.header("allow"), Some(allow), "{method} {path}");
+        assert_eq!(call(&s, method, &path, None, None).await.status, 401, "{method} {path}");
+    }
 
     let page = call(&s, "GET", "/", None, None).await;
     assert_eq!(page.status, 200);
