@@ -1,6 +1,6 @@
 //! The message function through real API Gateway v2 events (parsed by `lambda_http`), on the
 //! in-memory backend: status, problem code, body and what was stored, for every row of
-//! DESIGN.md section 3 this function can answer.
+//! the HTTP contract (`docs/openapi.yaml`) this function can answer.
 
 use domain::memory::{InMemoryBackend, MailBehaviour, State};
 use domain::messaging::{Messaging, MessagingSettings};

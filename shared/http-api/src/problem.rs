@@ -5,7 +5,7 @@ use lambda_http::{Body, Response};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 
-/// The stable machine codes (DESIGN.md section 3), plus the few the edge itself needs.
+/// The stable machine codes of the HTTP contract (`docs/openapi.yaml`), the edge's own included.
 pub mod code {
     pub const INVALID_BODY: &str = "invalid_body";
     pub const SUBJECT_INVALID: &str = "subject_invalid";
