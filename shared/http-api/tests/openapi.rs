@@ -418,7 +418,10 @@ fn request_bodies_are_strict_and_bounded_like_the_handlers() {
         pattern(send, "subject").is_some_and(|p| p.contains("{0,198}")),
         "the subject's pattern bounds it to 200 characters after trimming"
     );
-    assert!(pattern(send, "body").is_some(), "the body's pattern refuses control characters");
+    assert!(
+        pattern(send, "body").is_some(),
+        "the body's pattern refuses control characters"
+    );
     assert_eq!(prop(send, "body", "maxLength"), Some(10_000));
     assert_eq!(prop(send, "body", "minLength"), Some(1));
 

@@ -223,16 +223,14 @@ impl Function {
 type App = Arc<DevServer>;
 
 type Reply = std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>;
+type PathParams = Option<AxumPath<BTreeMap<String, String>>>;
 
 /// The handler that runs `function` for requests API Gateway matches with `route_key`.
 fn handler_for(
     route_key: &'static str,
     function: Function,
-) -> impl Fn(State<App>, ConnectInfo<SocketAddr>, Option<AxumPath<BTreeMap<String, String>>>, Request) -> Reply
-       + Clone
-       + Send
-       + Sync
-       + 'static {
+) -> impl Fn(State<App>, ConnectInfo<SocketAddr>, PathParams, Request) -> Reply + Clone + Send + Sync + 'static
+{
     move |State(app), ConnectInfo(peer), params, req| {
         Box::pin(invoke(
             app,
@@ -524,7 +522,10 @@ pub fn router(app: App) -> Router {
                 "GET /admin/users/{userId}/deletion-preview",
                 DeleteUser,
             )
-            .fallback(handler_for("ANY /admin/users/{userId}/deletion-preview", DeleteUser)),
+            .fallback(handler_for(
+                "ANY /admin/users/{userId}/deletion-preview",
+                DeleteUser,
+            )),
         )
         .route("/admin/{*rest}", axum::routing::any(not_found));
     let dev_routes = Router::new()

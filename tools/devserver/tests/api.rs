@@ -856,7 +856,11 @@ async fn unknown_api_routes_get_api_gateways_404_and_the_page_is_served() {
         assert_eq!(answer.status, 405, "{method} {path}");
         assert_eq!(answer.json()["code"], "method_not_allowed", "{method} {path}");
         assert_eq!(answer.header("allow"), Some(allow), "{method} {path}");
-        assert_eq!(call(&s, method, &path, None, None).await.status, 401, "{method} {path}");
+        assert_eq!(
+            call(&s, method, &path, None, None).await.status,
+            401,
+            "{method} {path}"
+        );
     }
 
     let page = call(&s, "GET", "/", None, None).await;
