@@ -2,6 +2,7 @@
 //! Cognito / SQS in `aws-adapters`) implement them; the use cases only see these.
 
 use crate::cascade::CascadeTable;
+use crate::cursor::{MessageCursor, UserCursor};
 use crate::job::DeletionJob;
 use crate::model::{AdminMessage, ItemKey, Page, Profile, SecurityEvent};
 use crate::types::{EmailAddress, MessageBody, Subject};
@@ -49,7 +50,7 @@ pub struct ListQuery {
     /// Case-insensitive substring of email or display name.
     pub search: Option<String>,
     pub limit: usize,
-    pub cursor: Option<String>,
+    pub cursor: Option<UserCursor>,
     pub include_deleted: bool,
 }
 
@@ -101,7 +102,7 @@ pub trait MessageOutbox: Send + Sync {
         &self,
         recipient_id: &str,
         limit: usize,
-        cursor: Option<&str>,
+        cursor: Option<&MessageCursor>,
     ) -> StoreResult<Page<AdminMessage>>;
 }
 
