@@ -45,7 +45,7 @@ print_summary() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# Tools: the project venv (moto server, cfn-lint, cargo-lambda).
+# Tools: the project venv (moto server, cfn-lint, cargo-lambda, schemathesis).
 # ---------------------------------------------------------------------------------------------
 "$root/scripts/venv.sh"
 
@@ -178,6 +178,8 @@ stage dynalite dynalite_flows "$@"
 # >>> LATER STAGES
 # The emulator above is still running here and AWS_ENDPOINT_URL points at it.
 stage openapi "$root/.venv/bin/openapi-spec-validator" docs/openapi.yaml
+stage openapi-lint "$root/scripts/openapi-lint.sh"
+stage schemathesis "$root/scripts/schemathesis.sh"
 stage check-infra "$root/scripts/check-infra.sh"
 stage lambda-invoke "$root/scripts/lambda-invoke.sh"
 stage browser-e2e "$root/scripts/e2e.sh"

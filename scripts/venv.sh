@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create (once) the project's Python venv at .venv and install the pinned dev tools from
-# requirements-dev.txt (moto server, boto3, cfn-lint, cargo-lambda). Idempotent: pip runs
+# requirements-dev.txt (moto server, boto3, cfn-lint, cargo-lambda, schemathesis). Idempotent: pip runs
 # only when requirements-dev.txt changed since the last successful install (stamp file).
 set -euo pipefail
 

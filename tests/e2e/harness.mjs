@@ -56,6 +56,13 @@ export async function startServer(extraArgs = []) {
     outbox,
     identities,
     byName,
+    /** A fresh access token of the identity named `name` (the dev server mints them). */
+    async tokenOf(name) {
+      const items = (await (await fetch(`${url}/dev/identities`)).json()).items;
+      const i = items.find((x) => x.display_name === name);
+      if (!i?.access_token) throw new Error(`no access token for ${name}`);
+      return i.access_token;
+    },
     log: () => log,
     async stop() {
       if (child.exitCode === null) {

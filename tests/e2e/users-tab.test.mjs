@@ -119,14 +119,14 @@ test('the API error is shown in words when a user has no email address', { timeo
   assert.equal(await composer.getByRole('button', { name: 'Send' }).isDisabled(), true);
   await shot(page, '06-no-email');
   // Bypassing the page: the API refuses too, and the page's words for it are the same.
-  const res = await page.evaluate(async ([id, as]) => {
+  const res = await page.evaluate(async ([id, token]) => {
     const r = await fetch(`/admin/users/${id}/messages`, {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json', 'X-Dev-User': as },
+      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
       body: JSON.stringify({ body: 'hi' }),
     });
     return { status: r.status, type: r.headers.get('content-type'), body: await r.json() };
-  }, [await row('Jordan Blake').getAttribute('data-user-id'), server.byName('Olivia Bennett')]);
+  }, [await row('Jordan Blake').getAttribute('data-user-id'), await server.tokenOf('Olivia Bennett')]);
   assert.equal(res.status, 422);
   assert.equal(res.type, 'application/problem+json');
   assert.equal(res.body.code, 'no_email_address');
@@ -192,14 +192,14 @@ test('as admin, deleting an admin is refused in the dialog and by the API', { ti
   await page.keyboard.press('Escape');
   await dialog().waitFor({ state: 'hidden' });
   // The API enforces it, whatever the page shows.
-  const res = await page.evaluate(async ([id, as]) => {
+  const res = await page.evaluate(async ([id, token]) => {
     const r = await fetch(`/admin/users/${id}`, {
       method: 'DELETE',
-      headers: { 'Content-Type': 'application/json', 'X-Dev-User': as },
+      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
       body: JSON.stringify({ acknowledge_privileged: true }),
     });
     return { status: r.status, body: await r.json() };
-  }, [server.byName('Priya Raman'), server.byName('Marcus Chen')]);
+  }, [server.byName('Priya Raman'), await server.tokenOf('Marcus Chen')]);
   assert.equal(res.status, 403);
   assert.equal(res.body.code, 'privileged_target');
   await page.reload();
@@ -316,11 +316,28 @@ test('a long deletion answers 202 and the dialog follows it until the row goes',
 
 test('signed out, or as a regular user, the page explains why nothing is listed', { timeout: 60_000 }, async () => {
   await start('Olivia Bennett');
-  await page.selectOption('#signed-in-as', '');
+  // The page's list request as the picker changes: its headers and the answer.
+  const listAs = async (value) => {
+    const [res] = await Promise.all([
+      page.waitForResponse((r) => new URL(r.url()).pathname === '/admin/users'),
+      page.selectOption('#signed-in-as', value),
+    ]);
+    const h = await res.request().allHeaders();
+    return { auth: h.authorization || null, status: res.status(), body: await res.json() };
+  };
+  const signedOut = await listAs('');
   await page.getByText('You are signed out').waitFor();
+  assert.equal(signedOut.auth, null, 'signed out: no token');
+  assert.equal(signedOut.status, 401);
+  assert.deepEqual(signedOut.body, { message: 'Unauthorized' }, "API Gateway's own answer");
   await shot(page, '21-signed-out');
-  await page.selectOption('#signed-in-as', server.byName('Ana Lima'));
+  const asAna = await listAs(server.byName('Ana Lima'));
   await page.getByText('You don’t have access to the Users tab').waitFor();
+  assert.match(asAna.auth, /^Bearer [\w-]+\.[\w-]+\.[\w-]+$/, 'a bearer JWT');
+  const claims = JSON.parse(Buffer.from(asAna.auth.split('.')[1], 'base64url').toString('utf8'));
+  assert.equal(claims.sub, server.byName('Ana Lima'));
+  assert.equal(asAna.status, 403);
+  assert.equal(asAna.body.code, 'forbidden_role');
   assert.match(await page.locator('#table-message').innerText(), /Only admins and owners/);
   await shot(page, '22-regular-user');
   // The choice is remembered.

@@ -5,6 +5,7 @@
 
 use aws_adapters::{DynamoDeliveryLog, DynamoMessageOutbox, DynamoSecurityLog};
 use chrono::{DateTime, Duration, Utc};
+use domain::cursor::MessageCursor;
 use domain::model::{AdminMessage, EventType, MessageStatus, RequestMeta, SecurityEvent};
 use domain::ports::{
     Appended, Attempt, DeliveryLog, DeliveryRecord, DeliveryUpdate, MessageOutbox, Recorded, Reserved,
@@ -515,22 +516,63 @@ async fn history_lists_a_users_messages_newest_first_page_by_page() {
         .unwrap();
 
     let mut ids = Vec::new();
-    let mut cursor: Option<String> = None;
+    let mut cursor: Option<MessageCursor> = None;
     let mut pages = 0;
     loop {
-        let page = store.history("u-1", 2, cursor.as_deref()).await.unwrap();
+        let page = store.history("u-1", 2, cursor.as_ref()).await.unwrap();
         pages += 1;
         ids.extend(page.items.iter().map(|m| m.message_id.clone()));
         match page.next {
-            Some(c) => cursor = Some(c),
+            Some(c) => {
+                let last = page.items.last().unwrap();
+                assert_eq!(c, format!("{}~{}", last.created_at, last.message_id));
+                cursor = Some(MessageCursor::parse(&c).unwrap());
+            }
             None => break,
         }
         assert!(pages < 10);
     }
     assert_eq!(ids, vec!["m-4", "m-3", "m-2", "m-1", "m-0"]);
     assert_eq!(pages, 3, "2 + 2 + 1, and no empty last page");
-    assert!(store.history("u-1", 2, Some("not-a-cursor")).await.is_err());
     assert!(store.history("u-3", 10, None).await.unwrap().items.is_empty());
+}
+
+#[tokio::test]
+async fn any_cursor_of_the_documented_form_is_a_starting_point_in_the_users_own_history() {
+    let h = Harness::new().await;
+    h.put_profile(&profile("u-1", Some("ann@example.com"), "user", "Ann"))
+        .await;
+    h.put_profile(&profile("u-2", Some("bob@example.com"), "user", "Bob"))
+        .await;
+    let store = outbox(&h);
+    let lease = Utc::now() + Duration::seconds(30);
+    for i in 0..5 {
+        let at = format!("2025-01-01T00:00:0{i}.000Z");
+        store
+            .reserve(&message(&format!("m-{i}"), "u-1", &at), lease)
+            .await
+            .unwrap();
+    }
+    store
+        .reserve(&message("bob-1", "u-2", "2025-01-01T00:00:01.500Z"), lease)
+        .await
+        .unwrap();
+    let ids = |page: &domain::model::Page<AdminMessage>| -> Vec<String> {
+        page.items.iter().map(|m| m.message_id.clone()).collect()
+    };
+    // A position between two messages that no message has: the older ones follow.
+    let between = MessageCursor::parse("2025-01-01T00:00:02.500Z~zzz").unwrap();
+    let page = store.history("u-1", 10, Some(&between)).await.unwrap();
+    assert_eq!(ids(&page), ["m-2", "m-1", "m-0"]);
+    // Another user's message as the cursor: the position counts, the recipient does not; the
+    // page is still only u-1's messages.
+    let bobs = MessageCursor::parse("2025-01-01T00:00:01.500Z~bob-1").unwrap();
+    let page = store.history("u-1", 10, Some(&bobs)).await.unwrap();
+    assert_eq!(ids(&page), ["m-1", "m-0"]);
+    // Past the oldest message: an empty last page, not an error.
+    let past = MessageCursor::parse("1999-01-01T00:00:00.000Z~a").unwrap();
+    let page = store.history("u-1", 10, Some(&past)).await.unwrap();
+    assert!(page.items.is_empty() && page.next.is_none());
 }
 
 #[tokio::test]

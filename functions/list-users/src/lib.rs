@@ -1,5 +1,6 @@
 //! `GET /admin/users?q=&limit=&cursor=`: the Users tab's table, through [`Directory::list`].
 
+use domain::cursor::UserCursor;
 use domain::model::{Profile, RequestMeta};
 use domain::ports::ListQuery;
 use domain::users::Directory;
@@ -11,7 +12,7 @@ use tracing::Instrument;
 
 pub const DEFAULT_LIMIT: usize = 25;
 pub const MAX_LIMIT: usize = 100;
-/// Longest search text, in characters.
+/// Longest search text, in characters (as sent, before trimming).
 pub const MAX_QUERY: usize = 200;
 
 #[derive(Debug, Serialize)]
@@ -57,15 +58,17 @@ pub async fn handle(app: &Directory, req: Request) -> Response<Body> {
 }
 
 async fn list(app: &Directory, meta: &RequestMeta, req: &Request) -> Result<Response<Body>, Problem> {
-    let (limit, cursor) = request::page(req, DEFAULT_LIMIT, MAX_LIMIT)?;
-    let search = match request::query(req, "q").map(str::trim) {
-        None | Some("") => None,
+    let (limit, cursor) = request::page::<UserCursor>(req, DEFAULT_LIMIT, MAX_LIMIT)?;
+    // `q` as sent: at most MAX_QUERY characters, none of them a control character; then
+    // trimmed, and blank means no filter.
+    let search = match request::query(req, "q") {
         Some(q) if q.chars().count() > MAX_QUERY || q.chars().any(char::is_control) => {
             return Err(Problem::invalid_body(format!(
-                "q must be at most {MAX_QUERY} printable characters."
+                "q must be at most {MAX_QUERY} characters, none of them a control character."
             )))
         }
-        Some(q) => Some(q.to_owned()),
+        Some(q) if !q.trim().is_empty() => Some(q.trim().to_owned()),
+        _ => None,
     };
     let query = ListQuery {
         search,

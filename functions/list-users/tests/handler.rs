@@ -162,9 +162,36 @@ async fn bad_query_parameters_are_invalid_body() {
         list("admin-1").query("limit", "0"),
         list("admin-1").query("limit", "many"),
         list("admin-1").query("q", &"q".repeat(201)),
+        list("admin-1").query("q", &format!(" {} ", "q".repeat(199))),
+        list("admin-1").query("q", "\tana"),
+        list("admin-1").query("q", "ana\u{85}"),
+        list("admin-1").query("limit", ""),
+        list("admin-1").query("limit", " 5"),
     ] {
         assert_problem(&call(&d, event).await, 400, "invalid_body");
     }
+}
+
+#[tokio::test]
+async fn a_cursor_that_is_not_a_next_cursor_is_invalid_cursor_and_reads_nothing() {
+    let b = backend();
+    let d = b.directory();
+    let before = b.snapshot();
+    for bad in [
+        "not a cursor",
+        "eyJ1c2VyX2lkIjoidXNlci0xIn0=",
+        "user-1~user-2",
+        "user-1\u{85}",
+        &"u".repeat(129),
+    ] {
+        let r = call(&d, list("admin-1").query("cursor", bad)).await;
+        let doc = body_json(&r);
+        assert_problem(&r, 400, "invalid_cursor");
+        assert_eq!(doc["title"], "Invalid page cursor");
+        assert!(doc["detail"].as_str().unwrap().contains("next_cursor"), "{doc}");
+    }
+    // Refused at the edge: no profile read, no audit row.
+    assert_eq!(b.snapshot().security_logs, before.security_logs);
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 //! [`Messaging`], and maps the result to HTTP. Rules live in the policy crate, IO in the
 //! adapters.
 
+use domain::cursor::MessageCursor;
 use domain::messaging::{Messaging, Outcome, SendInput, SendOptions};
 use domain::model::{AdminMessage, RequestMeta};
 use domain::policy::Action;
@@ -176,9 +177,9 @@ fn idempotency_key(req: &Request) -> Result<Option<IdempotencyKey>, Problem> {
 
 async fn history(app: &Messaging, meta: &RequestMeta, req: &Request) -> Result<Response<Body>, Problem> {
     let target = request::user_id(req)?;
-    let (limit, cursor) = request::page(req, DEFAULT_LIMIT, MAX_LIMIT)?;
+    let (limit, cursor) = request::page::<MessageCursor>(req, DEFAULT_LIMIT, MAX_LIMIT)?;
     let page = app
-        .history(meta, &target, limit, cursor.as_deref())
+        .history(meta, &target, limit, cursor.as_ref())
         .await
         .map_err(errors::history_error)?;
     let answer = HistoryPage {

@@ -1,6 +1,6 @@
 //! The message function through real API Gateway v2 events (parsed by `lambda_http`), on the
 //! in-memory backend: status, problem code, body and what was stored, for every row of
-//! DESIGN.md section 3 this function can answer.
+//! the HTTP contract (`docs/openapi.yaml`) this function can answer.
 
 use domain::memory::{InMemoryBackend, MailBehaviour, State};
 use domain::messaging::{Messaging, MessagingSettings};
@@ -739,6 +739,84 @@ async fn the_history_lists_messages_newest_first_page_by_page() {
     let page = body_json(&r);
     assert_eq!(page["items"].as_array().unwrap().len(), 1);
     assert!(page["next_cursor"].is_null());
+}
+
+#[tokio::test]
+async fn a_history_cursor_that_is_not_a_next_cursor_is_invalid_cursor_and_reads_nothing() {
+    let b = backend();
+    let a = app(&b);
+    assert_eq!(
+        call(&a, post("owner-1", "user-1").json(&json!({"body": "hi"})))
+            .await
+            .status(),
+        201
+    );
+    let before = b.snapshot();
+    for bad in [
+        "not a cursor",
+        "eyJtZXNzYWdlX2lkIjoibS0xIn0",
+        "2025-01-01T00:00:00.000Z",
+        "a~b~c",
+        "2025-01-01T00:00:00.000Z~m 1",
+    ] {
+        let r = call(&a, get("admin-1", "user-1").query("cursor", bad)).await;
+        assert_problem(&r, 400, "invalid_cursor");
+    }
+    assert_eq!(
+        b.snapshot().security_logs,
+        before.security_logs,
+        "refused at the edge"
+    );
+}
+
+#[tokio::test]
+async fn the_history_cursor_is_the_last_messages_time_and_id_and_any_such_position_works() {
+    let b = backend();
+    let a = app(&b);
+    for i in 0..3 {
+        let body = json!({"subject": format!("n{i}"), "body": "x"});
+        assert_eq!(
+            call(&a, post("owner-1", "user-1").json(&body)).await.status(),
+            201
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    }
+    let page = body_json(&call(&a, get("admin-1", "user-1").query("limit", "1")).await);
+    let newest = &page["items"][0];
+    assert_eq!(newest["subject"], "n2");
+    assert_eq!(
+        page["next_cursor"].as_str().unwrap(),
+        format!(
+            "{}~{}",
+            newest["created_at"].as_str().unwrap(),
+            newest["message_id"].as_str().unwrap()
+        )
+    );
+    // A position no message has, later than all of them: the whole history follows.
+    let all = body_json(
+        &call(
+            &a,
+            get("admin-1", "user-1").query("cursor", "9999-12-31T23:59:59.999Z~z"),
+        )
+        .await,
+    );
+    let subjects: Vec<&str> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["subject"].as_str().unwrap())
+        .collect();
+    assert_eq!(subjects, ["n2", "n1", "n0"]);
+    // Earlier than all of them: an empty last page.
+    let none = body_json(
+        &call(
+            &a,
+            get("admin-1", "user-1").query("cursor", "0000-01-01T00:00:00.000Z~a"),
+        )
+        .await,
+    );
+    assert_eq!(none["items"], json!([]));
+    assert!(none["next_cursor"].is_null());
 }
 
 #[tokio::test]

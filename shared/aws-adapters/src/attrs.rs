@@ -2,8 +2,7 @@
 
 use crate::errors::malformed;
 use aws_sdk_dynamodb::types::AttributeValue;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
+use domain::cursor::{CursorError, MessageCursor, UserCursor};
 use domain::model::ItemKey;
 use domain::ports::{DependencyError, StoreResult};
 use std::collections::HashMap;
@@ -66,23 +65,45 @@ pub(crate) fn from_item_key(key: &ItemKey) -> Item {
     key.iter().map(|(k, v)| (k.clone(), s(v.clone()))).collect()
 }
 
-/// An opaque page cursor: URL-safe base64 of the key as JSON.
-pub(crate) fn encode_cursor(key: &ItemKey) -> String {
-    URL_SAFE_NO_PAD.encode(serde_json::to_vec(key).unwrap_or_default())
+/// The `ExclusiveStartKey` of a profiles scan that continues after `cursor`.
+pub(crate) fn user_cursor_key(cursor: &UserCursor) -> Item {
+    Item::from([("user_id".to_owned(), s(cursor.user_id()))])
 }
 
-pub(crate) fn decode_cursor(cursor: &str, dependency: &'static str) -> StoreResult<ItemKey> {
-    URL_SAFE_NO_PAD
-        .decode(cursor.trim())
-        .ok()
-        .and_then(|bytes| serde_json::from_slice::<ItemKey>(&bytes).ok())
-        .ok_or_else(|| invalid_cursor(dependency))
+/// The cursor after the profile row (or `LastEvaluatedKey`) `key`.
+pub(crate) fn user_cursor_after(key: &Item, dependency: &'static str) -> StoreResult<UserCursor> {
+    let user_id = get_s(key, "user_id").ok_or_else(|| no_cursor_attr(dependency, "user_id"))?;
+    UserCursor::after(user_id).map_err(|e| unusable_key(dependency, &e))
 }
 
-fn invalid_cursor(dependency: &'static str) -> DependencyError {
+/// The `ExclusiveStartKey` of a `by_recipient` query of `recipient_id`'s messages that
+/// continues after `cursor` (the index keys and the table key).
+pub(crate) fn message_cursor_key(recipient_id: &str, cursor: &MessageCursor) -> Item {
+    Item::from([
+        ("recipient_id".to_owned(), s(recipient_id)),
+        ("created_at".to_owned(), s(cursor.created_at())),
+        ("message_id".to_owned(), s(cursor.message_id())),
+    ])
+}
+
+/// The cursor after the message row (or `by_recipient` `LastEvaluatedKey`) `key`.
+pub(crate) fn message_cursor_after(key: &Item, dependency: &'static str) -> StoreResult<MessageCursor> {
+    let created_at = get_s(key, "created_at").ok_or_else(|| no_cursor_attr(dependency, "created_at"))?;
+    let message_id = get_s(key, "message_id").ok_or_else(|| no_cursor_attr(dependency, "message_id"))?;
+    MessageCursor::after(created_at, message_id).map_err(|e| unusable_key(dependency, &e))
+}
+
+fn no_cursor_attr(dependency: &'static str, name: &str) -> DependencyError {
     malformed(
         dependency,
-        format!("the page cursor for {dependency} is not one this service issued"),
+        format!("a key of {dependency} has no string `{name}` for the page cursor"),
+    )
+}
+
+fn unusable_key(dependency: &'static str, err: &CursorError) -> DependencyError {
+    malformed(
+        dependency,
+        format!("a key of {dependency} is not of the page cursor's form: it {err}"),
     )
 }
 
@@ -91,19 +112,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_cursor_round_trips_and_is_opaque() {
-        let key = ItemKey::from([
-            ("recipient_id".to_owned(), "u1".to_owned()),
-            ("created_at".to_owned(), "t".to_owned()),
-        ]);
-        let c = encode_cursor(&key);
-        assert!(!c.contains("recipient_id"));
-        assert_eq!(decode_cursor(&c, "t").unwrap(), key);
+    fn a_user_cursor_is_the_scans_start_key_and_comes_back_from_a_row() {
+        let c = UserCursor::parse("u-7").unwrap();
+        let key = user_cursor_key(&c);
+        assert_eq!(key, Item::from([("user_id".to_owned(), s("u-7"))]));
+        let row = Item::from([("user_id".to_owned(), s("u-7")), ("email".to_owned(), s("x"))]);
+        assert_eq!(user_cursor_after(&row, "t").unwrap(), c);
     }
 
     #[test]
-    fn a_forged_cursor_is_refused() {
-        assert!(decode_cursor("not base64!", "t").is_err());
-        assert!(decode_cursor(&URL_SAFE_NO_PAD.encode(b"[1,2]"), "t").is_err());
+    fn a_message_cursor_takes_the_recipient_from_the_query_not_the_cursor() {
+        let c = MessageCursor::parse("2026-01-01T00:00:00.000Z~m-1").unwrap();
+        let key = message_cursor_key("u-1", &c);
+        assert_eq!(get_s(&key, "recipient_id"), Some("u-1"));
+        assert_eq!(get_s(&key, "created_at"), Some("2026-01-01T00:00:00.000Z"));
+        assert_eq!(get_s(&key, "message_id"), Some("m-1"));
+        assert_eq!(message_cursor_after(&key, "t").unwrap(), c);
+    }
+
+    #[test]
+    fn a_stored_key_outside_the_cursors_form_is_a_malformed_row() {
+        let row = Item::from([("user_id".to_owned(), s("a b"))]);
+        assert!(!user_cursor_after(&row, "t").unwrap_err().retryable);
+        assert!(user_cursor_after(&Item::new(), "t").is_err());
+        let row = Item::from([("created_at".to_owned(), s("t")), ("message_id".to_owned(), n(1))]);
+        assert!(message_cursor_after(&row, "t").is_err());
     }
 }

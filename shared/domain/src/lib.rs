@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod cascade;
+pub mod cursor;
 pub mod deletion;
 pub mod delivery;
 pub mod job;

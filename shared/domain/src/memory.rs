@@ -11,6 +11,7 @@
 //!   missing from it, deleted rows still showing).
 
 use crate::cascade::{CascadeTable, Lookup};
+use crate::cursor::{CursorError, MessageCursor, UserCursor};
 use crate::deletion::{Continuation, Deletion, DeletionSettings};
 use crate::job::{DeletionJob, Step};
 use crate::messaging::{Messaging, MessagingSettings};
@@ -420,6 +421,22 @@ impl InMemoryBackend {
     }
 }
 
+/// The text of the next page's cursor, from the last row of this page. A stored key outside
+/// the cursor's form is a broken row.
+fn next_cursor<C: std::fmt::Display>(
+    table: &'static str,
+    last: Option<Result<C, CursorError>>,
+) -> StoreResult<Option<String>> {
+    last.transpose().map(|c| c.map(|c| c.to_string())).map_err(|e| {
+        DependencyError::new(
+            table,
+            false,
+            anyhow::anyhow!("the key of a row of {table} is not of the page cursor's form: {e}"),
+        )
+    })
+}
+
+
 fn lookup_attr(table: &CascadeTable) -> &'static str {
     match table.lookup {
         Lookup::PartitionKey { attr } | Lookup::Index { attr, .. } => attr,
@@ -542,11 +559,11 @@ impl Profiles for InMemoryBackend {
                 .as_deref()
                 .map(str::to_lowercase)
                 .filter(|s| !s.is_empty());
-            let after = query.cursor.clone();
+            let after = query.cursor.as_ref().map(UserCursor::user_id);
             let mut items: Vec<Profile> = st
                 .profiles
                 .values()
-                .filter(|p| after.as_deref().is_none_or(|a| p.user_id.as_str() > a))
+                .filter(|p| after.is_none_or(|a| p.user_id.as_str() > a))
                 .filter(|p| query.include_deleted || !p.is_tombstone())
                 .filter(|p| {
                     needle.as_deref().is_none_or(|n| {
@@ -559,13 +576,14 @@ impl Profiles for InMemoryBackend {
                 .collect();
             let next = if items.len() > query.limit {
                 items.truncate(query.limit);
-                items.last().map(|p| p.user_id.clone())
+                let last = items.last().map(|p| UserCursor::after(&p.user_id));
+                next_cursor("profiles", last)?
             } else {
                 None
             };
-            Page { items, next }
+            Ok(Page { items, next })
         })
-        .await
+        .await?
     }
 
     async fn revoke_tokens(&self, user_id: &str, after: i64) -> StoreResult<bool> {
@@ -692,7 +710,7 @@ impl MessageOutbox for InMemoryBackend {
         &self,
         recipient_id: &str,
         limit: usize,
-        cursor: Option<&str>,
+        cursor: Option<&MessageCursor>,
     ) -> StoreResult<Page<AdminMessage>> {
         self.call("admin_messages", |st| {
             let mut all: Vec<&AdminMessage> = st
@@ -701,18 +719,24 @@ impl MessageOutbox for InMemoryBackend {
                 .filter(|m| m.recipient_id == recipient_id)
                 .collect();
             all.sort_by(|a, b| (&b.created_at, &b.message_id).cmp(&(&a.created_at, &a.message_id)));
-            let start = cursor
-                .and_then(|c| all.iter().position(|m| m.message_id == c).map(|i| i + 1))
-                .unwrap_or(0);
+            // Newest first: a page continues with what sorts strictly after the cursor's message.
+            let start = cursor.map_or(0, |c| {
+                all.partition_point(|m| {
+                    (m.created_at.as_str(), m.message_id.as_str()) >= (c.created_at(), c.message_id())
+                })
+            });
             let items: Vec<AdminMessage> = all.iter().skip(start).take(limit).map(|m| (*m).clone()).collect();
             let next = if start + items.len() < all.len() {
-                items.last().map(|m| m.message_id.clone())
+                let last = items
+                    .last()
+                    .map(|m| MessageCursor::after(&m.created_at, &m.message_id));
+                next_cursor("admin_messages", last)?
             } else {
                 None
             };
-            Page { items, next }
+            Ok(Page { items, next })
         })
-        .await
+        .await?
     }
 
     async fn stale_pending(&self, before: DateTime<Utc>, limit: usize) -> StoreResult<Vec<String>> {

@@ -512,7 +512,7 @@ impl Messaging {
         meta: &RequestMeta,
         target: &UserId,
         limit: usize,
-        cursor: Option<&str>,
+        cursor: Option<&crate::cursor::MessageCursor>,
     ) -> Result<Page<AdminMessage>, HistoryError> {
         let (caller, profile) = futures::try_join!(
             load_caller(&*self.profiles, meta),

@@ -3,6 +3,7 @@
 
 use crate::cascade::CascadeTable;
 use crate::deletion::Continuation;
+use crate::cursor::{MessageCursor, UserCursor};
 use crate::job::DeletionJob;
 use crate::model::{AdminMessage, ItemKey, Page, Profile, SecurityEvent};
 use crate::types::{EmailAddress, MessageBody, Subject};
@@ -62,7 +63,7 @@ pub struct ListQuery {
     /// Case-insensitive substring of email or display name.
     pub search: Option<String>,
     pub limit: usize,
-    pub cursor: Option<String>,
+    pub cursor: Option<UserCursor>,
     pub include_deleted: bool,
 }
 
@@ -137,7 +138,7 @@ pub trait MessageOutbox: Send + Sync {
         &self,
         recipient_id: &str,
         limit: usize,
-        cursor: Option<&str>,
+        cursor: Option<&MessageCursor>,
     ) -> StoreResult<Page<AdminMessage>>;
     /// Ids of rows still `pending` that were created before `before`, oldest first, through the
     /// sparse index of pending rows.

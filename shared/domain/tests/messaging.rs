@@ -487,10 +487,8 @@ async fn history_is_newest_first_and_paginated() {
         p1.items.iter().map(|m| m.subject.as_str()).collect::<Vec<_>>(),
         ["n4", "n3", "n2"]
     );
-    let p2 = m
-        .history(&meta("owner-1"), &uid, 3, p1.next.as_deref())
-        .await
-        .unwrap();
+    let next = domain::cursor::MessageCursor::parse(p1.next.as_deref().expect("a next page")).unwrap();
+    let p2 = m.history(&meta("owner-1"), &uid, 3, Some(&next)).await.unwrap();
     assert_eq!(
         p2.items.iter().map(|m| m.subject.as_str()).collect::<Vec<_>>(),
         ["n1", "n0"]

@@ -5,12 +5,14 @@ use lambda_http::{Body, Response};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 
-/// The stable machine codes (DESIGN.md section 3), plus the few the edge itself needs.
+/// The stable machine codes of the HTTP contract (`docs/openapi.yaml`), the edge's own included.
 pub mod code {
     pub const INVALID_BODY: &str = "invalid_body";
     pub const SUBJECT_INVALID: &str = "subject_invalid";
     pub const BODY_INVALID: &str = "body_invalid";
     pub const INVALID_USER_ID: &str = "invalid_user_id";
+    /// 400: the `cursor` query parameter is not a `next_cursor` this API returns.
+    pub const INVALID_CURSOR: &str = "invalid_cursor";
     pub const UNAUTHENTICATED: &str = "unauthenticated";
     pub const FORBIDDEN_ROLE: &str = "forbidden_role";
     pub const SELF_DELETION: &str = "self_deletion";
@@ -47,6 +49,7 @@ pub mod code {
         (SUBJECT_INVALID, 400),
         (BODY_INVALID, 400),
         (INVALID_USER_ID, 400),
+        (INVALID_CURSOR, 400),
         (UNAUTHENTICATED, 401),
         (FORBIDDEN_ROLE, 403),
         (SELF_DELETION, 403),
@@ -97,6 +100,7 @@ pub fn title(code: &str) -> &'static str {
         code::SUBJECT_INVALID => "Invalid subject",
         code::BODY_INVALID => "Invalid message body",
         code::INVALID_USER_ID => "Invalid user id",
+        code::INVALID_CURSOR => "Invalid page cursor",
         code::UNAUTHENTICATED => "Not authenticated",
         code::FORBIDDEN_ROLE => "Not allowed for this role",
         code::SELF_DELETION => "Cannot delete your own account here",

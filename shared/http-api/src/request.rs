@@ -2,11 +2,13 @@
 
 use crate::errors::parse_error;
 use crate::problem::{code, Problem};
+use domain::cursor::CursorError;
 use domain::model::RequestMeta;
 use domain::types::UserId;
 use lambda_http::http::header::{HeaderName, USER_AGENT};
 use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt};
+use std::str::FromStr;
 
 /// Longest user agent kept in an audit row; longer ones are cut (on a character boundary).
 pub const MAX_USER_AGENT: usize = 512;
@@ -101,16 +103,18 @@ pub fn query<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
     req.query_string_parameters_ref().and_then(|q| q.first(name))
 }
 
-/// Longest accepted `cursor` (they are opaque, produced by the adapters).
-pub const MAX_CURSOR: usize = 2048;
-
-/// `?limit=&cursor=`: `limit` is 1..=`max` (default `default`), `cursor` opaque.
-/// Anything else is `400 invalid_body`.
-pub fn page(req: &Request, default: usize, max: usize) -> Result<(usize, Option<String>), Problem> {
-    let limit = match query(req, "limit").map(str::trim) {
-        None | Some("") => default,
+/// `?limit=&cursor=`: `limit`, when given, is a whole number 1..=`max` in decimal digits
+/// (default `default`; anything else, an empty value too, is `400 invalid_body`); `cursor`,
+/// when given, is the `next_cursor` of the previous page, parsed into the listing's cursor type
+/// `C` ([`domain::cursor`]); anything else, an empty value too, is `400 invalid_cursor`.
+pub fn page<C>(req: &Request, default: usize, max: usize) -> Result<(usize, Option<C>), Problem>
+where
+    C: FromStr<Err = CursorError>,
+{
+    let limit = match query(req, "limit") {
+        None => default,
         Some(s) => match s.parse::<usize>() {
-            Ok(n) if (1..=max).contains(&n) => n,
+            Ok(n) if (1..=max).contains(&n) && s.bytes().all(|b| b.is_ascii_digit()) => n,
             _ => {
                 return Err(Problem::invalid_body(format!(
                     "limit must be a whole number from 1 to {max}."
@@ -119,11 +123,14 @@ pub fn page(req: &Request, default: usize, max: usize) -> Result<(usize, Option<
         },
     };
     let cursor = match query(req, "cursor") {
-        None | Some("") => None,
-        Some(c) if c.len() > MAX_CURSOR || c.chars().any(char::is_control) => {
-            return Err(Problem::invalid_body("cursor is not a cursor this API returned."))
-        }
-        Some(c) => Some(c.to_owned()),
+        None => None,
+        Some(text) => Some(text.parse::<C>().map_err(|e| {
+            Problem::new(
+                lambda_http::http::StatusCode::BAD_REQUEST,
+                code::INVALID_CURSOR,
+                format!("cursor {e}: pass back the next_cursor of the previous page unchanged."),
+            )
+        })?),
     };
     Ok((limit, cursor))
 }
@@ -165,6 +172,7 @@ fn percent_decode(s: &str) -> String {
 mod tests {
     use super::*;
     use crate::event::ApiEvent;
+    use domain::cursor::{MessageCursor, UserCursor};
 
     #[test]
     fn the_caller_is_the_sub_claim_of_the_jwt_authorizer() {
@@ -254,16 +262,42 @@ mod tests {
             .query("cursor", "abc")
             .into_request()
             .unwrap();
-        assert_eq!(page(&req, 20, 100).unwrap(), (5, Some("abc".to_owned())));
+        assert_eq!(
+            page::<UserCursor>(&req, 20, 100).unwrap(),
+            (5, Some(UserCursor::parse("abc").unwrap()))
+        );
         let req = ApiEvent::new("GET", "/admin/users").into_request().unwrap();
-        assert_eq!(page(&req, 20, 100).unwrap(), (20, None));
-        for bad in ["0", "101", "-1", "ten", "1.5"] {
+        assert_eq!(page::<UserCursor>(&req, 20, 100).unwrap(), (20, None));
+        for bad in ["0", "101", "-1", "ten", "1.5", "", " 5", "+5", "5 "] {
             let req = ApiEvent::new("GET", "/admin/users")
                 .query("limit", bad)
                 .into_request()
                 .unwrap();
-            assert_eq!(page(&req, 20, 100).unwrap_err().code, "invalid_body", "{bad}");
+            assert_eq!(
+                page::<UserCursor>(&req, 20, 100).unwrap_err().code,
+                "invalid_body",
+                "{bad}"
+            );
         }
+    }
+
+    #[test]
+    fn a_cursor_is_parsed_into_the_listings_type_and_anything_else_is_invalid_cursor() {
+        let with = |c: &str| {
+            ApiEvent::new("GET", "/admin/users")
+                .query("cursor", c)
+                .into_request()
+                .unwrap()
+        };
+        let (_, c) = page::<MessageCursor>(&with("2026-01-01T00:00:00.000Z~m-1"), 20, 100).unwrap();
+        assert_eq!(c.unwrap().message_id(), "m-1");
+        for bad in ["not a cursor", "eyJ1c2VyX2lkIjoidSJ9", "a~b~c", "~", "é", ""] {
+            let p = page::<MessageCursor>(&with(bad), 20, 100).unwrap_err();
+            assert_eq!((p.status.as_u16(), p.code), (400, "invalid_cursor"), "{bad}");
+        }
+        let p = page::<UserCursor>(&with("u-1~m-1"), 20, 100).unwrap_err();
+        assert_eq!(p.code, "invalid_cursor");
+        assert!(p.detail.contains("next_cursor"), "{}", p.detail);
     }
 
     #[test]

@@ -407,7 +407,21 @@ fn request_bodies_are_strict_and_bounded_like_the_handlers() {
             .and_then(|x| get(x, k))
             .and_then(Value::as_u64)
     };
-    assert_eq!(prop(send, "subject", "maxLength"), Some(200));
+    // The subject's bound is after trimming, so it lives in its pattern, not in maxLength.
+    let pattern = |s: &'_ Value, p: &str| {
+        get(s, "properties")
+            .and_then(|ps| get(ps, p))
+            .and_then(|x| str_at(x, "pattern"))
+            .map(str::to_owned)
+    };
+    assert!(
+        pattern(send, "subject").is_some_and(|p| p.contains("{0,198}")),
+        "the subject's pattern bounds it to 200 characters after trimming"
+    );
+    assert!(
+        pattern(send, "body").is_some(),
+        "the body's pattern refuses control characters"
+    );
     assert_eq!(prop(send, "body", "maxLength"), Some(10_000));
     assert_eq!(prop(send, "body", "minLength"), Some(1));
 

@@ -13,6 +13,7 @@ pub const KNOWN_CODES: &[(u16, &str)] = &[
     (400, "subject_invalid"),
     (400, "body_invalid"),
     (400, "invalid_user_id"),
+    (400, "invalid_cursor"),
     (401, "unauthenticated"),
     (403, "forbidden_role"),
     (403, "self_deletion"),

@@ -10,9 +10,7 @@ use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-/// The header the reference page sends to say who is signed in (dev only: in AWS the JWT
-/// authorizer fills the claims from a Cognito token).
-pub const DEV_USER_HEADER: &str = "x-dev-user";
+use crate::auth::Verified;
 
 /// One HTTP request, as API Gateway received it.
 #[derive(Debug, Clone)]
@@ -27,26 +25,25 @@ pub struct Incoming<'a> {
     pub body: &'a [u8],
     pub source_ip: IpAddr,
     pub request_id: String,
+    /// What the JWT authorizer verified (`None`: the event has no `authorizer`, as for a
+    /// route without one).
+    pub authorizer: Option<&'a Verified>,
 }
 
-/// The API Gateway HTTP API v2 event for `req`. The caller's `sub` claim comes from the
-/// `X-Dev-User` header, which is not passed on (API Gateway strips nothing, but in AWS the
-/// header would not exist).
+/// The API Gateway HTTP API v2 event for `req`, with the authorizer's claims and scopes in
+/// `requestContext.authorizer.jwt`. Headers, the `Authorization` one included, are passed on
+/// as API Gateway passes them.
 pub fn event(req: &Incoming<'_>) -> Value {
     let now = chrono::Utc::now();
     let mut headers: BTreeMap<String, String> = BTreeMap::new();
     let mut cookies: Vec<String> = Vec::new();
-    let mut dev_user: Option<String> = None;
     for (name, value) in req.headers {
-        let Ok(value) = value.to_str() else { continue };
+        // A value that is not visible ASCII is passed on too (as text), for the function to
+        // refuse: dropping it would turn a bad header into no header.
+        let value = String::from_utf8_lossy(value.as_bytes());
+        let value = value.as_ref();
         let name = name.as_str().to_ascii_lowercase();
         match name.as_str() {
-            DEV_USER_HEADER => {
-                let v = value.trim();
-                if !v.is_empty() {
-                    dev_user = Some(v.to_owned());
-                }
-            }
             "cookie" => cookies.extend(
                 value
                     .split(';')
@@ -116,20 +113,8 @@ pub fn event(req: &Incoming<'_>) -> Value {
         "time": now.format("%d/%b/%Y:%H:%M:%S %z").to_string(),
         "timeEpoch": now.timestamp_millis(),
     });
-    if let Some(sub) = dev_user {
-        let now_s = now.timestamp();
-        context["authorizer"] = json!({
-            "jwt": {
-                "claims": {
-                    "sub": sub,
-                    "token_use": "access",
-                    "iss": "https://cognito-idp.local/devserver",
-                    "iat": now_s.to_string(),
-                    "exp": (now_s + 3600).to_string(),
-                },
-                "scopes": null,
-            }
-        });
+    if let Some(verified) = req.authorizer {
+        context["authorizer"] = verified.authorizer_json();
     }
 
     let mut event = Map::new();
@@ -203,6 +188,17 @@ pub fn gateway_message(status: StatusCode, message: &str) -> Response {
     r
 }
 
+/// The JWT authorizer's refusal, as API Gateway answers it: `401 {"message":"Unauthorized"}`
+/// or `403 {"message":"Forbidden"}`, with an RFC 6750 `WWW-Authenticate` challenge.
+pub fn authorizer_refusal(refusal: crate::auth::Refusal, scope: &str) -> Response {
+    let status = StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::UNAUTHORIZED);
+    let mut r = gateway_message(status, refusal.message());
+    if let Ok(challenge) = HeaderValue::from_str(&refusal.challenge(scope)) {
+        r.headers_mut().insert("www-authenticate", challenge);
+    }
+    r
+}
+
 /// A problem+json answer produced by the dev server itself (only for a body too large to
 /// pass on: the functions' own limit is smaller, so normally the function answers).
 pub fn problem(status: StatusCode, code: &str, title: &str, detail: &str) -> Response {
@@ -225,11 +221,18 @@ pub fn problem(status: StatusCode, code: &str, title: &str, detail: &str) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::{Authorizer, ADMIN_SCOPE, DEV_CLIENT_ID};
     use lambda_http::request::RequestContext;
     use lambda_http::RequestExt as _;
 
-    fn incoming<'a>(headers: &'a HeaderMap, body: &'a [u8], method: &'a Method) -> Incoming<'a> {
+    fn incoming<'a>(
+        headers: &'a HeaderMap,
+        body: &'a [u8],
+        method: &'a Method,
+        authorizer: Option<&'a Verified>,
+    ) -> Incoming<'a> {
         Incoming {
+            authorizer,
             route_key: "POST /admin/users/{userId}/messages",
             method,
             path: "/admin/users/u-1/messages",
@@ -243,20 +246,34 @@ mod tests {
     }
 
     #[test]
-    fn the_dev_user_header_becomes_the_sub_claim_and_is_not_passed_on() {
+    fn the_verified_claims_and_scopes_go_into_the_event_as_api_gateway_puts_them() {
+        let auth = Authorizer::new().unwrap();
+        let now = chrono::Utc::now().timestamp();
+        let token = auth.mint("admin-1", &[ADMIN_SCOPE], now);
+        let header = format!("Bearer {}", token.token);
+        let verified = auth
+            .verify(std::iter::once(header.as_bytes()), ADMIN_SCOPE, now)
+            .unwrap();
         let mut headers = HeaderMap::new();
-        headers.insert("x-dev-user", HeaderValue::from_static("admin-1"));
+        headers.insert("authorization", HeaderValue::from_str(&header).unwrap());
         headers.insert("content-type", HeaderValue::from_static("application/json"));
         let method = Method::POST;
-        let ev = event(&incoming(&headers, br#"{"body":"hi"}"#, &method));
+        let ev = event(&incoming(&headers, br#"{"body":"hi"}"#, &method, Some(&verified)));
+        assert_eq!(
+            ev["requestContext"]["authorizer"]["jwt"]["claims"]["iat"],
+            json!(now.to_string())
+        );
         let req = lambda_request(&ev.to_string(), "message-user").unwrap();
         assert_eq!(req.method(), Method::POST);
-        assert!(req.headers().get("x-dev-user").is_none());
         let Some(RequestContext::ApiGatewayV2(ctx)) = req.request_context_ref() else {
             panic!("not an HTTP API v2 request")
         };
-        let claims = &ctx.authorizer.as_ref().unwrap().jwt.as_ref().unwrap().claims;
+        let jwt = ctx.authorizer.as_ref().unwrap().jwt.as_ref().unwrap();
+        let claims = &jwt.claims;
         assert_eq!(claims.get("sub").map(String::as_str), Some("admin-1"));
+        assert_eq!(claims.get("token_use").map(String::as_str), Some("access"));
+        assert_eq!(claims.get("client_id").map(String::as_str), Some(DEV_CLIENT_ID));
+        assert_eq!(jwt.scopes.as_deref(), Some([ADMIN_SCOPE.to_owned()].as_slice()));
         assert_eq!(
             ctx.route_key.as_deref(),
             Some("POST /admin/users/{userId}/messages")
@@ -274,10 +291,10 @@ mod tests {
     }
 
     #[test]
-    fn without_the_header_there_are_no_claims() {
+    fn without_an_authorizer_there_are_no_claims() {
         let headers = HeaderMap::new();
         let method = Method::POST;
-        let ev = event(&incoming(&headers, b"", &method));
+        let ev = event(&incoming(&headers, b"", &method, None));
         let req = lambda_request(&ev.to_string(), "message-user").unwrap();
         let Some(RequestContext::ApiGatewayV2(ctx)) = req.request_context_ref() else {
             panic!("not an HTTP API v2 request")
@@ -290,7 +307,7 @@ mod tests {
         let headers = HeaderMap::new();
         let method = Method::POST;
         let raw = [0xff_u8, 0xfe, 0x00, 0x41];
-        let ev = event(&incoming(&headers, &raw, &method));
+        let ev = event(&incoming(&headers, &raw, &method, None));
         assert_eq!(ev["isBase64Encoded"], json!(true));
         let req = lambda_request(&ev.to_string(), "message-user").unwrap();
         assert_eq!(req.body().as_ref(), &raw);

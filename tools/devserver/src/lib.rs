@@ -4,12 +4,16 @@
 //! are simulated (`POST /dev/ses-events`, and a Delivery event shortly after each send) and
 //! go through the delivery-events function's own handler.
 //!
-//! Every API request goes the way it goes in AWS: the HTTP request becomes an API Gateway
-//! HTTP API (payload 2.0) event JSON, `lambda_http` parses that JSON into its `Request`, the
-//! function's `handle` answers, and the answer goes back as HTTP. Only the identity differs:
-//! the page's `X-Dev-User` header stands in for the Cognito JWT's `sub` claim.
+//! Every API request goes the way it goes in AWS: the JWT authorizer checks the bearer token
+//! ([`auth`]: tokens of the dev server's own, minted for the demo identities by
+//! `GET /dev/identities`), the HTTP request becomes an API Gateway HTTP API (payload 2.0) event
+//! JSON with the verified claims, `lambda_http` parses that JSON into its `Request`, the
+//! function's `handle` answers, and the answer goes back as HTTP. Requests not addressed to the
+//! dev server itself are refused ([`host`]).
 
+pub mod auth;
 pub mod gateway;
+pub mod host;
 pub mod outbox;
 pub mod seed;
 pub mod ses;
@@ -65,6 +69,9 @@ pub struct Config {
     /// was sent (through the delivery-events function), so the page shows `sent` becoming
     /// `delivered`. `None`: messages stay `sent` until `POST /dev/ses-events` says otherwise.
     pub simulate_delivery: Option<Duration>,
+    /// Host names (without port) accepted in the `Host` header besides the loopback names and
+    /// the listen address (`--allow-host`).
+    pub allowed_hosts: Vec<String>,
 }
 
 /// The default delay of the simulated Delivery event.
@@ -84,6 +91,7 @@ impl Default for Config {
             mail_from: "no-reply@teleperson.com".into(),
             reply_to: DEFAULT_REPLY_TO.into(),
             simulate_delivery: Some(DEFAULT_SIMULATED_DELIVERY),
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -103,6 +111,8 @@ pub struct DevServer {
     pub backend: Arc<InMemoryBackend>,
     pub seeded: seed::Seeded,
     pub config: Config,
+    /// The stand-in for API Gateway's JWT authorizer, with this server's own signing key.
+    pub auth: auth::Authorizer,
     messaging: Messaging,
     delete: DeleteApp,
     directory: Directory,
@@ -110,8 +120,10 @@ pub struct DevServer {
 }
 
 impl DevServer {
-    /// A seeded in-memory backend whose mailer writes into `config.outbox`.
-    pub fn new(config: Config) -> Arc<DevServer> {
+    /// A seeded in-memory backend whose mailer writes into `config.outbox`, and a token
+    /// signing key made from the operating system's randomness (the only way this fails).
+    pub fn new(config: Config) -> Result<Arc<DevServer>, getrandom::Error> {
+        let auth = auth::Authorizer::new()?;
         let backend = InMemoryBackend::new();
         let seeded = seed::seed(&backend);
         let dir = config.outbox.clone();
@@ -144,15 +156,16 @@ impl DevServer {
         };
         let directory = backend.directory();
         let delivery = backend.delivery();
-        Arc::new(DevServer {
+        Ok(Arc::new(DevServer {
             backend,
             seeded,
             config,
+            auth,
             messaging,
             delete,
             directory,
             delivery,
-        })
+        }))
     }
 
     /// The in-process deletion worker and sweep: receive continuations from the queue the way
@@ -214,25 +227,32 @@ impl Function {
 
 type App = Arc<DevServer>;
 
-/// One API route: the route key API Gateway would match and the function behind it.
-fn api(method: axum::http::Method, route_key: &'static str, function: Function) -> MethodRouter<App> {
-    let handler = move |State(app): State<App>,
-                        ConnectInfo(peer): ConnectInfo<SocketAddr>,
-                        params: Option<AxumPath<BTreeMap<String, String>>>,
-                        req: Request| async move {
-        invoke(
+type Reply = std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>;
+type PathParams = Option<AxumPath<BTreeMap<String, String>>>;
+
+/// The handler that runs `function` for requests API Gateway matches with `route_key`.
+fn handler_for(
+    route_key: &'static str,
+    function: Function,
+) -> impl Fn(State<App>, ConnectInfo<SocketAddr>, PathParams, Request) -> Reply + Clone + Send + Sync + 'static
+{
+    move |State(app), ConnectInfo(peer), params, req| {
+        Box::pin(invoke(
             app,
             function,
             route_key,
             peer,
             params.map(|p| p.0).unwrap_or_default(),
             req,
-        )
-        .await
-    };
+        ))
+    }
+}
+
+/// One API route: the route key API Gateway would match and the function behind it.
+fn api(method: axum::http::Method, route_key: &'static str, function: Function) -> MethodRouter<App> {
     axum::routing::on(
         axum::routing::MethodFilter::try_from(method).unwrap_or(axum::routing::MethodFilter::GET),
-        handler,
+        handler_for(route_key, function),
     )
 }
 
@@ -246,6 +266,19 @@ async fn invoke(
 ) -> Response {
     let started = std::time::Instant::now();
     let (parts, body) = req.into_parts();
+    // API Gateway's JWT authorizer runs first: without a valid token nothing reaches a function.
+    let now = chrono::Utc::now().timestamp();
+    let authorization = parts.headers.get_all(axum::http::header::AUTHORIZATION);
+    let verified = match app
+        .auth
+        .verify(authorization.iter().map(|v| v.as_bytes()), auth::ADMIN_SCOPE, now)
+    {
+        Ok(v) => v,
+        Err(refusal) => {
+            tracing::info!(route = route_key, status = refusal.status(), reason = %refusal, "authorizer refused the request");
+            return gateway::authorizer_refusal(refusal, auth::ADMIN_SCOPE);
+        }
+    };
     let Ok(body) = axum::body::to_bytes(body, MAX_REQUEST_BODY).await else {
         return gateway::problem(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -265,6 +298,7 @@ async fn invoke(
         body: &body,
         source_ip: peer.ip(),
         request_id: request_id.clone(),
+        authorizer: Some(&verified),
     });
     let lambda_req = match gateway::lambda_request(&event.to_string(), function.name()) {
         Ok(r) => r,
@@ -305,8 +339,10 @@ async fn not_found() -> Response {
     gateway::gateway_message(StatusCode::NOT_FOUND, "Not Found")
 }
 
-/// `GET /dev/identities`: who the "Signed in as" picker offers (dev only).
+/// `GET /dev/identities`: who the "Signed in as" picker offers, each with a fresh access token
+/// of this dev server's own (dev only).
 async fn identities(State(app): State<App>) -> Response {
+    let issued_at = chrono::Utc::now().timestamp();
     let st = app.backend.state();
     let list: Vec<_> = app
         .seeded
@@ -315,15 +351,24 @@ async fn identities(State(app): State<App>) -> Response {
         .map(|i| {
             let profile = st.profiles.get(&i.user_id);
             let deleted = profile.is_none_or(|p| p.is_tombstone());
+            let token = app.auth.mint(&i.user_id, &[auth::ADMIN_SCOPE], issued_at);
             json!({
                 "user_id": i.user_id,
                 "display_name": i.display_name,
                 "role": profile.filter(|_| !deleted).map_or(i.role.as_str(), |p| p.role.as_str()),
                 "deleted": deleted,
+                "access_token": token.token,
+                "token_type": "Bearer",
+                "expires_at": token.expires_at,
             })
         })
         .collect();
-    Json(json!({ "items": list })).into_response()
+    let mut response = Json(json!({ "items": list })).into_response();
+    // Fresh tokens every time: never from a cache.
+    response
+        .headers_mut()
+        .insert("cache-control", HeaderValue::from_static("no-store"));
+    response
 }
 
 /// `GET /dev/outbox`: the `.eml` files written so far, newest first (dev only).
@@ -447,14 +492,18 @@ async fn no_store(mut response: Response) -> Response {
 pub fn router(app: App) -> Router {
     use axum::http::Method;
     use Function::*;
+    // Any other method on a path of the API goes to the function that owns the path (as an
+    // `ANY /path` route sends it), which answers `405 method_not_allowed` with `Allow`.
     let api_routes = Router::new()
         .route(
             "/admin/users",
-            api(Method::GET, "GET /admin/users", ListUsers).fallback(not_found),
+            api(Method::GET, "GET /admin/users", ListUsers)
+                .fallback(handler_for("ANY /admin/users", ListUsers)),
         )
         .route(
             "/admin/users/{userId}",
-            api(Method::DELETE, "DELETE /admin/users/{userId}", DeleteUser).fallback(not_found),
+            api(Method::DELETE, "DELETE /admin/users/{userId}", DeleteUser)
+                .fallback(handler_for("ANY /admin/users/{userId}", DeleteUser)),
         )
         .route(
             "/admin/users/{userId}/messages",
@@ -464,11 +513,12 @@ pub fn router(app: App) -> Router {
                     "GET /admin/users/{userId}/messages",
                     MessageUser,
                 ))
-                .fallback(not_found),
+                .fallback(handler_for("ANY /admin/users/{userId}/messages", MessageUser)),
         )
         .route(
             "/admin/users/{userId}/deletion",
-            api(Method::GET, "GET /admin/users/{userId}/deletion", DeleteUser).fallback(not_found),
+            api(Method::GET, "GET /admin/users/{userId}/deletion", DeleteUser)
+                .fallback(handler_for("ANY /admin/users/{userId}/deletion", DeleteUser)),
         )
         .route(
             "/admin/users/{userId}/deletion-preview",
@@ -477,7 +527,10 @@ pub fn router(app: App) -> Router {
                 "GET /admin/users/{userId}/deletion-preview",
                 DeleteUser,
             )
-            .fallback(not_found),
+            .fallback(handler_for(
+                "ANY /admin/users/{userId}/deletion-preview",
+                DeleteUser,
+            )),
         )
         .route("/admin/{*rest}", axum::routing::any(not_found));
     let dev_routes = Router::new()
@@ -493,11 +546,17 @@ pub fn router(app: App) -> Router {
 }
 
 /// Serves `app` on `listener` (with the in-process deletion worker) until the process ends.
+/// Only requests addressed to the listener's own address are answered ([`host`]).
 pub async fn serve(listener: tokio::net::TcpListener, app: App) -> std::io::Result<()> {
+    let allowed = Arc::new(host::AllowedHosts::for_listener(
+        listener.local_addr()?,
+        &app.config.allowed_hosts,
+    ));
     let worker = app.spawn_worker();
+    let routes = router(app).layer(axum::middleware::from_fn_with_state(allowed, host::check));
     let result = axum::serve(
         listener,
-        router(app).into_make_service_with_connect_info::<SocketAddr>(),
+        routes.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(async {
         let _ = tokio::signal::ctrl_c().await;

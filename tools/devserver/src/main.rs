@@ -15,6 +15,9 @@ USAGE: cargo run -p devserver -- [OPTIONS]
 OPTIONS:
   --addr IP                 address to listen on            [default: 127.0.0.1]
   --port N                  port (0 = any free port)        [default: 3000]
+  --allow-host NAME         also answer requests whose Host is NAME:PORT (repeatable); only
+                            127.0.0.1, localhost, [::1] and the --addr address are answered
+                            otherwise (421 host_not_allowed: DNS-rebinding protection)
   --outbox DIR              where .eml files are written    [default: ./outbox]
   --static DIR              the page's files                [default: tools/devserver/static]
   --delete-budget-ms N      DELETE handler time budget; a deletion that needs longer answers
@@ -28,6 +31,12 @@ OPTIONS:
   --no-simulate-delivery    no simulated Delivery events: messages stay `sent` until
                             POST /dev/ses-events says otherwise (same as --simulate-delivery-ms 0)
   -h, --help                this text
+
+Every API route needs `Authorization: Bearer <token>`, as behind API Gateway's JWT authorizer:
+GET /dev/identities lists the demo identities, each with an access token of this server's own
+(valid one hour, and only until the server stops). For example:
+  token=$(curl -s http://127.0.0.1:3000/dev/identities | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"items\"][0][\"access_token\"])')
+  curl -H \"Authorization: Bearer $token\" http://127.0.0.1:3000/admin/users
 
 Try `--delete-budget-ms 0` to see every deletion go through the 202 + worker path.
 Simulate what SES reports about a message (through the delivery-events function's handler):
@@ -80,6 +89,13 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
                 args.port = value()?
                     .parse()
                     .map_err(|_| format!("{name}: not a port number"))?
+            }
+            "--allow-host" => {
+                let host = value()?;
+                if host.is_empty() || host.contains([':', '/', ' ']) {
+                    return Err(format!("{name}: a host name without port, e.g. devbox.local"));
+                }
+                args.config.allowed_hosts.push(host)
             }
             "--outbox" => args.config.outbox = PathBuf::from(value()?),
             "--static" => args.config.static_dir = PathBuf::from(value()?),
@@ -145,7 +161,13 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let app = DevServer::new(config);
+    let app = match DevServer::new(config) {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("devserver: cannot make a token signing key: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let owner = app
         .backend
         .state()
@@ -154,7 +176,7 @@ async fn main() -> ExitCode {
         .map(|p| p.display_name.clone());
     println!("Teleperson dev server (in-memory backend, demo data; nothing leaves this machine)");
     println!("  Users tab:  http://{local}/");
-    println!("  API:        http://{local}/admin/users   (identity: header X-Dev-User: <user_id>)");
+    println!("  API:        http://{local}/admin/users   (Authorization: Bearer <access_token from GET /dev/identities>)");
     println!("  Outbox:     {}", app.config.outbox.display());
     println!(
         "  Signed in as {} (owner) by default; switch in the page header.",
@@ -180,9 +202,11 @@ mod tests {
 
     #[test]
     fn flags_override_the_defaults() {
-        let a = parse("--port 0 --addr 0.0.0.0 --outbox /tmp/x --delete-budget-ms=5")
-            .unwrap()
-            .unwrap();
+        let a =
+            parse("--port 0 --addr 0.0.0.0 --outbox /tmp/x --delete-budget-ms=5 --allow-host devbox.local")
+                .unwrap()
+                .unwrap();
+        assert_eq!(a.config.allowed_hosts, ["devbox.local"]);
         assert_eq!(a.port, 0);
         assert_eq!(a.addr.to_string(), "0.0.0.0");
         assert_eq!(a.config.outbox, PathBuf::from("/tmp/x"));
@@ -194,6 +218,7 @@ mod tests {
         assert!(parse("--nope").is_err());
         assert!(parse("--port").is_err());
         assert!(parse("--port abc").is_err());
+        assert!(parse("--allow-host devbox.local:3000").is_err());
         assert!(parse("--help").unwrap().is_none());
     }
 

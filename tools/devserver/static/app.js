@@ -1,6 +1,7 @@
 // Teleperson admin, Users tab: the reference page. Plain ES module, no build step.
-// Talks to the same API as production; the dev server's "Signed in as" identity travels in the
-// X-Dev-User header (in AWS the Cognito JWT authorizer supplies the caller instead).
+// Talks to the same API as production, with a bearer token: the dev server mints one for each
+// "Signed in as" identity (GET /dev/identities), as Cognito would for a signed-in admin, and
+// checks it the way API Gateway's JWT authorizer checks a Cognito access token.
 
 const DEFAULT_SUBJECT = 'A message from Teleperson';
 const SUPPORT_INBOX = 'hello@teleperson.com';
@@ -11,6 +12,8 @@ const POLL_MS = 600;
 const HISTORY_POLL_MS = 2500;
 const HISTORY_POLLS = 24;
 const IDENTITY_KEY = 'teleperson.dev.signedInAs';
+// A token is fetched anew when it has less than this left (seconds).
+const TOKEN_MARGIN_S = 60;
 const NOBODY = '';
 
 const TABLE_LABELS = {
@@ -43,6 +46,7 @@ const ERROR_TEXT = {
   acknowledgement_required: 'Deleting an administrator needs the “I understand this removes an administrator” box ticked.',
   no_email_address: 'This user has no email address on file, so they can’t be messaged.',
   invalid_user_id: 'That user id is not valid.',
+  invalid_cursor: 'The list could not be continued from where it was. Reload the page to start again.',
   invalid_body: 'The request was not understood. Reload the page and try again.',
   subject_invalid: `The subject must be 1–${MAX_SUBJECT} characters, on one line.`,
   body_invalid: `The message must be between 1 and ${MAX_BODY.toLocaleString('en-US')} characters.`,
@@ -156,9 +160,21 @@ class ApiError extends Error {
   }
 }
 
+/** The access token of `userId` (none for "Nobody"), fetched anew when it is about to expire. */
+async function tokenFor(userId) {
+  if (!userId) return null;
+  let identity = state.identities.find((i) => i.user_id === userId);
+  if (!identity || identity.expires_at - TOKEN_MARGIN_S < Date.now() / 1000) {
+    await fetchIdentities();
+    identity = state.identities.find((i) => i.user_id === userId);
+  }
+  return identity?.access_token || null;
+}
+
 async function api(method, path, { body, headers = {}, as = state.user } = {}) {
   const h2 = { Accept: 'application/json, application/problem+json', ...headers };
-  if (as) h2['X-Dev-User'] = as;
+  const token = await tokenFor(as);
+  if (token) h2.Authorization = `Bearer ${token}`;
   const init = { method, headers: h2 };
   if (body !== undefined) {
     h2['Content-Type'] = 'application/json';
@@ -184,7 +200,9 @@ async function api(method, path, { body, headers = {}, as = state.user } = {}) {
 /** The error in words: the friendly sentence for its code, else the API's own detail/title. */
 function describe(err) {
   if (!(err instanceof ApiError)) return 'Something went wrong. Please try again.';
-  let text = (err.code && ERROR_TEXT[err.code]) || err.detail || err.title;
+  // API Gateway's own refusals ({"message": "Unauthorized" | "Forbidden"}) carry no code.
+  const code = err.code || (err.status === 401 ? 'unauthenticated' : null);
+  let text = (code && ERROR_TEXT[code]) || err.detail || err.title;
   if (!text) text = err.status >= 500 ? 'The server had a problem. Please try again.' : `The request failed (HTTP ${err.status}).`;
   if (err.retryAfter) text += ` Try again in ${plural(err.retryAfter, 'second')}.`;
   return text;
@@ -200,15 +218,21 @@ function errorNotice(err, heading) {
 
 const currentIdentity = () => state.identities.find((i) => i.user_id === state.user) || null;
 
-async function loadIdentities() {
+/** The demo identities, each with a fresh access token. */
+async function fetchIdentities() {
   let items = [];
   try {
-    const res = await fetch('/dev/identities');
+    const res = await fetch('/dev/identities', { cache: 'no-store' });
     items = (await res.json()).items || [];
   } catch {
     items = [];
   }
   state.identities = items;
+  return items;
+}
+
+async function loadIdentities() {
+  const items = await fetchIdentities();
   const saved = localStorage.getItem(IDENTITY_KEY);
   const valid = saved !== null && (saved === NOBODY || items.some((i) => i.user_id === saved));
   state.user = valid ? saved : items[0]?.user_id ?? NOBODY;

@@ -1,6 +1,7 @@
 //! The dev server over real HTTP: each test starts its own server (seeded in-memory backend,
 //! its own outbox folder) on 127.0.0.1:0 and talks to it with a minimal HTTP/1.1 client.
 
+use devserver::auth::{ADMIN_SCOPE, DEV_CLIENT_ID, DEV_ISSUER};
 use devserver::{Config, DevServer};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -30,7 +31,7 @@ async fn start_with(configure: impl FnOnce(&mut Config)) -> Server {
         ..Config::default()
     };
     configure(&mut config);
-    let app = DevServer::new(config);
+    let app = DevServer::new(config).expect("a dev server");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind 127.0.0.1:0");
@@ -75,17 +76,37 @@ impl Answer {
     }
 }
 
-/// One request on a fresh connection (`Connection: close`), read to the end.
+/// A fresh access token of this server's for `user` with the admin scope, as
+/// `GET /dev/identities` hands out.
+fn token_for(server: &Server, user: &str) -> String {
+    let now = chrono::Utc::now().timestamp();
+    server.app.auth.mint(user, &[ADMIN_SCOPE], now).token
+}
+
+/// One request on a fresh connection (`Connection: close`), read to the end, signed in as
+/// `user` (`Authorization: Bearer <a token for user>`) when given.
 async fn call(server: &Server, method: &str, path: &str, user: Option<&str>, body: Option<&[u8]>) -> Answer {
+    let authorization = user.map(|u| format!("Bearer {}", token_for(server, u)));
+    let mut headers = vec![("Host".to_owned(), server.addr.to_string())];
+    headers.extend(authorization.map(|a| ("Authorization".to_owned(), a)));
+    raw_call(server, method, path, &headers, body).await
+}
+
+/// One request with exactly these headers (and `Connection`, `User-Agent`, and for a body
+/// `Content-Type` and `Content-Length`).
+async fn raw_call(
+    server: &Server,
+    method: &str,
+    path: &str,
+    headers: &[(String, String)],
+    body: Option<&[u8]>,
+) -> Answer {
     let mut stream = tokio::net::TcpStream::connect(server.addr)
         .await
         .expect("connect to the dev server");
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nUser-Agent: api-test\r\n",
-        server.addr
-    );
-    if let Some(u) = user {
-        head.push_str(&format!("X-Dev-User: {u}\r\n"));
+    let mut head = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\nUser-Agent: api-test\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
     }
     if let Some(b) = body {
         head.push_str(&format!(
@@ -436,10 +457,29 @@ async fn an_owner_deletes_an_admin_only_with_the_acknowledgement() {
     assert_eq!(after.status, 401);
 }
 
+/// Headers: the right Host, and this Authorization value.
+fn with_authorization(s: &Server, value: &str) -> Vec<(String, String)> {
+    vec![
+        ("Host".to_owned(), s.addr.to_string()),
+        ("Authorization".to_owned(), value.to_owned()),
+    ]
+}
+
 #[tokio::test]
-async fn a_request_without_the_dev_identity_is_401() {
+async fn a_request_without_a_valid_bearer_token_gets_api_gateways_401_and_reaches_no_function() {
     let s = start().await;
     let ana = id_of(&s, "Ana Lima");
+    let owner = s.app.seeded.owner.clone();
+    let now = chrono::Utc::now().timestamp();
+    let good = token_for(&s, &owner);
+    let expired = s.app.auth.mint(&owner, &[ADMIN_SCOPE], now - 7200).token;
+    let other_server = start().await;
+    let foreign = token_for(&other_server, &owner);
+    let tampered = {
+        let parts: Vec<&str> = good.split('.').collect();
+        format!("{}.{}x.{}", parts[0], parts[1], parts[2])
+    };
+    let before = s.app.backend.snapshot();
     for (method, path, body) in [
         ("GET", "/admin/users".to_owned(), None),
         (
@@ -447,13 +487,293 @@ async fn a_request_without_the_dev_identity_is_401() {
             format!("/admin/users/{ana}/messages"),
             Some(br#"{"body":"hi"}"#.as_slice()),
         ),
+        ("GET", format!("/admin/users/{ana}/messages"), None),
         ("DELETE", format!("/admin/users/{ana}"), None),
+        ("GET", format!("/admin/users/{ana}/deletion"), None),
+        ("GET", format!("/admin/users/{ana}/deletion-preview"), None),
     ] {
-        let answer = call(&s, method, &path, None, body).await;
-        assert_eq!(answer.status, 401, "{method} {path}");
-        assert_eq!(answer.json()["code"], "unauthenticated");
+        let missing = raw_call(
+            &s,
+            method,
+            &path,
+            &[("Host".to_owned(), s.addr.to_string())],
+            body,
+        )
+        .await;
+        let mut answers = vec![("missing", missing)];
+        for (what, value) in [
+            ("no scheme", good.clone()),
+            ("basic", "Basic YWRtaW46YWRtaW4=".to_owned()),
+            ("garbage", "Bearer not-a-token".to_owned()),
+            ("expired", format!("Bearer {expired}")),
+            ("another server's", format!("Bearer {foreign}")),
+            ("tampered", format!("Bearer {tampered}")),
+        ] {
+            answers.push((
+                what,
+                raw_call(&s, method, &path, &with_authorization(&s, &value), body).await,
+            ));
+        }
+        for (what, answer) in answers {
+            assert_eq!(answer.status, 401, "{what}: {method} {path}");
+            assert_eq!(
+                answer.json(),
+                json!({"message": "Unauthorized"}),
+                "{what}: {method} {path}"
+            );
+            assert_eq!(answer.header("content-type"), Some("application/json"), "{what}");
+            assert!(
+                answer
+                    .header("www-authenticate")
+                    .is_some_and(|c| c.starts_with("Bearer")),
+                "{what}: a Bearer challenge"
+            );
+        }
     }
+    // Nothing reached a function: no mail, no audit row, no change.
     assert!(outbox_files(&s).is_empty());
+    let after = s.app.backend.snapshot();
+    assert_eq!(after.profiles, before.profiles);
+    assert_eq!(after.messages, before.messages);
+    assert_eq!(
+        after.security_logs, before.security_logs,
+        "not even a denial was audited"
+    );
+    assert_eq!(after.jobs, before.jobs);
+    assert_eq!(after.sent_mail, before.sent_mail);
+}
+
+#[tokio::test]
+async fn a_token_without_the_admin_scope_is_403_forbidden_and_a_sub_without_a_profile_is_401_unauthenticated()
+{
+    let s = start().await;
+    let owner = s.app.seeded.owner.clone();
+    let now = chrono::Utc::now().timestamp();
+    let unscoped = s.app.auth.mint(&owner, &["openid", "profile"], now).token;
+    let answer = raw_call(
+        &s,
+        "GET",
+        "/admin/users",
+        &with_authorization(&s, &format!("Bearer {unscoped}")),
+        None,
+    )
+    .await;
+    assert_eq!(answer.status, 403);
+    assert_eq!(answer.json(), json!({"message": "Forbidden"}));
+    assert_eq!(
+        answer.header("www-authenticate"),
+        Some("Bearer error=\"insufficient_scope\", scope=\"admin/users\"")
+    );
+    // A valid token whose sub has no profile reaches the function, which refuses it.
+    let stranger = call(&s, "GET", "/admin/users", Some("no-such-user"), None).await;
+    assert_eq!(stranger.status, 401);
+    assert_eq!(stranger.header("content-type"), Some("application/problem+json"));
+    assert_eq!(stranger.json()["code"], "unauthenticated");
+}
+
+#[tokio::test]
+async fn the_identities_route_hands_out_working_tokens_with_the_authorizers_claims() {
+    let s = start().await;
+    let answer = call(&s, "GET", "/dev/identities", None, None).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.header("cache-control"), Some("no-store"));
+    let ids = answer.json();
+    let owner = &ids["items"][0];
+    assert_eq!(owner["role"], "owner");
+    assert_eq!(owner["token_type"], "Bearer");
+    let token = owner["access_token"].as_str().expect("an access token");
+    let now = chrono::Utc::now().timestamp();
+    let expires_at = owner["expires_at"].as_i64().unwrap();
+    assert!(
+        (now + 3500..=now + 3700).contains(&expires_at),
+        "valid about an hour"
+    );
+    // The claims (a JWT's middle part), as a Cognito access token has them.
+    use base64::Engine as _;
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["sub"], owner["user_id"]);
+    assert_eq!(claims["token_use"], "access");
+    assert_eq!(claims["client_id"], DEV_CLIENT_ID);
+    assert_eq!(claims["iss"], DEV_ISSUER);
+    assert_eq!(claims["scope"], ADMIN_SCOPE);
+    assert!(
+        (now - 5..=now + 5).contains(&claims["iat"].as_i64().unwrap()),
+        "a real iat"
+    );
+    assert_eq!(claims["exp"].as_i64(), Some(expires_at));
+    let listed = raw_call(
+        &s,
+        "GET",
+        "/admin/users",
+        &with_authorization(&s, &format!("Bearer {token}")),
+        None,
+    )
+    .await;
+    assert_eq!(listed.status, 200, "{}", String::from_utf8_lossy(&listed.body));
+    // Every identity gets a token of its own.
+    let tokens: std::collections::BTreeSet<&str> = ids["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["access_token"].as_str().unwrap())
+        .collect();
+    assert_eq!(tokens.len(), ids["items"].as_array().unwrap().len());
+}
+
+#[tokio::test]
+async fn a_request_addressed_to_another_host_is_refused_with_421_host_not_allowed() {
+    let s = start().await;
+    let port = s.addr.port();
+    let owner = s.app.seeded.owner.clone();
+    let bearer = format!("Bearer {}", token_for(&s, &owner));
+    for host in [
+        format!("evil.example:{port}"),
+        format!("127.0.0.1:{}", port.wrapping_add(1)),
+        "localhost".to_owned(),
+        format!("127.0.0.1:{port}.evil.example"),
+    ] {
+        for path in ["/", "/dev/identities", "/admin/users", "/openapi.yaml", "/nope"] {
+            let headers = vec![
+                ("Host".to_owned(), host.clone()),
+                ("Authorization".to_owned(), bearer.clone()),
+            ];
+            let answer = raw_call(&s, "GET", path, &headers, None).await;
+            assert_eq!(answer.status, 421, "Host {host}, {path}");
+            assert_eq!(answer.header("content-type"), Some("application/problem+json"));
+            let problem = answer.json();
+            assert_eq!(problem["code"], "host_not_allowed", "{problem}");
+            assert_eq!(problem["status"], 421);
+            assert!(
+                problem["detail"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&format!("127.0.0.1:{port}")),
+                "{problem}"
+            );
+            assert!(
+                !answer.body.windows(4).any(|w| w == b"evil"),
+                "the Host is not echoed"
+            );
+            assert!(!String::from_utf8_lossy(&answer.body).contains("access_token"));
+        }
+    }
+    // No Host at all, two of them, or an absolute target naming another host.
+    for headers in [
+        vec![],
+        vec![
+            ("Host".to_owned(), s.addr.to_string()),
+            ("Host".to_owned(), s.addr.to_string()),
+        ],
+    ] {
+        assert_eq!(
+            raw_call(&s, "GET", "/dev/identities", &headers, None)
+                .await
+                .status,
+            421
+        );
+    }
+    let absolute = raw_call(
+        &s,
+        "GET",
+        "http://evil.example/dev/identities",
+        &[("Host".to_owned(), s.addr.to_string())],
+        None,
+    )
+    .await;
+    assert_eq!(absolute.status, 421);
+    // The server's own names are answered.
+    for host in [
+        format!("localhost:{port}"),
+        format!("127.0.0.1:{port}"),
+        format!("[::1]:{port}"),
+    ] {
+        let answer = raw_call(
+            &s,
+            "GET",
+            "/dev/identities",
+            &[("Host".to_owned(), host.clone())],
+            None,
+        )
+        .await;
+        assert_eq!(answer.status, 200, "{host}");
+    }
+}
+
+#[tokio::test]
+async fn a_cursor_that_is_not_a_next_cursor_is_400_invalid_cursor() {
+    let s = start().await;
+    let admin = s.app.seeded.admins[0].clone();
+    let ana = id_of(&s, "Ana Lima");
+    for path in [
+        "/admin/users?cursor=not%20a%20cursor".to_owned(),
+        "/admin/users?cursor=eyJ1c2VyX2lkIjoidSJ9%3D".to_owned(),
+        format!("/admin/users/{ana}/messages?cursor=abc"),
+        format!("/admin/users/{ana}/messages?cursor=a~b~c"),
+    ] {
+        let answer = call(&s, "GET", &path, Some(&admin), None).await;
+        assert_eq!(
+            answer.status,
+            400,
+            "{path}: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        assert_eq!(answer.json()["code"], "invalid_cursor", "{path}");
+    }
+    // The next_cursor of a page is a cursor, on both lists.
+    let page = call(
+        &s,
+        "GET",
+        &format!("/admin/users/{ana}/messages?limit=1"),
+        Some(&admin),
+        None,
+    )
+    .await
+    .json();
+    let cursor = page["next_cursor"].as_str().expect("Ana has two messages");
+    let next = call(
+        &s,
+        "GET",
+        &format!("/admin/users/{ana}/messages?limit=1&cursor={cursor}"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(next.status, 200);
+    assert_ne!(
+        next.json()["items"][0]["message_id"],
+        page["items"][0]["message_id"]
+    );
+}
+
+#[tokio::test]
+async fn an_idempotency_key_that_is_not_visible_ascii_reaches_the_function_and_is_refused() {
+    let s = start().await;
+    let admin = s.app.seeded.admins[0].clone();
+    let ana = id_of(&s, "Ana Lima");
+    let mut stream = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    let body = br#"{"body":"hi"}"#;
+    let mut head = format!(
+        "POST /admin/users/{ana}/messages HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\
+         Authorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        s.addr,
+        token_for(&s, &admin),
+        body.len()
+    )
+    .into_bytes();
+    head.extend_from_slice(b"Idempotency-Key: caf\xc3\xa9\r\n\r\n");
+    head.extend_from_slice(body);
+    stream.write_all(&head).await.unwrap();
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw).await;
+    let answer = parse(&raw);
+    assert_eq!(answer.status, 400, "{}", String::from_utf8_lossy(&answer.body));
+    assert_eq!(answer.json()["code"], "invalid_body");
+    assert!(outbox_files(&s).is_empty(), "nothing was sent");
 }
 
 #[tokio::test]
@@ -522,8 +842,26 @@ async fn unknown_api_routes_get_api_gateways_404_and_the_page_is_served() {
     let answer = call(&s, "GET", "/admin/nope", Some(&admin), None).await;
     assert_eq!(answer.status, 404);
     assert_eq!(answer.json(), json!({"message": "Not Found"}));
-    let answer = call(&s, "PUT", "/admin/users", Some(&admin), None).await;
-    assert_eq!(answer.status, 404);
+    // Another method on an API path: the owning function's 405, behind the authorizer.
+    let ana = id_of(&s, "Ana Lima");
+    for (method, path, allow) in [
+        ("PUT", "/admin/users".to_owned(), "GET"),
+        ("TRACE", "/admin/users".to_owned(), "GET"),
+        ("PATCH", format!("/admin/users/{ana}"), "DELETE"),
+        ("DELETE", format!("/admin/users/{ana}/messages"), "GET, POST"),
+        ("POST", format!("/admin/users/{ana}/deletion"), "GET"),
+        ("PUT", format!("/admin/users/{ana}/deletion-preview"), "GET"),
+    ] {
+        let answer = call(&s, method, &path, Some(&admin), None).await;
+        assert_eq!(answer.status, 405, "{method} {path}");
+        assert_eq!(answer.json()["code"], "method_not_allowed", "{method} {path}");
+        assert_eq!(answer.header("allow"), Some(allow), "{method} {path}");
+        assert_eq!(
+            call(&s, method, &path, None, None).await.status,
+            401,
+            "{method} {path}"
+        );
+    }
 
     let page = call(&s, "GET", "/", None, None).await;
     assert_eq!(page.status, 200);

@@ -7,9 +7,7 @@
 
 use super::event_item;
 use super::profiles::{millis, DELETION_JOB_ATTR, SENDS_IN_FLIGHT_ATTR, SEND_LEASE_ATTR};
-use crate::attrs::{
-    decode_cursor, encode_cursor, from_item_key, get_s, opt_s, put_opt, req_s, s, to_item_key, Item,
-};
+use crate::attrs::{get_s, message_cursor_after, message_cursor_key, opt_s, put_opt, req_s, s, Item};
 use crate::deadline::WithinDeadline;
 use crate::errors::{build, is_retryable_code, malformed, sdk};
 use async_trait::async_trait;
@@ -22,7 +20,8 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 use aws_smithy_runtime_api::http::Response as HttpResponse;
 use chrono::{DateTime, Utc};
-use domain::model::{timestamp, AdminMessage, ItemKey, MessageStatus, Page, SecurityEvent};
+use domain::cursor::MessageCursor;
+use domain::model::{timestamp, AdminMessage, MessageStatus, Page, SecurityEvent};
 use domain::ports::{Attempt, DependencyError, MessageOutbox, Reserved, StoreResult};
 
 const DEP: &str = "admin_messages";
@@ -399,10 +398,10 @@ impl MessageOutbox for DynamoMessageOutbox {
         &self,
         recipient_id: &str,
         limit: usize,
-        cursor: Option<&str>,
+        cursor: Option<&MessageCursor>,
     ) -> StoreResult<Page<AdminMessage>> {
         let limit = limit.max(1);
-        let start = cursor.map(|c| decode_cursor(c, DEP)).transpose()?;
+        let start = cursor.map(|c| message_cursor_key(recipient_id, c));
         // One more than asked: tells whether another page exists without an empty last page.
         let out = self
             .client
@@ -413,7 +412,7 @@ impl MessageOutbox for DynamoMessageOutbox {
             .expression_attribute_values(":r", s(recipient_id))
             .scan_index_forward(false)
             .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX))
-            .set_exclusive_start_key(start.as_ref().map(from_item_key))
+            .set_exclusive_start_key(start)
             .send()
             .within_deadline()
             .await
@@ -424,20 +423,15 @@ impl MessageOutbox for DynamoMessageOutbox {
             .take(limit)
             .map(message_from)
             .collect::<StoreResult<Vec<_>>>()?;
-        let next = if rows.len() > limit {
-            items.last().map(|m| {
-                encode_cursor(&ItemKey::from([
-                    ("message_id".to_owned(), m.message_id.clone()),
-                    ("recipient_id".to_owned(), m.recipient_id.clone()),
-                    ("created_at".to_owned(), m.created_at.clone()),
-                ]))
-            })
+        let last = if rows.len() > limit {
+            rows.get(limit - 1)
         } else {
-            match out.last_evaluated_key() {
-                Some(lek) if !items.is_empty() => Some(encode_cursor(&to_item_key(lek, DEP)?)),
-                _ => None,
-            }
+            out.last_evaluated_key().filter(|_| !items.is_empty())
         };
+        let next = last
+            .map(|key| message_cursor_after(key, DEP))
+            .transpose()?
+            .map(|c| c.to_string());
         Ok(Page { items, next })
     }
 

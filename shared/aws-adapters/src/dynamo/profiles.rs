@@ -1,6 +1,6 @@
 //! `profiles` (`PROFILES_TABLE`): read, anonymise into the tombstone, list.
 
-use crate::attrs::{decode_cursor, encode_cursor, get_n, get_s, opt_s, req_s, s, Item};
+use crate::attrs::{get_n, get_s, opt_s, req_s, s, user_cursor_after, user_cursor_key, Item};
 use crate::deadline::WithinDeadline;
 use crate::errors::sdk;
 use async_trait::async_trait;
@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, TimeZone, Utc};
-use domain::model::{timestamp, ItemKey, Page, Profile};
+use domain::model::{timestamp, Page, Profile};
 use domain::ports::{Anonymised, ListQuery, Profiles, StoreResult};
 
 const DEP: &str = "profiles";
@@ -164,17 +164,14 @@ impl Profiles for DynamoProfiles {
             .as_deref()
             .map(|s| s.trim().to_lowercase())
             .filter(|s| !s.is_empty());
-        let mut start = match &query.cursor {
-            Some(c) => Some(decode_cursor(c, DEP)?),
-            None => None,
-        };
+        let mut start = query.cursor.as_ref().map(user_cursor_key);
         let mut items = Vec::new();
         for _ in 0..MAX_SCAN_PAGES {
             let out = self
                 .client
                 .scan()
                 .table_name(&self.table)
-                .set_exclusive_start_key(start.as_ref().map(crate::attrs::from_item_key))
+                .set_exclusive_start_key(start.clone())
                 .limit(SCAN_PAGE)
                 .send()
                 .within_deadline()
@@ -189,17 +186,23 @@ impl Profiles for DynamoProfiles {
                 items.push(profile);
                 if items.len() == limit {
                     let more = i + 1 < rows.len() || out.last_evaluated_key().is_some();
-                    let next = more.then(|| cursor_after(get_s(row, "user_id").unwrap_or_default()));
+                    let next = match more {
+                        true => Some(user_cursor_after(row, DEP)?.to_string()),
+                        false => None,
+                    };
                     return Ok(Page { items, next });
                 }
             }
             match out.last_evaluated_key() {
-                Some(lek) => start = Some(crate::attrs::to_item_key(lek, DEP)?),
+                Some(lek) => start = Some(lek.clone()),
                 None => return Ok(Page { items, next: None }),
             }
         }
         // Stop reading after a bounded amount of work; the cursor continues the scan.
-        let next = start.map(|k| encode_cursor(&k));
+        let next = start
+            .map(|key| user_cursor_after(&key, DEP))
+            .transpose()?
+            .map(|c| c.to_string());
         Ok(Page { items, next })
     }
 
@@ -259,10 +262,6 @@ impl Profiles for DynamoProfiles {
             }
         }
     }
-}
-
-fn cursor_after(user_id: &str) -> String {
-    encode_cursor(&ItemKey::from([("user_id".to_owned(), user_id.to_owned())]))
 }
 
 impl DynamoProfiles {
