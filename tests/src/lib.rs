@@ -278,6 +278,7 @@ pub fn profile(user_id: &str, email: Option<&str>, role: &str, name: &str) -> Pr
         deleted_at: None,
         auth_username: None,
         deletion_job_id: None,
+        tokens_valid_after: None,
     }
 }
 

@@ -54,6 +54,7 @@ fn meta() -> RequestMeta {
         request_id: "req-1".into(),
         source_ip: Some("203.0.113.7".into()),
         user_agent: Some("tests".into()),
+        token_issued_at: None,
     }
 }
 

@@ -70,6 +70,7 @@ impl Flow {
             request_id: request_id.to_owned(),
             source_ip: Some("198.51.100.4".into()),
             user_agent: Some("integration-tests".into()),
+            token_issued_at: None,
         }
     }
 

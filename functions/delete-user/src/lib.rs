@@ -7,6 +7,7 @@ use domain::job::DeletionJob;
 use domain::model::RequestMeta;
 use domain::policy::Action;
 use domain::types::UserId;
+use http_api::request::TokenRules;
 use http_api::{errors, request, response, Problem};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -26,6 +27,8 @@ pub struct DeleteApp {
     /// `DELETE_BUDGET_MS`: how long a request runs the routine before handing the rest to
     /// the worker (`202`).
     pub budget: Duration,
+    /// What a token must be (`APP_CLIENT_ID`).
+    pub tokens: TokenRules,
 }
 
 /// The optional request body.
@@ -87,7 +90,7 @@ enum Route {
 
 /// The function's handler. Infallible: every failure is a problem+json answer.
 pub async fn handle(app: &DeleteApp, req: Request) -> Response<Body> {
-    let meta = request::meta(&req);
+    let meta = request::meta(&req, &app.tokens);
     let span = tracing::info_span!("http", request_id = %meta.request_id, method = %req.method());
     let deadline = req
         .lambda_context_ref()
@@ -204,7 +207,11 @@ async fn status(app: &DeleteApp, meta: &RequestMeta, req: &Request) -> Result<Re
             created_at: Some(&job.created_at),
             completed_at: job.completed_at.as_deref(),
             late_pass: job.is_completed().then(|| LatePass {
-                status: if job.late_pass_done_at.is_some() { "done" } else { "pending" },
+                status: if job.late_pass_done_at.is_some() {
+                    "done"
+                } else {
+                    "pending"
+                },
                 due_at: job.late_pass_due_at.as_deref(),
                 done_at: job.late_pass_done_at.as_deref(),
                 late: job.late_counts(),

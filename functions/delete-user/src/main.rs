@@ -13,6 +13,10 @@ async fn main() -> Result<(), Error> {
             Ok(DeleteApp {
                 deletion,
                 budget: env::duration_ms(&env::process_env, "DELETE_BUDGET_MS", 20_000)?,
+                tokens: http_api::request::TokenRules::new(env::required(
+                    &env::process_env,
+                    "APP_CLIENT_ID",
+                )?),
             })
         })
         .unwrap_or_else(|e| http_api::telemetry::startup_failed(e));

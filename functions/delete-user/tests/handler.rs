@@ -29,6 +29,7 @@ fn profile(id: &str, role: &str) -> Profile {
         deleted_at: None,
         auth_username: None,
         deletion_job_id: None,
+        tokens_valid_after: None,
     }
 }
 
@@ -106,6 +107,7 @@ fn backend() -> Arc<InMemoryBackend> {
 
 fn app(b: &Arc<InMemoryBackend>, budget: Duration) -> DeleteApp {
     DeleteApp {
+        tokens: http_api::request::TokenRules::new(http_api::event::CLIENT_ID),
         deletion: b.deletion(DeletionSettings {
             page_size: 2,
             ..DeletionSettings::default()
@@ -435,7 +437,12 @@ async fn a_tiny_budget_answers_202_and_the_worker_finishes_the_job() {
     assert_eq!(doc["status"], "in_progress");
     let job_id = doc["job_id"].as_str().unwrap().to_owned();
     // The continuation queued before any step, and the one of the pause.
-    let queued: Vec<_> = b.snapshot().queue.iter().map(|m| m.continuation.clone()).collect();
+    let queued: Vec<_> = b
+        .snapshot()
+        .queue
+        .iter()
+        .map(|m| m.continuation.clone())
+        .collect();
     assert_eq!(queued.len(), 2);
     assert!(queued.iter().all(|c| c.user_id == "user-1" && c.job_id == job_id));
     assert!(user_items_left(&b, "user-1") > 0);
@@ -644,6 +651,7 @@ async fn too_many_deletions_are_rate_limited() {
             ..DeletionSettings::default()
         }),
         budget: Duration::from_secs(20),
+        tokens: http_api::request::TokenRules::new(http_api::event::CLIENT_ID),
     };
     assert_eq!(call(&a, delete("admin-1", "user-1")).await.status(), 200);
     let r = call(&a, delete("admin-1", "user-2")).await;
@@ -689,7 +697,10 @@ async fn a_failure_mid_cascade_is_503_and_the_queued_continuation_finishes_the_j
         user_items_left(&b, "user-1") > 0,
         "and before the cascade finished"
     );
-    assert!(st.jobs["user-1"].lease.is_none(), "the failed runner let the job go");
+    assert!(
+        st.jobs["user-1"].lease.is_none(),
+        "the failed runner let the job go"
+    );
     drop(st);
     // Nobody sends the DELETE again: the continuations queued by the request finish it.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);

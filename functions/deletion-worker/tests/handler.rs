@@ -23,6 +23,7 @@ fn profile(id: &str, role: &str) -> Profile {
         deleted_at: None,
         auth_username: None,
         deletion_job_id: None,
+        tokens_valid_after: None,
     }
 }
 
@@ -177,7 +178,10 @@ async fn a_busy_job_is_queued_again_for_when_its_lease_runs_out_and_its_record_i
     )
     .await
     .unwrap();
-    assert!(failures(&r).is_empty(), "a busy job never walks to the dead-letter queue");
+    assert!(
+        failures(&r).is_empty(),
+        "a busy job never walks to the dead-letter queue"
+    );
     assert!(completed(&b, "user-1"));
     assert!(!completed(&b, "user-2"));
     let again: Vec<_> = b
@@ -188,7 +192,10 @@ async fn a_busy_job_is_queued_again_for_when_its_lease_runs_out_and_its_record_i
         .collect();
     assert_eq!(again.len(), 1);
     let due = (again[0].visible_at - in_two_minutes).num_milliseconds();
-    assert!((0..=2_000).contains(&due), "due when the lease runs out: {due} ms after it");
+    assert!(
+        (0..=2_000).contains(&due),
+        "due when the lease runs out: {due} ms after it"
+    );
 }
 
 #[tokio::test]

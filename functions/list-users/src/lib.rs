@@ -4,6 +4,7 @@ use domain::cursor::UserCursor;
 use domain::model::{Profile, RequestMeta};
 use domain::ports::ListQuery;
 use domain::users::Directory;
+use http_api::request::TokenRules;
 use http_api::{errors, request, response, Problem};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -42,9 +43,16 @@ struct UserPage<'a> {
     next_cursor: Option<&'a str>,
 }
 
+/// The function: the use case and what a token must be.
+pub struct ListApp {
+    pub directory: Directory,
+    pub tokens: TokenRules,
+}
+
 /// The function's handler. Infallible: every failure is a problem+json answer.
-pub async fn handle(app: &Directory, req: Request) -> Response<Body> {
-    let meta = request::meta(&req);
+pub async fn handle(app: &ListApp, req: Request) -> Response<Body> {
+    let meta = request::meta(&req, &app.tokens);
+    let app = &app.directory;
     let span = tracing::info_span!("http", request_id = %meta.request_id, method = %req.method());
     async {
         let result = match *req.method() {

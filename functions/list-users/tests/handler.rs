@@ -18,6 +18,7 @@ fn profile(id: &str, role: &str, email: Option<&str>, name: &str) -> Profile {
         deleted_at: None,
         auth_username: None,
         deletion_job_id: None,
+        tokens_valid_after: None,
     }
 }
 
@@ -47,8 +48,16 @@ fn list(caller: &str) -> ApiEvent {
     ApiEvent::new("GET", "/admin/users").caller(caller)
 }
 
+fn tokens() -> http_api::request::TokenRules {
+    http_api::request::TokenRules::new(http_api::event::CLIENT_ID)
+}
+
 async fn call(app: &Directory, event: ApiEvent) -> Response<Body> {
-    list_users::handle(app, event.into_request().expect("a valid API Gateway v2 event")).await
+    let app = list_users::ListApp {
+        directory: app.clone(),
+        tokens: tokens(),
+    };
+    list_users::handle(&app, event.into_request().expect("a valid API Gateway v2 event")).await
 }
 
 fn body_json(r: &Response<Body>) -> Value {
@@ -221,7 +230,11 @@ async fn the_sample_events_answer_as_documented() {
     for (file, status) in [("list-users.json", 200), ("list-users-no-claims.json", 401)] {
         let text = std::fs::read_to_string(dir.join(file)).unwrap();
         let req = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
-        let r = list_users::handle(&backend().directory(), req).await;
+        let app = list_users::ListApp {
+            directory: backend().directory(),
+            tokens: tokens(),
+        };
+        let r = list_users::handle(&app, req).await;
         assert_eq!(r.status().as_u16(), status, "{file}");
     }
     assert_eq!(

@@ -8,6 +8,7 @@ use domain::messaging::{Messaging, Outcome, SendInput, SendOptions};
 use domain::model::{AdminMessage, RequestMeta};
 use domain::policy::Action;
 use domain::types::{IdempotencyKey, MessageBody, Subject};
+use http_api::request::TokenRules;
 use http_api::{body, code, errors, request, response, Problem};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -88,9 +89,16 @@ struct PendingAnswer<'a> {
     status: &'static str,
 }
 
+/// The function: the use cases and what a token must be.
+pub struct MessageApp {
+    pub messaging: Messaging,
+    pub tokens: TokenRules,
+}
+
 /// The function's handler. Infallible: every failure is a problem+json answer.
-pub async fn handle(app: &Messaging, req: Request) -> Response<Body> {
-    let meta = request::meta(&req);
+pub async fn handle(app: &MessageApp, req: Request) -> Response<Body> {
+    let meta = request::meta(&req, &app.tokens);
+    let app = &app.messaging;
     let span = tracing::info_span!("http", request_id = %meta.request_id, method = %req.method());
     let deadline = req
         .lambda_context_ref()

@@ -22,6 +22,7 @@ fn profile(id: &str, role: &str, email: Option<&str>) -> Profile {
         deleted_at: None,
         auth_username: None,
         deletion_job_id: None,
+        tokens_valid_after: None,
     }
 }
 
@@ -55,8 +56,16 @@ fn get(caller: &str, target: &str) -> ApiEvent {
         .caller(caller)
 }
 
+fn tokens() -> http_api::request::TokenRules {
+    http_api::request::TokenRules::new(http_api::event::CLIENT_ID)
+}
+
 async fn call(app: &Messaging, event: ApiEvent) -> Response<Body> {
-    message_user::handle(app, event.into_request().expect("a valid API Gateway v2 event")).await
+    let app = message_user::MessageApp {
+        messaging: app.clone(),
+        tokens: tokens(),
+    };
+    message_user::handle(&app, event.into_request().expect("a valid API Gateway v2 event")).await
 }
 
 fn body_json(r: &Response<Body>) -> Value {
@@ -172,7 +181,7 @@ async fn an_owner_sends_a_message_and_it_is_stored_audited_and_mailed() {
 
     assert_eq!(st.sent_mail.len(), 1);
     let mail = &st.sent_mail[0];
-    assert_eq!(mail.to, "user1@example.com");
+    assert_eq!(mail.to, "User1@Example.com", "delivered to the address as stored");
     assert_eq!(mail.reply_to, "hello@teleperson.com");
     assert_eq!(mail.subject, "About your account");
 }
@@ -516,7 +525,7 @@ async fn the_same_key_from_another_admin_is_a_separate_request() {
 }
 
 #[tokio::test]
-async fn the_same_key_with_a_different_payload_is_idempotency_conflict() {
+async fn the_same_key_with_a_different_payload_is_idempotency_key_reused() {
     let b = backend();
     let a = app(&b);
     let first = call(
@@ -536,7 +545,7 @@ async fn the_same_key_with_a_different_payload_is_idempotency_conflict() {
             .json(&other),
     )
     .await;
-    assert_problem(&r, 409, "idempotency_conflict");
+    assert_problem(&r, 422, "idempotency_key_reused");
     assert_nothing_changed(&before, &b.snapshot());
 }
 
@@ -549,10 +558,10 @@ async fn an_ses_throttle_is_rate_limited_with_retry_after() {
     assert_eq!(r.headers()["retry-after"], "1");
     let st = b.snapshot();
     assert!(st.sent_mail.is_empty());
-    assert!(st
-        .security_logs
-        .values()
-        .all(|e| e.event_type != EventType::AdminSentUserMessage));
+    // The attempt is audited (it was handed to SES); its row says SES did not take it.
+    let row = st.messages.values().find(|m| m.recipient_id == "user-1").unwrap();
+    assert_eq!(row.status, domain::model::MessageStatus::Failed);
+    assert_eq!(row.error_code.as_deref(), Some("TooManyRequestsException"));
 }
 
 #[tokio::test]
@@ -606,7 +615,7 @@ async fn a_rejected_mail_is_mail_rejected_and_the_row_is_kept_failed() {
 }
 
 #[tokio::test]
-async fn a_rejected_send_with_a_key_replays_the_rejection_without_sending_again() {
+async fn a_rejected_send_frees_its_key_so_a_retry_may_send_it() {
     let b = backend();
     b.set_mail_behaviour(MailBehaviour::Reject);
     let a = app(&b);
@@ -616,11 +625,41 @@ async fn a_rejected_send_with_a_key_replays_the_rejection_without_sending_again(
             .json(&good_body())
     };
     let first = call(&a, event()).await;
+    assert_problem(&first, 502, "mail_rejected");
+    assert!(b.snapshot().sent_mail.is_empty());
+    // A definite no sent nothing: the same key tries again (say, once sending is resumed).
     b.set_mail_behaviour(MailBehaviour::Accept);
     let second = call(&a, event()).await;
-    assert_problem(&first, 502, "mail_rejected");
-    assert_problem(&second, 502, "mail_rejected");
-    assert_eq!(body_json(&first)["message_id"], body_json(&second)["message_id"]);
+    assert_eq!(second.status(), 201);
+    assert_ne!(body_json(&first)["message_id"], body_json(&second)["message_id"]);
+    assert_eq!(b.snapshot().sent_mail.len(), 1);
+}
+
+#[tokio::test]
+async fn the_same_key_while_the_first_request_is_in_flight_is_request_in_progress() {
+    let b = backend();
+    let a = app(&b);
+    // The first request holds the key (it died before sending: the lease has not run out).
+    b.inject(&[(5, domain::memory::Fault::Crash)]);
+    let first = post("owner-1", "user-1")
+        .header("Idempotency-Key", "k-busy")
+        .json(&good_body());
+    tokio::select! {
+        _ = call(&a, first) => panic!("expected the crash"),
+        _ = b.crashed() => {}
+    }
+    b.inject(&[]);
+    let r = call(
+        &a,
+        post("owner-1", "user-1")
+            .header("Idempotency-Key", "k-busy")
+            .json(&good_body()),
+    )
+    .await;
+    let doc = assert_problem(&r, 409, "request_in_progress");
+    assert!(doc["message_id"].is_string());
+    let secs: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=30).contains(&secs), "{secs}");
     assert!(b.snapshot().sent_mail.is_empty());
 }
 
@@ -638,7 +677,7 @@ async fn an_unavailable_mail_provider_is_dependency_unavailable() {
 }
 
 #[tokio::test]
-async fn an_unconfirmed_send_is_503_and_the_same_key_does_not_send_again() {
+async fn an_unconfirmed_send_is_202_pending_and_the_same_key_never_sends_again() {
     let b = backend();
     b.set_mail_behaviour(MailBehaviour::Unconfirmed);
     let send = || {
@@ -647,18 +686,15 @@ async fn an_unconfirmed_send_is_503_and_the_same_key_does_not_send_again() {
             .json(&good_body())
     };
     let first = call(&app(&b), send()).await;
-    let doc = assert_problem(&first, 503, "dependency_unavailable");
+    assert_eq!(first.status(), 202);
+    let doc = body_json(&first);
+    assert_eq!(doc["status"], "pending");
     let message_id = doc["message_id"].as_str().unwrap().to_owned();
-    assert!(doc["detail"]
-        .as_str()
-        .unwrap()
-        .contains("may have been delivered"));
     b.set_mail_behaviour(MailBehaviour::Accept);
     let second = call(&app(&b), send()).await;
-    assert_eq!(
-        assert_problem(&second, 503, "dependency_unavailable")["message_id"],
-        message_id.as_str()
-    );
+    assert_eq!(second.status(), 202);
+    assert_eq!(second.headers()["idempotent-replayed"], "true");
+    assert_eq!(body_json(&second), doc);
     let st = b.snapshot();
     assert_eq!(st.sent_mail.len(), 1);
     assert_eq!(
@@ -843,7 +879,8 @@ async fn the_history_is_refused_like_a_send() {
     );
 }
 
-/// An SES event (as the domain's fixtures record it) about the message with this provider id.
+/// An SES event (as the domain's fixtures record it) about the message with this provider id
+/// (its `message_id` tag names our message id, as every send's does).
 fn ses_event(name: &str, ses_message_id: &str) -> String {
     let path = format!(
         "{}/../../shared/domain/tests/fixtures/ses/{name}.json",
@@ -852,6 +889,19 @@ fn ses_event(name: &str, ses_message_id: &str) -> String {
     std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
         .replace("SES-MSG-1", ses_message_id)
+        .replace(
+            r#""message_id":["m-1"]"#,
+            &format!(r#""message_id":["{}"]"#, message_of(ses_message_id)),
+        )
+}
+
+thread_local! {
+    /// Provider id → our message id, of the sends these tests made.
+    static SENT: std::cell::RefCell<std::collections::HashMap<String, String>> = Default::default();
+}
+
+fn message_of(ses_message_id: &str) -> String {
+    SENT.with(|m| m.borrow().get(ses_message_id).cloned().unwrap_or_default())
 }
 
 /// Sends one message to user-1 and applies this SES event to it; returns its provider id.
@@ -859,6 +909,8 @@ async fn send_then(b: &Arc<InMemoryBackend>, event: &str) -> String {
     let r = call(&app(b), post("owner-1", "user-1").json(&good_body())).await;
     assert_eq!(r.status(), 201);
     let ses_id = body_json(&r)["ses_message_id"].as_str().unwrap().to_owned();
+    let message_id = body_json(&r)["message_id"].as_str().unwrap().to_owned();
+    SENT.with(|m| m.borrow_mut().insert(ses_id.clone(), message_id));
     b.delivery()
         .apply(&ses_event(event, &ses_id))
         .await
@@ -991,7 +1043,11 @@ async fn the_sample_events_answer_as_documented() {
         let b = backend();
         let text = std::fs::read_to_string(dir.join(file)).unwrap();
         let req = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
-        let r = message_user::handle(&app(&b), req).await;
+        let app = message_user::MessageApp {
+            messaging: app(&b),
+            tokens: tokens(),
+        };
+        let r = message_user::handle(&app, req).await;
         assert_eq!(r.status().as_u16(), status, "{file}: {:?}", r.body());
         if let Some(code) = code {
             assert_problem(&r, status, code);

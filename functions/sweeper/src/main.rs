@@ -9,5 +9,8 @@ async fn main() -> Result<(), Error> {
     let sdk = env::sdk_config().await;
     let sweeper = env::sweeper_from_env(&sdk).unwrap_or_else(|e| http_api::telemetry::startup_failed(e));
     let sweeper = &sweeper;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<_>| sweeper::handle(sweeper, event))).await
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<_>| {
+        sweeper::handle(sweeper, event)
+    }))
+    .await
 }

@@ -16,6 +16,7 @@ use domain::deletion::{Deletion, DeletionSettings};
 use domain::delivery::Delivery;
 use domain::messaging::{Messaging, MessagingSettings, DEFAULT_REPLY_TO};
 use domain::ports::SystemClock;
+use domain::revocation::Revocation;
 use domain::sweep::{SweepSettings, Sweeper};
 use domain::users::Directory;
 use std::sync::Arc;
@@ -289,6 +290,23 @@ pub fn sweeper_from(lookup: Lookup<'_>, sdk: &SdkConfig) -> Result<Sweeper, Conf
     })
 }
 
+/// The token revocation (Cognito sign-outs and disables). Reads `PROFILES_TABLE`,
+/// `USER_POOL_ID`.
+pub fn revocation_from(lookup: Lookup<'_>, sdk: &SdkConfig) -> Result<Revocation, ConfigError> {
+    let profiles_table = required(lookup, "PROFILES_TABLE")?;
+    let user_pool_id = required(lookup, "USER_POOL_ID")?;
+    Ok(Revocation {
+        profiles: Arc::new(DynamoProfiles::new(dynamodb(sdk), profiles_table)),
+        auth: Arc::new(CognitoAuthDirectory::new(cognito(sdk), &user_pool_id)),
+        clock: Arc::new(SystemClock),
+        user_pool_id,
+    })
+}
+
+pub fn revocation_from_env(sdk: &SdkConfig) -> Result<Revocation, ConfigError> {
+    revocation_from(&process_env, sdk)
+}
+
 pub fn sweeper_from_env(sdk: &SdkConfig) -> Result<Sweeper, ConfigError> {
     sweeper_from(&process_env, sdk)
 }
@@ -354,6 +372,7 @@ mod tests {
         assert!(directory_from(&lookup(&vars), &sdk()).is_ok());
         assert!(delivery_from(&lookup(&vars), &sdk()).is_ok());
         assert!(sweeper_from(&lookup(&vars), &sdk()).is_ok());
+        assert!(revocation_from(&lookup(&vars), &sdk()).is_ok());
         let deletion = deletion_from(&lookup(&vars), &sdk()).unwrap();
         assert_eq!(deletion.settings.token_lifetime, Duration::from_secs(3600));
         assert_eq!(deletion.settings.lease_margin, Duration::from_secs(30));

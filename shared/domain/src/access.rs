@@ -17,7 +17,10 @@ pub async fn load_caller(profiles: &dyn Profiles, meta: &RequestMeta) -> StoreRe
     let Some(sub) = meta.caller.as_deref() else {
         return Ok(Caller::Missing);
     };
-    Ok(caller_state(profiles.get(sub).await?.as_ref(), meta.token_issued_at))
+    Ok(caller_state(
+        profiles.get(sub).await?.as_ref(),
+        meta.token_issued_at,
+    ))
 }
 
 /// The caller's state from their own profile and their token's `iat`: a caller whose
@@ -29,7 +32,10 @@ pub fn caller_state(profile: Option<&Profile>, token_issued_at: Option<i64>) -> 
     match profile {
         None => Caller::Missing,
         Some(p) if p.is_deleted() => Caller::Deleted,
-        Some(p) if p.tokens_valid_after.is_some_and(|after| token_issued_at.is_none_or(|iat| iat < after)) => {
+        Some(p)
+            if p.tokens_valid_after
+                .is_some_and(|after| token_issued_at.is_none_or(|iat| iat < after)) =>
+        {
             Caller::Revoked
         }
         Some(p) => Caller::Active(RoleName::parse(&p.role)),
@@ -107,11 +113,12 @@ pub async fn authorize(
 
 /// Records a refusal. A refusal changes nothing else.
 ///
-/// Every refusal is counted in its caller's row of the minute (`admin_actions_denied`, one
-/// row per caller — the `sub`, or the source IP of a request without one — and minute); the
-/// first [`REFUSAL_ROWS_PER_MINUTE`] of a minute are also written as `admin_action_denied`
-/// rows of their own. So nobody can flood the log: a flood costs one row per minute. Refusal
-/// rows expire after [`REFUSAL_RETENTION_DAYS`].
+/// The first refusal of a caller (the `sub`, or the source IP of a request without one) in a
+/// minute is written as the `admin_action_denied` row `refusals#<caller>#<minute>`, which also
+/// counts every refusal of that caller in that minute (`refusals`); the next ones up to
+/// [`REFUSAL_ROWS_PER_MINUTE`] get rows of their own; beyond, they are only counted. So
+/// nobody can flood the log: a flood costs one row per caller and minute. Refusal rows expire
+/// after [`REFUSAL_RETENTION_DAYS`]; deletion and message events never do.
 pub async fn audit_denial(
     log: &dyn SecurityLog,
     clock: &dyn Clock,
@@ -121,23 +128,30 @@ pub async fn audit_denial(
     reason: &str,
 ) {
     let now = clock.now();
-    let expires_at = (now + chrono::Duration::days(REFUSAL_RETENTION_DAYS)).timestamp();
-    let minute = now.timestamp().div_euclid(60) * 60;
-    let minute_at = chrono::DateTime::<chrono::Utc>::from_timestamp(minute, 0).unwrap_or(now);
+    let minute = chrono::DateTime::<chrono::Utc>::from_timestamp(now.timestamp().div_euclid(60) * 60, 0)
+        .unwrap_or(now);
     let who = meta
         .caller
         .clone()
         .or_else(|| meta.source_ip.as_ref().map(|ip| format!("ip:{ip}")))
         .unwrap_or_else(|| "anonymous".to_owned());
-    let mut aggregate = SecurityEvent::new(
-        format!("refusals#{who}#{}", timestamp(minute_at)),
-        EventType::AdminActionsDenied,
-        "*",
-        meta,
-        &timestamp(minute_at),
-    );
-    aggregate.expires_at = Some(expires_at);
-    let counted = match log.count_refusal(&aggregate, &meta.request_id).await {
+    let refusal = |event_id: String| {
+        let mut event = SecurityEvent::new(
+            event_id,
+            EventType::AdminActionDenied,
+            target_id,
+            meta,
+            &timestamp(now),
+        )
+        .with("action", action.as_str())
+        .with("reason", reason);
+        event.expires_at = Some((now + chrono::Duration::days(REFUSAL_RETENTION_DAYS)).timestamp());
+        event
+    };
+    let first = refusal(format!("refusals#{who}#{}", timestamp(minute)));
+    let counted = match log.count_refusal(&first, &meta.request_id).await {
+        // The minute's first refusal: its row is the one just written.
+        Ok(1) => return,
         Ok(n) => n,
         Err(err) => {
             // The refusal stands either way; write its own row, and report loudly.
@@ -148,17 +162,7 @@ pub async fn audit_denial(
     if counted > REFUSAL_ROWS_PER_MINUTE {
         return;
     }
-    let mut event = SecurityEvent::new(
-        uuid::Uuid::new_v4().to_string(),
-        EventType::AdminActionDenied,
-        target_id,
-        meta,
-        &timestamp(now),
-    )
-    .with("action", action.as_str())
-    .with("reason", reason);
-    event.expires_at = Some(expires_at);
-    if let Err(err) = log.append(&event).await {
+    if let Err(err) = log.append(&refusal(uuid::Uuid::new_v4().to_string())).await {
         tracing::error!(error = ?anyhow::Error::from(err), action = action.as_str(), reason, "could not write admin_action_denied");
     }
 }

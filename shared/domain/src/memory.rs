@@ -110,7 +110,7 @@ pub struct State {
     /// Every call made to the mailer, whatever it answered.
     pub mail_calls: Vec<String>,
     pub queue: Vec<QueuedMessage>,
-    /// Per refusal row of a caller and minute, the request ids counted in it.
+    /// Per first refusal row of a caller and minute, the request ids it counts.
     pub refusals: HashMap<String, BTreeSet<String>>,
     /// Sliding-window uses per bucket: when, and the use's id.
     pub rate: HashMap<String, Vec<(DateTime<Utc>, String)>>,
@@ -435,7 +435,6 @@ fn next_cursor<C: std::fmt::Display>(
         )
     })
 }
-
 
 fn lookup_attr(table: &CascadeTable) -> &'static str {
     match table.lookup {
@@ -787,16 +786,18 @@ impl SecurityLog for InMemoryBackend {
         .await
     }
 
-    async fn count_refusal(&self, aggregate: &SecurityEvent, request_id: &str) -> StoreResult<u64> {
+    async fn count_refusal(&self, first: &SecurityEvent, request_id: &str) -> StoreResult<u64> {
         self.call("security_logs", |st| {
-            let counted = st.refusals.entry(aggregate.event_id.clone()).or_default();
+            let counted = st.refusals.entry(first.event_id.clone()).or_default();
             counted.insert(request_id.to_owned());
             let n = counted.len() as u64;
             let row = st
                 .security_logs
-                .entry(aggregate.event_id.clone())
-                .or_insert_with(|| aggregate.clone());
-            row.fields.insert("refusals".into(), n.to_string());
+                .entry(first.event_id.clone())
+                .or_insert_with(|| first.clone());
+            if n > 1 {
+                row.fields.insert("refusals".into(), n.to_string());
+            }
             n
         })
         .await

@@ -144,8 +144,6 @@ pub enum EventType {
     AdminDeletedUser,
     AdminDeletionCompleted,
     AdminActionDenied,
-    /// The refusals of one caller in one minute beyond the allowance, counted in one row.
-    AdminActionsDenied,
 }
 
 impl EventType {
@@ -155,7 +153,6 @@ impl EventType {
             EventType::AdminDeletedUser => "admin_deleted_user",
             EventType::AdminDeletionCompleted => "admin_deletion_completed",
             EventType::AdminActionDenied => "admin_action_denied",
-            EventType::AdminActionsDenied => "admin_actions_denied",
         }
     }
 }

@@ -2,8 +2,8 @@
 //! Cognito / SQS in `aws-adapters`) implement them; the use cases only see these.
 
 use crate::cascade::CascadeTable;
-use crate::deletion::Continuation;
 use crate::cursor::{MessageCursor, UserCursor};
+use crate::deletion::Continuation;
 use crate::job::DeletionJob;
 use crate::model::{AdminMessage, ItemKey, Page, Profile, SecurityEvent};
 use crate::types::{EmailAddress, MessageBody, Subject};
@@ -165,11 +165,12 @@ pub enum Appended {
 pub trait SecurityLog: Send + Sync {
     /// Conditional put on `event_id`: never overwrites.
     async fn append(&self, event: &SecurityEvent) -> StoreResult<Appended>;
-    /// Count one refusal in its caller's row of the minute (`aggregate`, an
-    /// `admin_actions_denied` event whose id names the caller and the minute), created if
-    /// absent. Counted by `request_id`, so a retried write that had applied counts once.
-    /// Returns how many refusals the row holds now. The only rows of the log that change.
-    async fn count_refusal(&self, aggregate: &SecurityEvent, request_id: &str) -> StoreResult<u64>;
+    /// Count one refusal in its caller's first refusal row of the minute (`first`, whose id
+    /// names the caller and the minute), written as `first` when absent. Counted by
+    /// `request_id`, so a retried write that had applied counts once. Returns how many
+    /// refusals the row counts now (1: `first` was just written). These counters are the only
+    /// attributes of the log that ever change.
+    async fn count_refusal(&self, first: &SecurityEvent, request_id: &str) -> StoreResult<u64>;
 }
 
 /// An email ready to go.

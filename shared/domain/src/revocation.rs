@@ -81,7 +81,8 @@ fn text(map: Option<&serde_json::Map<String, serde_json::Value>>, key: &str) -> 
 /// Parse the JSON EventBridge delivers. `Ok(None)` for a call that does not revoke anything
 /// (another call, or one that failed).
 pub fn parse_event(json: &str) -> Result<Option<RevokingCall>, RevocationError> {
-    let envelope: Envelope = serde_json::from_str(json).map_err(|e| RevocationError::Malformed(e.to_string()))?;
+    let envelope: Envelope =
+        serde_json::from_str(json).map_err(|e| RevocationError::Malformed(e.to_string()))?;
     let d = envelope.detail;
     if !REVOKING_CALLS.contains(&d.event_name.as_str()) || d.error_code.is_some_and(|c| !c.is_empty()) {
         return Ok(None);
@@ -114,7 +115,11 @@ impl Revocation {
         let Some(call) = parse_event(json)? else {
             return Ok(Revoked::Ignored("not a revoking call"));
         };
-        if call.user_pool_id.as_deref().is_some_and(|p| p != self.user_pool_id) {
+        if call
+            .user_pool_id
+            .as_deref()
+            .is_some_and(|p| p != self.user_pool_id)
+        {
             return Ok(Revoked::Ignored("another user pool"));
         }
         let Some(user_id) = self.user_of(&call).await? else {

@@ -15,6 +15,9 @@ pub const DOMAIN_NAME: &str = "a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com";
 pub const SOURCE_IP: &str = "203.0.113.10";
 pub const USER_AGENT: &str = "Mozilla/5.0 (admin dashboard)";
 pub const ISSUER: &str = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Example";
+/// The app client of the events [`ApiEvent::caller`] builds (and of the sample events kept
+/// beside the functions).
+pub const CLIENT_ID: &str = "3n4b5urk1ft4fl3mg5e62d9ado";
 
 /// A payload 2.0 event under construction.
 #[derive(Debug, Clone)]
@@ -74,12 +77,13 @@ impl ApiEvent {
         self
     }
 
-    /// A JWT authorizer with a Cognito access token's claims for this `sub`.
+    /// A JWT authorizer with a Cognito access token's claims for this `sub`, of the app
+    /// client [`CLIENT_ID`].
     pub fn caller(self, sub: &str) -> ApiEvent {
         let claims = BTreeMap::from([
             ("sub".to_owned(), sub.to_owned()),
             ("iss".to_owned(), ISSUER.to_owned()),
-            ("client_id".to_owned(), "3n4b5urk1ft4fl3mg5e62d9ado".to_owned()),
+            ("client_id".to_owned(), CLIENT_ID.to_owned()),
             ("token_use".to_owned(), "access".to_owned()),
             ("scope".to_owned(), "openid email".to_owned()),
             ("auth_time".to_owned(), "1764064800".to_owned()),
@@ -88,6 +92,14 @@ impl ApiEvent {
             ("username".to_owned(), sub.to_owned()),
         ]);
         self.claims(claims)
+    }
+
+    /// One claim set (or replaced) on top of the others; call after [`Self::caller`].
+    pub fn claim(mut self, name: &str, value: &str) -> ApiEvent {
+        self.claims
+            .get_or_insert_with(BTreeMap::new)
+            .insert(name.to_owned(), value.to_owned());
+        self
     }
 
     /// Exactly these JWT claims.

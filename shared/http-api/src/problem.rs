@@ -256,10 +256,7 @@ mod tests {
     fn a_problem_document_has_every_rfc_9457_member_and_the_code() {
         let p = Problem::new(StatusCode::CONFLICT, code::REQUEST_IN_PROGRESS, "in flight");
         let doc = p.to_json("req-1");
-        assert_eq!(
-            doc["type"],
-            "https://teleperson.com/problems/request_in_progress"
-        );
+        assert_eq!(doc["type"], "https://teleperson.com/problems/request_in_progress");
         assert_eq!(doc["title"], "Request in progress");
         assert_eq!(doc["status"], 409);
         assert_eq!(doc["detail"], "in flight");

@@ -13,20 +13,59 @@ use std::str::FromStr;
 /// Longest user agent kept in an audit row; longer ones are cut (on a character boundary).
 pub const MAX_USER_AGENT: usize = 512;
 
-/// Who asked, from where: the `sub` claim of the JWT authorizer, API Gateway's request id,
-/// the source IP and the user agent.
-pub fn meta(req: &Request) -> RequestMeta {
+/// What the functions require of a token beyond API Gateway's JWT authorizer (which checks
+/// its signature, issuer, expiry, audience and the route's scope): an access token
+/// (`token_use`), of the dashboard's app client (`client_id`). Should a route ever lose its
+/// scope, an ID token or a token of another app client still speaks for nobody.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRules {
+    /// `APP_CLIENT_ID`: the admin dashboard's Cognito app client.
+    pub app_client_id: String,
+}
+
+impl TokenRules {
+    pub fn new(app_client_id: impl Into<String>) -> Self {
+        TokenRules {
+            app_client_id: app_client_id.into(),
+        }
+    }
+}
+
+/// Who asked, from where: the `sub` claim of the JWT authorizer (when the token is an access
+/// token of the app client `rules` names; else no caller, so the request is `401
+/// unauthenticated`), the token's `iat`, API Gateway's request id, the source IP and the user
+/// agent.
+pub fn meta(req: &Request, rules: &TokenRules) -> RequestMeta {
     let http = match req.request_context_ref() {
         Some(RequestContext::ApiGatewayV2(ctx)) => Some(ctx),
         _ => None,
     };
-    let caller = http
+    let claims = http
         .and_then(|ctx| ctx.authorizer.as_ref())
         .and_then(|a| a.jwt.as_ref())
-        .and_then(|jwt| jwt.claims.get("sub"))
-        .map(|s| s.trim())
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned);
+        .map(|jwt| &jwt.claims);
+    let claim = |name: &str| {
+        claims
+            .and_then(|c| c.get(name))
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+    };
+    let sub = claim("sub").map(str::to_owned);
+    let token_use = claim("token_use");
+    let client_ok = claim("client_id") == Some(rules.app_client_id.as_str());
+    let caller = match sub {
+        Some(_) if token_use != Some("access") || !client_ok => {
+            // Ids only: the claim's value, never the token.
+            tracing::warn!(
+                token_use,
+                client_matches = client_ok,
+                "a token that is not an access token of the dashboard's app client: no caller"
+            );
+            None
+        }
+        other => other,
+    };
+    let token_issued_at = claim("iat").and_then(|iat| iat.parse::<i64>().ok());
     let request_id = http
         .and_then(|ctx| ctx.request_id.clone())
         .filter(|id| !id.is_empty())
@@ -49,6 +88,7 @@ pub fn meta(req: &Request) -> RequestMeta {
         request_id,
         source_ip,
         user_agent,
+        token_issued_at,
     }
 }
 
@@ -174,13 +214,18 @@ mod tests {
     use crate::event::ApiEvent;
     use domain::cursor::{MessageCursor, UserCursor};
 
+    fn rules() -> TokenRules {
+        TokenRules::new(crate::event::CLIENT_ID)
+    }
+
     #[test]
     fn the_caller_is_the_sub_claim_of_the_jwt_authorizer() {
         let req = ApiEvent::new("GET", "/admin/users")
             .caller("admin-1")
             .into_request()
             .unwrap();
-        let m = meta(&req);
+        let m = meta(&req, &rules());
+        assert_eq!(m.token_issued_at, Some(1_764_064_800));
         assert_eq!(m.caller.as_deref(), Some("admin-1"));
         assert_eq!(m.source_ip.as_deref(), Some("203.0.113.10"));
         assert_eq!(m.user_agent.as_deref(), Some("Mozilla/5.0 (admin dashboard)"));
@@ -190,8 +235,30 @@ mod tests {
     #[test]
     fn a_request_without_claims_has_no_caller() {
         let req = ApiEvent::new("GET", "/admin/users").into_request().unwrap();
-        let m = meta(&req);
+        let m = meta(&req, &rules());
         assert_eq!(m.caller, None);
+    }
+
+    #[test]
+    fn an_id_token_or_a_token_of_another_app_client_speaks_for_nobody() {
+        for (claim, value) in [
+            ("token_use", "id"),
+            ("token_use", ""),
+            ("client_id", "another-app-client"),
+            ("client_id", ""),
+        ] {
+            let req = ApiEvent::new("GET", "/admin/users")
+                .caller("admin-1")
+                .claim(claim, value)
+                .into_request()
+                .unwrap();
+            assert_eq!(meta(&req, &rules()).caller, None, "{claim}={value:?}");
+        }
+        let req = ApiEvent::new("GET", "/admin/users")
+            .caller("admin-1")
+            .into_request()
+            .unwrap();
+        assert_eq!(meta(&req, &TokenRules::new("another")).caller, None);
     }
 
     #[test]
@@ -200,7 +267,7 @@ mod tests {
             .caller("  ")
             .into_request()
             .unwrap();
-        assert_eq!(meta(&req).caller, None);
+        assert_eq!(meta(&req, &rules()).caller, None);
     }
 
     #[test]
@@ -212,7 +279,10 @@ mod tests {
             .header("User-Agent", &long)
             .into_request()
             .unwrap();
-        assert_eq!(meta(&req).user_agent.map(|u| u.len()), Some(MAX_USER_AGENT));
+        assert_eq!(
+            meta(&req, &rules()).user_agent.map(|u| u.len()),
+            Some(MAX_USER_AGENT)
+        );
     }
 
     #[test]

@@ -343,7 +343,13 @@ fn the_last_active_owner_cannot_be_deleted() {
         }
     }
     // Self-deletion is refused first, with its own pointer to the profile's flow.
-    let mut own = req(DeleteUser, Caller::Active(OWNER), Target::Active(OWNER), true, true);
+    let mut own = req(
+        DeleteUser,
+        Caller::Active(OWNER),
+        Target::Active(OWNER),
+        true,
+        true,
+    );
     own.last_owner = true;
     assert_eq!(decide(own), Decision::Deny(SelfDeletion));
 }

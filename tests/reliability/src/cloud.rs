@@ -104,6 +104,7 @@ impl Cloud {
             delete: DeleteApp {
                 deletion,
                 budget: Duration::from_secs(20),
+                tokens: crate::world::tokens(),
             },
             worker: WorkerApp {
                 deletion: worker,

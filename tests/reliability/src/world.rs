@@ -38,6 +38,11 @@ pub struct Apps {
     pub directory: Directory,
 }
 
+/// What the functions require of a token: the app client of the events tests build.
+pub fn tokens() -> http_api::request::TokenRules {
+    http_api::request::TokenRules::new(http_api::event::CLIENT_ID)
+}
+
 impl Apps {
     /// The apps on an in-memory backend, with production settings and a generous budget.
     pub fn in_memory(b: &Arc<InMemoryBackend>) -> Apps {
@@ -46,6 +51,7 @@ impl Apps {
             delete: DeleteApp {
                 deletion: b.deletion(DeletionSettings::default()),
                 budget: Duration::from_secs(20),
+                tokens: tokens(),
             },
             worker: WorkerApp {
                 deletion: b.deletion(DeletionSettings::default()),
@@ -63,9 +69,21 @@ impl Apps {
 
     pub async fn call_request(&self, function: Function, request: lambda_http::Request) -> Answer {
         let response = match function {
-            Function::MessageUser => message_user::handle(&self.messaging, request).await,
+            Function::MessageUser => {
+                let app = message_user::MessageApp {
+                    messaging: self.messaging.clone(),
+                    tokens: tokens(),
+                };
+                message_user::handle(&app, request).await
+            }
             Function::DeleteUser => delete_user::handle(&self.delete, request).await,
-            Function::ListUsers => list_users::handle(&self.directory, request).await,
+            Function::ListUsers => {
+                let app = list_users::ListApp {
+                    directory: self.directory.clone(),
+                    tokens: tokens(),
+                };
+                list_users::handle(&app, request).await
+            }
         };
         Answer::from_response(response)
     }
@@ -117,6 +135,7 @@ pub fn profile(id: &str, role: &str, email: Option<&str>) -> Profile {
         deleted_at: None,
         auth_username: None,
         deletion_job_id: None,
+        tokens_valid_after: None,
     }
 }
 
@@ -131,6 +150,7 @@ pub fn tombstone(id: &str, role: &str) -> Profile {
         deleted_at: Some("2025-03-01T00:00:00.000Z".into()),
         auth_username: None,
         deletion_job_id: Some(format!("job-{id}")),
+        tokens_valid_after: None,
     }
 }
 

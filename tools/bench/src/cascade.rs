@@ -262,6 +262,7 @@ async fn erase_ours(
         request_id: world::fresh_id("bench-req-"),
         source_ip: Some("203.0.113.10".into()),
         user_agent: Some("bench".into()),
+        token_issued_at: None,
     };
     let target = UserId::parse(&user).map_err(|e| anyhow!("user id: {e}"))?;
     let clocks = Clocks::start();

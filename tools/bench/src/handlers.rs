@@ -36,6 +36,7 @@ fn profile(id: &str, role: &str) -> Profile {
         deleted_at: None,
         auth_username: None,
         deletion_job_id: None,
+        tokens_valid_after: None,
     }
 }
 
@@ -48,7 +49,10 @@ async fn message_user(n: usize) -> anyhow::Result<(Summary, Summary)> {
         let backend = InMemoryBackend::new();
         backend.put_profile(profile("owner-1", "owner"));
         backend.put_profile(profile("user-1", "user"));
-        backend.messaging(MessagingSettings::default())
+        message_user::MessageApp {
+            messaging: backend.messaging(MessagingSettings::default()),
+            tokens: http_api::request::TokenRules::new(http_api::event::CLIENT_ID),
+        }
     };
     let mut app = fresh();
     let event = ApiEvent::new("POST", "/admin/users/{userId}/messages")
@@ -90,6 +94,7 @@ async fn delete_user(n: usize) -> anyhow::Result<(Summary, Summary)> {
             DeleteApp {
                 deletion,
                 budget: Duration::from_secs(20),
+                tokens: http_api::request::TokenRules::new(http_api::event::CLIENT_ID),
             },
         )
     };

@@ -27,6 +27,7 @@ pub async fn run(emulator: &test_support::Emulator, n: usize) -> anyhow::Result<
         request_id: "bench".into(),
         source_ip: Some("203.0.113.10".into()),
         user_agent: Some("bench".into()),
+        token_issued_at: None,
     };
     let input = || -> anyhow::Result<SendInput> {
         Ok(SendInput {

@@ -27,8 +27,8 @@ use axum::{Json, Router};
 use domain::deletion::DeletionSettings;
 use domain::delivery::Delivery;
 use domain::memory::InMemoryBackend;
-use domain::messaging::{Messaging, MessagingSettings, DEFAULT_REPLY_TO};
-use domain::users::Directory;
+use domain::messaging::{MessagingSettings, DEFAULT_REPLY_TO};
+use http_api::request::TokenRules;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -113,9 +113,9 @@ pub struct DevServer {
     pub config: Config,
     /// The stand-in for API Gateway's JWT authorizer, with this server's own signing key.
     pub auth: auth::Authorizer,
-    messaging: Messaging,
+    messaging: message_user::MessageApp,
     delete: DeleteApp,
-    directory: Directory,
+    directory: list_users::ListApp,
     delivery: Delivery,
 }
 
@@ -145,16 +145,25 @@ impl DevServer {
                 );
             }
         }));
-        let messaging = backend.messaging(MessagingSettings {
-            mail_from: config.mail_from.clone(),
-            reply_to: config.reply_to.clone(),
-            ..MessagingSettings::default()
-        });
+        // The tokens the dev server mints are of its own app client.
+        let tokens = || TokenRules::new(auth::DEV_CLIENT_ID);
+        let messaging = message_user::MessageApp {
+            messaging: backend.messaging(MessagingSettings {
+                mail_from: config.mail_from.clone(),
+                reply_to: config.reply_to.clone(),
+                ..MessagingSettings::default()
+            }),
+            tokens: tokens(),
+        };
         let delete = DeleteApp {
             deletion: backend.deletion(DeletionSettings::default()),
             budget: config.delete_budget,
+            tokens: tokens(),
         };
-        let directory = backend.directory();
+        let directory = list_users::ListApp {
+            directory: backend.directory(),
+            tokens: tokens(),
+        };
         let delivery = backend.delivery();
         Ok(Arc::new(DevServer {
             backend,
@@ -188,7 +197,12 @@ impl DevServer {
                 let now = app.backend.clock().now();
                 while let Some(message) = app.backend.receive(now, WORKER_VISIBILITY) {
                     let deadline = tokio::time::Instant::now() + app.config.worker_budget;
-                    match app.delete.deletion.continue_job(&message.continuation, deadline).await {
+                    match app
+                        .delete
+                        .deletion
+                        .continue_job(&message.continuation, deadline)
+                        .await
+                    {
                         Ok(outcome) => {
                             tracing::info!(job_id = %message.continuation.job_id, ?outcome, "worker: continuation handled");
                             app.backend.ack(message.id);

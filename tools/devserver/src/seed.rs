@@ -169,6 +169,7 @@ pub fn seed(backend: &InMemoryBackend) -> Seeded {
             deleted_at: None,
             auth_username: None,
             deletion_job_id: None,
+            tokens_valid_after: None,
         });
         backend.put_auth_user(&id);
         id
@@ -206,6 +207,7 @@ pub fn seed(backend: &InMemoryBackend) -> Seeded {
         deleted_at: Some(timestamp(created + Duration::days(30))),
         auth_username: None,
         deletion_job_id: None,
+        tokens_valid_after: None,
     });
     seeded.tombstone = tomb;
 

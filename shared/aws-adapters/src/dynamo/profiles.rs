@@ -214,7 +214,9 @@ impl Profiles for DynamoProfiles {
             .key("user_id", s(user_id))
             .update_expression("SET #tva = :after")
             // Only ever forward (events come at least once, in any order).
-            .condition_expression("attribute_exists(user_id) AND (attribute_not_exists(#tva) OR #tva < :after)")
+            .condition_expression(
+                "attribute_exists(user_id) AND (attribute_not_exists(#tva) OR #tva < :after)",
+            )
             .expression_attribute_names("#tva", TOKENS_VALID_AFTER_ATTR)
             .expression_attribute_values(":after", AttributeValue::N(after.to_string()))
             .send()
@@ -229,7 +231,11 @@ impl Profiles for DynamoProfiles {
                 // A later cut-off is there already, or there is no profile.
                 Ok(self.raw_get(user_id).await?.is_some())
             }
-            Err(e) => Err(sdk(DEP, format!("UpdateItem (revoke tokens) on {}", self.table), e)),
+            Err(e) => Err(sdk(
+                DEP,
+                format!("UpdateItem (revoke tokens) on {}", self.table),
+                e,
+            )),
         }
     }
 

@@ -7,9 +7,9 @@ use crate::errors::sdk;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use aws_sdk_dynamodb::Client;
-use std::collections::HashMap;
 use domain::model::SecurityEvent;
 use domain::ports::{Appended, SecurityLog, StoreResult};
+use std::collections::HashMap;
 
 const DEP: &str = "security_logs";
 
@@ -60,8 +60,8 @@ impl SecurityLog for DynamoSecurityLog {
         put_event(&self.client, &self.table, event).await
     }
 
-    async fn count_refusal(&self, aggregate: &SecurityEvent, request_id: &str) -> StoreResult<u64> {
-        let row = event_item(aggregate);
+    async fn count_refusal(&self, first: &SecurityEvent, request_id: &str) -> StoreResult<u64> {
+        let row = event_item(first);
         let mut values = HashMap::new();
         let mut names = HashMap::new();
         let mut sets = Vec::new();
@@ -78,7 +78,7 @@ impl SecurityLog for DynamoSecurityLog {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("event_id", s(&aggregate.event_id))
+            .key("event_id", s(&first.event_id))
             .update_expression(format!("SET {} ADD #ids :id", sets.join(", ")))
             .condition_expression("attribute_not_exists(#ids) OR size(#ids) < :cap OR contains(#ids, :rid)")
             .set_expression_attribute_names(Some(names))
@@ -101,7 +101,7 @@ impl SecurityLog for DynamoSecurityLog {
                     .client
                     .update_item()
                     .table_name(&self.table)
-                    .key("event_id", s(&aggregate.event_id))
+                    .key("event_id", s(&first.event_id))
                     .update_expression("ADD #over :one")
                     .expression_attribute_names("#over", REFUSALS_OVER)
                     .expression_attribute_values(":one", AttributeValue::N("1".into()))
@@ -112,18 +112,26 @@ impl SecurityLog for DynamoSecurityLog {
                     .map_err(|e| sdk(DEP, format!("UpdateItem (count a refusal) on {}", self.table), e))?;
                 Ok(counted(out.attributes()))
             }
-            Err(e) => Err(sdk(DEP, format!("UpdateItem (count a refusal) on {}", self.table), e)),
+            Err(e) => Err(sdk(
+                DEP,
+                format!("UpdateItem (count a refusal) on {}", self.table),
+                e,
+            )),
         }
     }
 }
 
-/// The request ids counted in a refusal row, and the refusals counted beyond them.
+/// The request ids the first refusal row of a caller and minute counts, and the refusals
+/// counted beyond them.
 const REFUSAL_IDS: &str = "request_ids";
 const REFUSALS_OVER: &str = "refusals_over";
 
 fn counted(row: Option<&HashMap<String, AttributeValue>>) -> u64 {
     let Some(row) = row else { return 0 };
-    let ids = row.get(REFUSAL_IDS).and_then(|v| v.as_ss().ok()).map_or(0, Vec::len) as u64;
+    let ids = row
+        .get(REFUSAL_IDS)
+        .and_then(|v| v.as_ss().ok())
+        .map_or(0, Vec::len) as u64;
     let over = row
         .get(REFUSALS_OVER)
         .and_then(|v| v.as_n().ok())

@@ -22,6 +22,7 @@ pub fn profile(id: &str, role: &str, email: Option<&str>) -> Profile {
         deleted_at: None,
         auth_username: None,
         deletion_job_id: None,
+        tokens_valid_after: None,
     }
 }
 
@@ -31,6 +32,7 @@ pub fn meta(caller: &str) -> RequestMeta {
         request_id: format!("req-{}", uuid::Uuid::new_v4()),
         source_ip: Some("198.51.100.7".into()),
         user_agent: Some("tests".into()),
+        token_issued_at: None,
     }
 }
 
