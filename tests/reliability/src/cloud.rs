@@ -18,7 +18,7 @@ use domain::delivery::Delivery;
 use domain::model::Profile;
 use domain::ports::Clock;
 use domain::sweep::Sweeper;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use test_support::ses::RecordedEmail;
@@ -254,6 +254,47 @@ impl Cloud {
         out
     }
 
+    /// Items of `user` left in each table of the cascade plan (consistent scans).
+    pub async fn items_of(&self, user: &str) -> BTreeMap<&'static str, usize> {
+        let mut out = BTreeMap::new();
+        for table in CASCADE_PLAN {
+            let attr = match table.lookup {
+                Lookup::PartitionKey { attr } | Lookup::Index { attr, .. } => attr,
+            };
+            let n = self
+                .scan(table.env_var)
+                .await
+                .iter()
+                .filter(|i| str_attr(i, attr) == Some(user))
+                .count();
+            out.insert(table.name, n);
+        }
+        out
+    }
+
+    /// `security_logs` rows of `event_type` about `target`.
+    pub async fn events_about(&self, target: &str, event_type: &str) -> Vec<Item> {
+        self.scan("SECURITY_LOGS_TABLE")
+            .await
+            .into_iter()
+            .filter(|e| {
+                str_attr(e, "target_id") == Some(target) && str_attr(e, "event_type") == Some(event_type)
+            })
+            .collect()
+    }
+
+    /// The per-table counts of a job row (`deleted`, or `late` for the late pass).
+    pub fn counts(row: &Item, attr: &str) -> BTreeMap<String, u64> {
+        row.get(attr)
+            .and_then(|v| v.as_m().ok())
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_n().ok()?.parse().ok()?)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The profile row of `user_id`.
     pub async fn profile_row(&self, user_id: &str) -> Option<Item> {
         self.dynamo
@@ -332,12 +373,26 @@ impl Cloud {
     /// job of `user_id` is completed: whatever the routine queued, delays honoured, finishes
     /// it. Nobody sends the DELETE again. Returns the time it took.
     pub async fn finish_deletion(&self, worker: &WorkerApp, user_id: &str) -> Duration {
+        self.finish_deletion_by(in_process_worker(worker), user_id).await
+    }
+
+    /// [`Cloud::finish_deletion`] with the worker binary.
+    pub async fn finish_deletion_with(&self, worker: &lambda_sim::Function, user_id: &str) -> Duration {
+        self.finish_deletion_by(crate::functions::worker_invoker(worker), user_id)
+            .await
+    }
+
+    async fn finish_deletion_by<W, WF>(&self, invoke: W, user_id: &str) -> Duration
+    where
+        W: FnMut(serde_json::Value) -> WF,
+        WF: std::future::Future<Output = Result<serde_json::Value, String>>,
+    {
         let mut esm = EventSourceMapping::new(self.emulator.sqs(), &self.queue);
         let outcome = esm
             .run_until(
                 Duration::from_secs(120),
                 Duration::from_secs(3600),
-                in_process_worker(worker),
+                invoke,
                 || async {},
                 || async { self.job_status(user_id).await.as_deref() == Some("completed") },
             )

@@ -8,8 +8,11 @@
 use crate::cloud::Cloud;
 use crate::logs;
 use lambda_sim::{cargo, Function, FunctionConfig, Invocation, LogFormat};
+use serde_json::Value;
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -91,4 +94,32 @@ pub fn assert_logs_clean(functions: &[(&str, &Function)]) -> usize {
         lines += f.logs().len();
     }
     lines
+}
+
+/// The worker binary as the invoke of an [`EventSourceMapping`](crate::esm::EventSourceMapping):
+/// the event in, the batch response out; a failed invocation (error, timeout, crash) is `Err`.
+pub fn worker_invoker<'a>(
+    worker: &'a Function,
+) -> impl FnMut(Value) -> Pin<Box<dyn Future<Output = Result<Value, String>> + 'a>> + 'a {
+    move |event: Value| {
+        Box::pin(async move {
+            worker
+                .invoke(&event)
+                .await
+                .map(|i| i.response)
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// The sweeper binary as EventBridge's schedule invokes it. A failed sweep is left to the
+/// next schedule, as Lambda leaves it.
+pub fn sweep_invoker<'a>(
+    sweeper: &'a Function,
+) -> impl FnMut() -> Pin<Box<dyn Future<Output = ()> + 'a>> + 'a {
+    move || {
+        Box::pin(async move {
+            let _ = sweeper.invoke(&crate::esm::scheduled_event()).await;
+        })
+    }
 }
