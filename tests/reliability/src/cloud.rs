@@ -337,10 +337,20 @@ impl Cloud {
     /// being disabled or deleted by a concurrent test) makes it answer 500 once. So this reads
     /// it again on a failure instead of `test_support::ses::emails_to`, which panics at once.
     pub async fn emails_to(&self, address: &str) -> Vec<RecordedEmail> {
+        self.emails()
+            .await
+            .into_iter()
+            .filter(|m| m.to.iter().any(|t| t == address))
+            .collect()
+    }
+
+    /// Every mail the emulator accepted, in one read of `/moto-api/data.json` (which holds
+    /// the whole emulator: it grows slow as the run goes on, so read it once for many checks).
+    pub async fn emails(&self) -> Vec<RecordedEmail> {
         let mut last_error = String::new();
         for attempt in 0..8u64 {
             match http_get(self.emulator.endpoint(), "/moto-api/data.json").await {
-                Ok(text) => return recorded_emails(&text, address),
+                Ok(text) => return recorded_emails(&text),
                 Err(e) => last_error = e,
             }
             tokio::time::sleep(Duration::from_millis(100 * (attempt + 1))).await;
@@ -434,8 +444,8 @@ pub fn ses_send_event(ses_message_id: &str, message_id: &str) -> String {
     .to_string()
 }
 
-/// Mail for `address` in moto's `/moto-api/data.json`.
-fn recorded_emails(data: &str, address: &str) -> Vec<RecordedEmail> {
+/// The mail in moto's `/moto-api/data.json`.
+fn recorded_emails(data: &str) -> Vec<RecordedEmail> {
     let data: serde_json::Value = serde_json::from_str(data).expect("/moto-api/data.json is JSON");
     let messages = data["ses"]["Message"].as_array().cloned().unwrap_or_default();
     messages
@@ -450,7 +460,6 @@ fn recorded_emails(data: &str, address: &str) -> Vec<RecordedEmail> {
             subject: m["subject"].as_str().unwrap_or_default().to_owned(),
             body: m["body"].as_str().unwrap_or_default().to_owned(),
         })
-        .filter(|m| m.to.iter().any(|t| t == address))
         .collect()
 }
 

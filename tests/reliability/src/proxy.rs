@@ -133,13 +133,14 @@ struct Rule {
 }
 
 impl Rule {
-    /// The fault for the next matching request, if any.
-    fn next(&mut self, operation: &str) -> Option<Option<Fault>> {
+    /// The fault this rule injects into this request, if any. A rule is asked only when no
+    /// earlier rule injected one.
+    fn next(&mut self, operation: &str) -> Option<Fault> {
         if !self.matcher.matches(operation) || self.except.iter().any(|e| e == operation) {
             return None;
         }
         self.matched += 1;
-        Some(match &mut self.plan {
+        match &mut self.plan {
             Plan::Counted { skip, times, fault } => {
                 (self.matched > *skip && self.matched <= *skip + *times).then(|| fault.clone())
             }
@@ -148,7 +149,7 @@ impl Rule {
                 let hit = rng.f64() < *rate && !faults.is_empty();
                 hit.then(|| faults[rng.usize(..faults.len())].clone())
             }
-        })
+        }
     }
 }
 
@@ -164,6 +165,8 @@ pub struct Seen {
     pub replayed: bool,
     /// The JSON body of a `SendEmail`.
     pub body: Option<Value>,
+    /// The emulator's JSON answer to a forwarded `SendEmail` (whatever the client got).
+    pub answer: Option<Value>,
 }
 
 /// The first answer to a `ClientRequestToken`.
@@ -375,6 +378,26 @@ impl FaultProxy {
         self.lock().seen.iter().filter(|s| s.replayed).count()
     }
 
+    /// The `SendEmail` requests that reached the emulator: (request body, the emulator's
+    /// answer, which names the `MessageId` SES gave it).
+    pub fn sent_emails_with_answers(&self) -> Vec<(Value, Option<Value>)> {
+        self.lock()
+            .seen
+            .iter()
+            .filter(|s| s.operation == "sesv2:SendEmail" && s.forwarded)
+            .filter_map(|s| Some((s.body.clone()?, s.answer.clone())))
+            .collect()
+    }
+
+    /// `SendEmail` requests the emulator accepted (its answer named a `MessageId`), whatever
+    /// the client got back: the mails that went out.
+    pub fn accepted_emails(&self) -> usize {
+        self.sent_emails_with_answers()
+            .iter()
+            .filter(|(_, answer)| answer.as_ref().is_some_and(|a| a["MessageId"].is_string()))
+            .count()
+    }
+
     /// The bodies of the `SendEmail` requests that reached the emulator.
     pub fn sent_emails(&self) -> Vec<Value> {
         self.lock()
@@ -432,7 +455,7 @@ async fn serve(mut client: TcpStream, ctx: &Ctx) -> io::Result<()> {
         let operation = operation_of(&head);
         let fault = {
             let mut s = ctx.lock();
-            s.rules.iter_mut().find_map(|r| r.next(&operation)).flatten()
+            s.rules.iter_mut().find_map(|r| r.next(&operation))
         };
         if fault.is_some() {
             ctx.injected.fetch_add(1, Ordering::SeqCst);
@@ -450,6 +473,7 @@ async fn serve(mut client: TcpStream, ctx: &Ctx) -> io::Result<()> {
                 forwarded,
                 replayed: false,
                 body: kept,
+                answer: None,
             });
             s.seen.len() - 1
         };
@@ -501,6 +525,13 @@ async fn forward_as_dynamodb_does(
     body: &[u8],
     index: usize,
 ) -> io::Result<Answered> {
+    if operation == "sesv2:SendEmail" {
+        let answer = forward(&ctx.upstream, head, body).await?;
+        if let Some(seen) = ctx.lock().seen.get_mut(index) {
+            seen.answer = serde_json::from_slice(&answer.2).ok();
+        }
+        return Ok(answer);
+    }
     if !operation.starts_with("dynamodb:") {
         return forward(&ctx.upstream, head, body).await;
     }
