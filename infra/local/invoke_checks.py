@@ -9,6 +9,8 @@
       `same-as:FILE` also requires the same message_id as that earlier answer (idempotent replay).
   invoke_checks.py answer ANSWER.json ok
       Asserts the answer of a function that returns nothing (an SNS subscriber): JSON null.
+  invoke_checks.py answer ANSWER.json sweep
+      Asserts the sweeper's summary: lists of ids `queued`, `overdue`, `unconfirmed`, `failed`.
   invoke_checks.py ses-event SEND_ANSWER.json SNS_EVENT.json OUT.json
       Writes the sample SNS event with its SES event's mail.messageId (and commonHeaders) set
       to the ses_message_id of that earlier send answer, so the event is about that message;
@@ -76,6 +78,15 @@ def answer(path, expect, *extra):
         if got is not None:
             fail("expected no answer (null)")
         print("      -> null")
+        return
+    if expect == "sweep":
+        keys = ("queued", "overdue", "unconfirmed", "failed")
+        if not isinstance(got, dict) or sorted(got) != sorted(keys):
+            fail(f"expected the sweep summary {{{', '.join(keys)}}}")
+        for key in keys:
+            if not isinstance(got[key], list) or not all(isinstance(i, str) for i in got[key]):
+                fail(f"expected {key} to be a list of ids")
+        print(f"      -> {show(got)}")
         return
     if expect in ("batch-ok", "batch-any"):
         failures = got.get("batchItemFailures")

@@ -568,6 +568,14 @@ impl Function {
         self.wait_exit(Duration::from_secs(5)).await
     }
 
+    /// Sends the process `SIGKILL` now, whatever it is doing (the host died, the memory ran
+    /// out): an invocation in flight ends with [`SimError::Exited`]. Returns once the process
+    /// has ended (at most 5 s).
+    pub async fn kill(&self) -> Option<ExitInfo> {
+        self.kill_now();
+        self.wait_exit(Duration::from_secs(5)).await
+    }
+
     fn kill_now(&self) {
         let sender = self.kill.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(tx) = sender {

@@ -229,6 +229,30 @@ async fn a_crash_during_an_invocation_fails_it_with_the_exit_code() {
 }
 
 #[tokio::test]
+async fn a_function_killed_mid_invocation_ends_that_invocation_with_its_signal() {
+    let config = fixture("slow")
+        .env("FIXTURE_DELAY_MS", "60000")
+        .timeout(Duration::from_secs(30));
+    let function = Function::spawn(config).await.unwrap();
+    function.wait_ready(READY).await.unwrap();
+    let event = json!({});
+    let (outcome, exit) = futures::join!(function.invoke(&event), async {
+        // Once the event has been handed to the runtime.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        function.kill().await
+    });
+    let exit = exit.expect("the process ended");
+    assert_eq!(exit.signal, Some(9));
+    match outcome {
+        Err(SimError::Exited { phase, exit, .. }) => {
+            assert_eq!(phase, "during the invocation");
+            assert_eq!(exit.signal, Some(9));
+        }
+        other => panic!("expected the killed invocation to fail, got {other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn an_invocation_past_its_timeout_fails_and_the_environment_is_stopped() {
     let config = fixture("slow")
         .env("FIXTURE_DELAY_MS", "60000")

@@ -3,8 +3,9 @@
 //! verified sender per test, the four functions' apps built by `aws_adapters::env` exactly as
 //! the Lambdas build them, and plain SDK reads to check what was stored.
 
+use crate::esm::{in_process_worker, EventSourceMapping};
 use crate::world::Apps;
-use aws_adapters::env::{deletion_from, directory_from, messaging_from};
+use aws_adapters::env::{deletion_from, delivery_from, directory_from, messaging_from, sweeper_from};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::{Credentials, SharedCredentialsProvider};
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
@@ -13,8 +14,12 @@ use aws_smithy_types::timeout::TimeoutConfig;
 use delete_user::DeleteApp;
 use deletion_worker::WorkerApp;
 use domain::cascade::{CascadeTable, Lookup, CASCADE_PLAN};
+use domain::delivery::Delivery;
 use domain::model::Profile;
-use std::collections::HashMap;
+use domain::ports::Clock;
+use domain::sweep::Sweeper;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 use test_support::ses::RecordedEmail;
 use test_support::{cognito, create_tables, ses, sqs, Emulator, TableSet, TestEnv};
@@ -77,13 +82,16 @@ impl Cloud {
         }
     }
 
-    /// Every variable the functions read, as `infra/template.yaml` sets them.
+    /// Every variable the functions read, as `infra/template.yaml` sets them, with a lease
+    /// margin of 1 s instead of 30 s (`DELETION_LEASE_MARGIN_MS`): a run's continuation is
+    /// due 1 s after its budget, so that a job handed to the queue finishes within seconds.
     pub fn env(&self) -> TestEnv {
         self.tables
             .env()
             .set("USER_POOL_ID", &self.pool)
             .set("DELETION_QUEUE_URL", &self.queue)
             .set("MAIL_FROM", MAIL_FROM)
+            .set("DELETION_LEASE_MARGIN_MS", "1000")
     }
 
     /// The four functions' apps on the emulator, directly.
@@ -114,6 +122,20 @@ impl Cloud {
         }
     }
 
+    /// The sweep, built by `aws_adapters::env` as the sweeper function builds it, with its
+    /// clock `ahead` of the wall clock: the sweep that runs that much later.
+    pub fn sweeper_ahead(&self, sdk: &SdkConfig, ahead: Duration) -> Sweeper {
+        let env = self.env();
+        let mut sweeper = sweeper_from(&env.lookup(), sdk).expect("sweeper configured");
+        sweeper.clock = Arc::new(Ahead(chrono::Duration::from_std(ahead).expect("a short time")));
+        sweeper
+    }
+
+    /// The delivery-events use case (SES events to message statuses), as its function builds it.
+    pub fn delivery(&self) -> Delivery {
+        delivery_from(&self.env().lookup(), self.emulator.sdk()).expect("delivery configured")
+    }
+
     pub fn table(&self, env_var: &str) -> String {
         self.tables.name(env_var).to_owned()
     }
@@ -142,10 +164,24 @@ impl Cloud {
             .expect("put_item profile");
     }
 
-    /// A profile and its Cognito user.
+    /// A profile and its Cognito user, whose username is `id`. The profile names that
+    /// username (`auth_username`): the emulator gives every Cognito user a random `sub`,
+    /// which is not `id` (for a profile keyed by the real `sub`, see [`Cloud::add_user_by_sub`]).
     pub async fn add_user(&self, id: &str, role: &str, email: Option<&str>) {
-        self.put_profile(&crate::world::profile(id, role, email)).await;
+        let mut profile = crate::world::profile(id, role, email);
+        profile.auth_username = Some(id.to_owned());
+        self.put_profile(&profile).await;
         cognito::create_user(&self.emulator, &self.pool, id, None).await;
+    }
+
+    /// A Cognito user signing in as `login`, and a profile keyed by its `sub` (the JWT's
+    /// `sub` claim, as in production) without `auth_username`: the delete routine finds the
+    /// username with `ListUsers` by `sub`. Returns the `sub`.
+    pub async fn add_user_by_sub(&self, login: &str, role: &str, email: Option<&str>) -> String {
+        cognito::create_user(&self.emulator, &self.pool, login, None).await;
+        let (_, sub) = cognito::username_and_sub(&self.emulator, &self.pool, login).await;
+        self.put_profile(&crate::world::profile(&sub, role, email)).await;
+        sub
     }
 
     /// `n` rows of `user` in every table of the cascade plan.
@@ -219,6 +255,47 @@ impl Cloud {
         out
     }
 
+    /// Items of `user` left in each table of the cascade plan (consistent scans).
+    pub async fn items_of(&self, user: &str) -> BTreeMap<&'static str, usize> {
+        let mut out = BTreeMap::new();
+        for table in CASCADE_PLAN {
+            let attr = match table.lookup {
+                Lookup::PartitionKey { attr } | Lookup::Index { attr, .. } => attr,
+            };
+            let n = self
+                .scan(table.env_var)
+                .await
+                .iter()
+                .filter(|i| str_attr(i, attr) == Some(user))
+                .count();
+            out.insert(table.name, n);
+        }
+        out
+    }
+
+    /// `security_logs` rows of `event_type` about `target`.
+    pub async fn events_about(&self, target: &str, event_type: &str) -> Vec<Item> {
+        self.scan("SECURITY_LOGS_TABLE")
+            .await
+            .into_iter()
+            .filter(|e| {
+                str_attr(e, "target_id") == Some(target) && str_attr(e, "event_type") == Some(event_type)
+            })
+            .collect()
+    }
+
+    /// The per-table counts of a job row (`deleted`, or `late` for the late pass).
+    pub fn counts(row: &Item, attr: &str) -> BTreeMap<String, u64> {
+        row.get(attr)
+            .and_then(|v| v.as_m().ok())
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_n().ok()?.parse().ok()?)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The profile row of `user_id`.
     pub async fn profile_row(&self, user_id: &str) -> Option<Item> {
         self.dynamo
@@ -261,10 +338,20 @@ impl Cloud {
     /// being disabled or deleted by a concurrent test) makes it answer 500 once. So this reads
     /// it again on a failure instead of `test_support::ses::emails_to`, which panics at once.
     pub async fn emails_to(&self, address: &str) -> Vec<RecordedEmail> {
+        self.emails()
+            .await
+            .into_iter()
+            .filter(|m| m.to.iter().any(|t| t == address))
+            .collect()
+    }
+
+    /// Every mail the emulator accepted, in one read of `/moto-api/data.json` (which holds
+    /// the whole emulator: it grows slow as the run goes on, so read it once for many checks).
+    pub async fn emails(&self) -> Vec<RecordedEmail> {
         let mut last_error = String::new();
         for attempt in 0..8u64 {
             match http_get(self.emulator.endpoint(), "/moto-api/data.json").await {
-                Ok(text) => return recorded_emails(&text, address),
+                Ok(text) => return recorded_emails(&text),
                 Err(e) => last_error = e,
             }
             tokio::time::sleep(Duration::from_millis(100 * (attempt + 1))).await;
@@ -272,56 +359,94 @@ impl Cloud {
         panic!("GET /moto-api/data.json kept failing: {last_error}");
     }
 
-    /// Feeds every message of the deletion queue to the worker until the queue is empty;
-    /// returns how many messages were processed.
-    pub async fn run_worker(&self, worker: &WorkerApp) -> usize {
-        let mut processed = 0;
-        for _ in 0..50 {
-            let bodies = sqs::drain(&self.emulator, &self.queue).await;
-            if bodies.is_empty() {
-                return processed;
-            }
-            processed += bodies.len();
-            let records: Vec<serde_json::Value> = bodies
-                .iter()
-                .enumerate()
-                .map(|(i, body)| {
-                    serde_json::json!({
-                        "messageId": format!("m-{processed}-{i}"),
-                        "body": body,
-                        "eventSource": "aws:sqs",
-                    })
-                })
-                .collect();
-            let event: aws_lambda_events::sqs::SqsEvent =
-                serde_json::from_value(serde_json::json!({ "Records": records })).expect("an SQS event");
-            let out = deletion_worker::handle(
-                worker,
-                lambda_runtime::LambdaEvent::new(event, lambda_runtime::Context::default()),
-            )
+    /// The deletion job row of `user_id` (consistent read).
+    pub async fn job_row(&self, user_id: &str) -> Option<Item> {
+        self.dynamo
+            .get_item()
+            .table_name(self.table("DELETION_JOBS_TABLE"))
+            .key("user_id", s(user_id))
+            .consistent_read(true)
+            .send()
             .await
-            .expect("the worker answers");
-            if !out.batch_item_failures.is_empty() {
-                // A busy job: let its lease run out a little before the redelivery.
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                for body in bodies {
-                    self.emulator
-                        .sqs()
-                        .send_message()
-                        .queue_url(&self.queue)
-                        .message_body(body)
-                        .send()
-                        .await
-                        .expect("requeue");
-                }
-            }
+            .expect("get_item job")
+            .item()
+            .cloned()
+    }
+
+    /// The `status` of the deletion job of `user_id` (`in_progress`, `completed`), if any.
+    pub async fn job_status(&self, user_id: &str) -> Option<String> {
+        self.job_row(user_id)
+            .await
+            .and_then(|row| str_attr(&row, "status").map(str::to_owned))
+    }
+
+    /// Plays SQS's event source mapping for `worker` (in this process) until the deletion
+    /// job of `user_id` is completed: whatever the routine queued, delays honoured, finishes
+    /// it. Nobody sends the DELETE again. Returns the time it took.
+    pub async fn finish_deletion(&self, worker: &WorkerApp, user_id: &str) -> Duration {
+        self.finish_deletion_by(in_process_worker(worker), user_id).await
+    }
+
+    /// [`Cloud::finish_deletion`] with the worker binary.
+    pub async fn finish_deletion_with(&self, worker: &lambda_sim::Function, user_id: &str) -> Duration {
+        self.finish_deletion_by(crate::functions::worker_invoker(worker), user_id)
+            .await
+    }
+
+    async fn finish_deletion_by<W, WF>(&self, invoke: W, user_id: &str) -> Duration
+    where
+        W: FnMut(serde_json::Value) -> WF,
+        WF: std::future::Future<Output = Result<serde_json::Value, String>>,
+    {
+        let mut esm = EventSourceMapping::new(self.emulator.sqs(), &self.queue);
+        let outcome = esm
+            .run_until(
+                Duration::from_secs(120),
+                Duration::from_secs(3600),
+                invoke,
+                || async {},
+                || async { self.job_status(user_id).await.as_deref() == Some("completed") },
+            )
+            .await;
+        match outcome {
+            Ok(took) => took,
+            Err(e) => panic!(
+                "the deletion of {user_id} did not finish: {e}; the job: {:?}; the queue: {:?}",
+                self.job_row(user_id).await,
+                test_support::sqs::counts(&self.emulator, &self.queue).await
+            ),
         }
-        panic!("the deletion queue did not drain after 50 worker runs");
     }
 }
 
-/// Mail for `address` in moto's `/moto-api/data.json`.
-fn recorded_emails(data: &str, address: &str) -> Vec<RecordedEmail> {
+/// The wall clock, this much ahead.
+#[derive(Debug, Clone, Copy)]
+pub struct Ahead(pub chrono::Duration);
+
+impl Clock for Ahead {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now() + self.0
+    }
+}
+
+/// An SES configuration set's `Send` event for one mail, as SNS hands its `Message` to the
+/// delivery-events function.
+pub fn ses_send_event(ses_message_id: &str, message_id: &str) -> String {
+    serde_json::json!({
+        "eventType": "Send",
+        "mail": {
+            "timestamp": domain::model::timestamp(chrono::Utc::now()),
+            "messageId": ses_message_id,
+            "source": MAIL_FROM,
+            "tags": { "message_id": [message_id] }
+        },
+        "send": {}
+    })
+    .to_string()
+}
+
+/// The mail in moto's `/moto-api/data.json`.
+fn recorded_emails(data: &str) -> Vec<RecordedEmail> {
     let data: serde_json::Value = serde_json::from_str(data).expect("/moto-api/data.json is JSON");
     let messages = data["ses"]["Message"].as_array().cloned().unwrap_or_default();
     messages
@@ -336,7 +461,6 @@ fn recorded_emails(data: &str, address: &str) -> Vec<RecordedEmail> {
             subject: m["subject"].as_str().unwrap_or_default().to_owned(),
             body: m["body"].as_str().unwrap_or_default().to_owned(),
         })
-        .filter(|m| m.to.iter().any(|t| t == address))
         .collect()
 }
 

@@ -1,35 +1,65 @@
 //! A fault-injecting HTTP/1.1 proxy between the real AWS SDK clients and the emulator.
 //!
-//! The SDK clients are built with the proxy as their endpoint. The proxy names every
-//! request's operation (`dynamodb:PutItem` from `X-Amz-Target`, `sesv2:SendEmail` from the
-//! REST path, `cognito:AdminDisableUser`, `sqs:SendMessage`), records it, and either forwards
-//! it to the emulator or answers it with an injected fault: an AWS error in the service's own
-//! protocol (status, `__type` / `x-amzn-ErrorType`), a hang past the client's timeout, or a
-//! forward whose answer never comes back (the call took effect, the client never hears).
+//! The SDK clients (in this process, or a function binary through `AWS_ENDPOINT_URL_<SERVICE>`)
+//! are given the proxy as their endpoint. The proxy names every request's operation
+//! (`dynamodb:PutItem` from `X-Amz-Target`, `sesv2:SendEmail` from the REST path,
+//! `cognito:AdminDisableUser`, `sqs:SendMessage`), records it, and either forwards it to the
+//! emulator or injects a fault, as AWS produces them:
+//!
+//! - before the request applies: an AWS error in the service's own protocol (status,
+//!   `__type` / `x-amzn-ErrorType`), a hang past the client's timeout, or a connection
+//!   dropped without an answer;
+//! - after it applied: the answer replaced by an error, held back past the client's timeout,
+//!   or the connection dropped (the call took effect, the client never hears).
+//!
+//! Faults are chosen by rules: the n-th calls of an operation, every call of a service for a
+//! while (an outage), or a seeded random draw at a given rate.
+//!
+//! Two things DynamoDB does and moto 5.2.5 does not, done here for every request that goes
+//! through the proxy:
+//! - `TransactWriteItems` is isolated: it goes to the emulator only while no other DynamoDB
+//!   request of this proxy is in flight, and holds the others back while it runs (moto
+//!   applies a transaction's actions one by one among other requests);
+//! - a `TransactWriteItems` retried with the same `ClientRequestToken` within 10 minutes gets
+//!   the first answer back without applying again (the SDK fills the token and keeps it
+//!   across its retries; moto would run it again and cancel it on its own write); the same
+//!   token with other items is `IdempotentParameterMismatchException`.
 //!
 //! Plain tokio TCP: requests are read with their `Content-Length` (or chunked) body and
 //! forwarded on a fresh upstream connection each; connections to the clients stay alive.
+//! The bodies of `SendEmail` requests are kept (in memory only) so tests can check what
+//! went out on the wire.
 
-use std::collections::BTreeMap;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::RwLock;
 use tokio::task::JoinHandle;
 
-/// What the proxy does instead of forwarding.
+/// What the proxy does instead of (or after) forwarding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
-    /// Answer with this HTTP status and AWS error code, in the service's protocol.
+    /// Refused before it applied: answer with this HTTP status and AWS error code, in the
+    /// service's protocol.
     Error { status: u16, code: &'static str },
     /// Hold the request, unforwarded, for this long (or until the client gives up).
     Hang(Duration),
+    /// Close the connection without forwarding and without an answer.
+    Drop,
     /// Forward the request (it takes effect in the emulator), then hold the answer back for
     /// this long (or until the client gives up) and close the connection.
     ForwardThenHang(Duration),
+    /// Forward the request (it takes effect), then answer this error instead of the
+    /// emulator's answer.
+    ForwardThenError { status: u16, code: &'static str },
+    /// Forward the request (it takes effect), then close the connection without an answer.
+    ForwardThenDrop,
 }
 
 impl Fault {
@@ -37,39 +67,125 @@ impl Fault {
         Fault::Error { status, code }
     }
 
-    fn label(&self) -> String {
+    pub fn forward_then_error(status: u16, code: &'static str) -> Fault {
+        Fault::ForwardThenError { status, code }
+    }
+
+    /// Whether the request reaches the emulator (and takes effect there).
+    pub fn applies(&self) -> bool {
+        matches!(
+            self,
+            Fault::ForwardThenHang(_) | Fault::ForwardThenError { .. } | Fault::ForwardThenDrop
+        )
+    }
+
+    pub fn label(&self) -> String {
         match self {
             Fault::Error { status, code } => format!("{status} {code}"),
             Fault::Hang(_) => "hang".into(),
+            Fault::Drop => "drop".into(),
             Fault::ForwardThenHang(_) => "forward then hang".into(),
+            Fault::ForwardThenError { status, code } => format!("forward then {status} {code}"),
+            Fault::ForwardThenDrop => "forward then drop".into(),
         }
     }
 }
 
+/// Which requests a rule looks at.
 #[derive(Debug, Clone)]
+enum Matcher {
+    /// One operation, `dynamodb:PutItem`.
+    Operation(String),
+    /// Every operation of a service, `dynamodb`.
+    Service(String),
+}
+
+impl Matcher {
+    fn matches(&self, operation: &str) -> bool {
+        match self {
+            Matcher::Operation(op) => op == operation,
+            Matcher::Service(service) => operation.split(':').next() == Some(service.as_str()),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Plan {
+    /// `times` matching requests get `fault`, after `skip` were let through.
+    Counted { skip: u32, times: u32, fault: Fault },
+    /// Every matching request gets `fault` until this instant.
+    Until { until: Instant, fault: Fault },
+    /// Each matching request gets one of `faults` (drawn evenly) with probability `rate`.
+    Random {
+        rate: f64,
+        faults: Vec<Fault>,
+        rng: fastrand::Rng,
+    },
+}
+
+#[derive(Debug)]
 struct Rule {
-    operation: String,
-    /// Matching requests let through before the fault starts.
-    skip: u32,
-    /// How many matching requests get the fault (after `skip`).
-    times: u32,
-    fault: Fault,
+    matcher: Matcher,
+    /// Operations the rule leaves alone (for a service-wide rule).
+    except: Vec<String>,
+    plan: Plan,
     matched: u32,
 }
 
+impl Rule {
+    /// The fault this rule injects into this request, if any. A rule is asked only when no
+    /// earlier rule injected one.
+    fn next(&mut self, operation: &str) -> Option<Fault> {
+        if !self.matcher.matches(operation) || self.except.iter().any(|e| e == operation) {
+            return None;
+        }
+        self.matched += 1;
+        match &mut self.plan {
+            Plan::Counted { skip, times, fault } => {
+                (self.matched > *skip && self.matched <= *skip + *times).then(|| fault.clone())
+            }
+            Plan::Until { until, fault } => (Instant::now() < *until).then(|| fault.clone()),
+            Plan::Random { rate, faults, rng } => {
+                let hit = rng.f64() < *rate && !faults.is_empty();
+                hit.then(|| faults[rng.usize(..faults.len())].clone())
+            }
+        }
+    }
+}
+
 /// One request the proxy saw.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Seen {
     pub operation: String,
     /// The fault injected into it, if any.
     pub fault: Option<String>,
+    /// It reached the emulator (forwarded, with or without a fault after).
+    pub forwarded: bool,
+    /// A `TransactWriteItems` answered from its `ClientRequestToken`'s first answer.
+    pub replayed: bool,
+    /// The JSON body of a `SendEmail`.
+    pub body: Option<Value>,
+    /// The emulator's JSON answer to a forwarded `SendEmail` (whatever the client got).
+    pub answer: Option<Value>,
+}
+
+/// The first answer to a `ClientRequestToken`.
+#[derive(Debug, Clone)]
+struct Replay {
+    items: Value,
+    at: Instant,
+    answer: (String, Vec<(String, String)>, Vec<u8>),
 }
 
 #[derive(Debug, Default)]
 struct Shared {
     rules: Vec<Rule>,
     seen: Vec<Seen>,
+    tokens: HashMap<String, Replay>,
 }
+
+/// How long DynamoDB keeps a `ClientRequestToken`.
+const TOKEN_WINDOW: Duration = Duration::from_secs(600);
 
 /// The running proxy. Dropping it stops accepting connections.
 pub struct FaultProxy {
@@ -93,6 +209,22 @@ pub fn total_injected() -> u64 {
     TOTAL_INJECTED.load(Ordering::SeqCst)
 }
 
+/// What one connection's requests share.
+#[derive(Clone)]
+struct Ctx {
+    upstream: String,
+    shared: Arc<Mutex<Shared>>,
+    injected: Arc<AtomicU64>,
+    /// Transactions are writers, other DynamoDB requests readers.
+    isolation: Arc<RwLock<()>>,
+}
+
+impl Ctx {
+    fn lock(&self) -> MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 impl FaultProxy {
     /// Listens on a free loopback port and forwards to `upstream` (`http://host:port`).
     pub async fn start(upstream: &str) -> FaultProxy {
@@ -107,16 +239,21 @@ impl FaultProxy {
         let addr = listener.local_addr().expect("a local address");
         let shared = Arc::new(Mutex::new(Shared::default()));
         let injected = Arc::new(AtomicU64::new(0));
-        let (s, i) = (shared.clone(), injected.clone());
+        let ctx = Ctx {
+            upstream: authority,
+            shared: shared.clone(),
+            injected: injected.clone(),
+            isolation: Arc::new(RwLock::new(())),
+        };
         let task = tokio::spawn(async move {
             loop {
                 let Ok((client, _)) = listener.accept().await else {
                     continue;
                 };
-                let (s, i, upstream) = (s.clone(), i.clone(), authority.clone());
+                let ctx = ctx.clone();
                 tokio::spawn(async move {
                     // A connection error only ends that connection; the client sees it.
-                    let _ = serve(client, &upstream, &s, &i).await;
+                    let _ = serve(client, &ctx).await;
                 });
             }
         });
@@ -137,6 +274,15 @@ impl FaultProxy {
         self.shared.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn add(&self, matcher: Matcher, except: &[&str], plan: Plan) {
+        self.lock().rules.push(Rule {
+            matcher,
+            except: except.iter().map(|e| (*e).to_owned()).collect(),
+            plan,
+            matched: 0,
+        });
+    }
+
     /// Inject `fault` into the next `times` requests of `operation`.
     pub fn fail(&self, operation: &str, fault: Fault, times: u32) {
         self.fail_after(operation, 0, fault, times);
@@ -144,13 +290,39 @@ impl FaultProxy {
 
     /// Let `skip` requests of `operation` through, then inject `fault` into `times` of them.
     pub fn fail_after(&self, operation: &str, skip: u32, fault: Fault, times: u32) {
-        self.lock().rules.push(Rule {
-            operation: operation.to_owned(),
-            skip,
-            times,
-            fault,
-            matched: 0,
-        });
+        self.add(
+            Matcher::Operation(operation.to_owned()),
+            &[],
+            Plan::Counted { skip, times, fault },
+        );
+    }
+
+    /// Every request of `service` (`dynamodb`, `sesv2`, ...) gets `fault` for `length` from
+    /// now: the service is down.
+    pub fn outage(&self, service: &str, fault: Fault, length: Duration) {
+        self.add(
+            Matcher::Service(service.to_owned()),
+            &[],
+            Plan::Until {
+                until: Instant::now() + length,
+                fault,
+            },
+        );
+    }
+
+    /// Each request of `service` (but `except`) gets one of `faults` with probability `rate`,
+    /// drawn from a generator seeded with `seed`: the same sequence of requests meets the
+    /// same faults.
+    pub fn random(&self, service: &str, except: &[&str], rate: f64, faults: Vec<Fault>, seed: u64) {
+        self.add(
+            Matcher::Service(service.to_owned()),
+            except,
+            Plan::Random {
+                rate,
+                faults,
+                rng: fastrand::Rng::with_seed(seed),
+            },
+        );
     }
 
     /// Remove every rule.
@@ -172,6 +344,15 @@ impl FaultProxy {
             .count()
     }
 
+    /// Requests of `operation` that reached the emulator.
+    pub fn forwarded(&self, operation: &str) -> usize {
+        self.lock()
+            .seen
+            .iter()
+            .filter(|s| s.operation == operation && s.forwarded)
+            .count()
+    }
+
     /// Requests per operation.
     pub fn operations(&self) -> BTreeMap<String, usize> {
         let mut out = BTreeMap::new();
@@ -179,6 +360,52 @@ impl FaultProxy {
             *out.entry(s.operation.clone()).or_default() += 1;
         }
         out
+    }
+
+    /// Faults injected, per label (`forward then 500 InternalFailure`, ...).
+    pub fn faults(&self) -> BTreeMap<String, usize> {
+        let mut out = BTreeMap::new();
+        for s in &self.lock().seen {
+            if let Some(f) = &s.fault {
+                *out.entry(format!("{} {f}", s.operation)).or_default() += 1;
+            }
+        }
+        out
+    }
+
+    /// `TransactWriteItems` answered from their token's first answer.
+    pub fn replayed(&self) -> usize {
+        self.lock().seen.iter().filter(|s| s.replayed).count()
+    }
+
+    /// The `SendEmail` requests that reached the emulator: (request body, the emulator's
+    /// answer, which names the `MessageId` SES gave it).
+    pub fn sent_emails_with_answers(&self) -> Vec<(Value, Option<Value>)> {
+        self.lock()
+            .seen
+            .iter()
+            .filter(|s| s.operation == "sesv2:SendEmail" && s.forwarded)
+            .filter_map(|s| Some((s.body.clone()?, s.answer.clone())))
+            .collect()
+    }
+
+    /// `SendEmail` requests the emulator accepted (its answer named a `MessageId`), whatever
+    /// the client got back: the mails that went out.
+    pub fn accepted_emails(&self) -> usize {
+        self.sent_emails_with_answers()
+            .iter()
+            .filter(|(_, answer)| answer.as_ref().is_some_and(|a| a["MessageId"].is_string()))
+            .count()
+    }
+
+    /// The bodies of the `SendEmail` requests that reached the emulator.
+    pub fn sent_emails(&self) -> Vec<Value> {
+        self.lock()
+            .seen
+            .iter()
+            .filter(|s| s.operation == "sesv2:SendEmail" && s.forwarded)
+            .filter_map(|s| s.body.clone())
+            .collect()
     }
 
     /// Faults this proxy injected.
@@ -218,12 +445,7 @@ impl Head {
 }
 
 /// Serves one client connection: request after request.
-async fn serve(
-    mut client: TcpStream,
-    upstream: &str,
-    shared: &Mutex<Shared>,
-    injected: &AtomicU64,
-) -> io::Result<()> {
+async fn serve(mut client: TcpStream, ctx: &Ctx) -> io::Result<()> {
     let mut buf = Vec::new();
     loop {
         let Some(head) = read_head(&mut client, &mut buf).await? else {
@@ -232,45 +454,126 @@ async fn serve(
         let body = read_body(&mut client, &mut buf, &head, true).await?;
         let operation = operation_of(&head);
         let fault = {
-            let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
-            let fault = s.rules.iter_mut().find_map(|r| {
-                if r.operation != operation {
-                    return None;
-                }
-                r.matched += 1;
-                (r.matched > r.skip && r.matched <= r.skip + r.times).then(|| r.fault.clone())
-            });
+            let mut s = ctx.lock();
+            s.rules.iter_mut().find_map(|r| r.next(&operation))
+        };
+        if fault.is_some() {
+            ctx.injected.fetch_add(1, Ordering::SeqCst);
+            TOTAL_INJECTED.fetch_add(1, Ordering::SeqCst);
+        }
+        let forwarded = fault.as_ref().is_none_or(Fault::applies);
+        let kept = (operation == "sesv2:SendEmail")
+            .then(|| serde_json::from_slice::<Value>(&body).ok())
+            .flatten();
+        let index = {
+            let mut s = ctx.lock();
             s.seen.push(Seen {
                 operation: operation.clone(),
                 fault: fault.as_ref().map(Fault::label),
+                forwarded,
+                replayed: false,
+                body: kept,
+                answer: None,
             });
-            fault
+            s.seen.len() - 1
         };
-        if fault.is_some() {
-            injected.fetch_add(1, Ordering::SeqCst);
-            TOTAL_INJECTED.fetch_add(1, Ordering::SeqCst);
-        }
         match fault {
             None => {
-                let (status, headers, body) = forward(upstream, &head, &body).await?;
+                let (status, headers, body) =
+                    forward_as_dynamodb_does(ctx, &operation, &head, &body, index).await?;
                 respond(&mut client, &status, &headers, &body).await?;
             }
             Some(Fault::Error { status, code }) => {
-                let (headers, body) = error_answer(&operation, code);
-                let status_line = format!("HTTP/1.1 {status} {}", reason(status));
-                respond(&mut client, &status_line, &headers, &body).await?;
+                respond_error(&mut client, &operation, status, code).await?;
             }
             Some(Fault::Hang(d)) => {
                 hold(&mut client, d).await;
                 return Ok(());
             }
+            Some(Fault::Drop) => return Ok(()),
             Some(Fault::ForwardThenHang(d)) => {
-                forward(upstream, &head, &body).await?;
+                forward_as_dynamodb_does(ctx, &operation, &head, &body, index).await?;
                 hold(&mut client, d).await;
+                return Ok(());
+            }
+            Some(Fault::ForwardThenError { status, code }) => {
+                forward_as_dynamodb_does(ctx, &operation, &head, &body, index).await?;
+                respond_error(&mut client, &operation, status, code).await?;
+            }
+            Some(Fault::ForwardThenDrop) => {
+                forward_as_dynamodb_does(ctx, &operation, &head, &body, index).await?;
                 return Ok(());
             }
         }
     }
+}
+
+async fn respond_error(client: &mut TcpStream, operation: &str, status: u16, code: &str) -> io::Result<()> {
+    let (headers, body) = error_answer(operation, code);
+    let status_line = format!("HTTP/1.1 {status} {}", reason(status));
+    respond(client, &status_line, &headers, &body).await
+}
+
+type Answered = (String, Vec<(String, String)>, Vec<u8>);
+
+/// Forwards one request, isolating transactions and answering a retried
+/// `ClientRequestToken` from its first answer, as DynamoDB does.
+async fn forward_as_dynamodb_does(
+    ctx: &Ctx,
+    operation: &str,
+    head: &Head,
+    body: &[u8],
+    index: usize,
+) -> io::Result<Answered> {
+    if operation == "sesv2:SendEmail" {
+        let answer = forward(&ctx.upstream, head, body).await?;
+        if let Some(seen) = ctx.lock().seen.get_mut(index) {
+            seen.answer = serde_json::from_slice(&answer.2).ok();
+        }
+        return Ok(answer);
+    }
+    if !operation.starts_with("dynamodb:") {
+        return forward(&ctx.upstream, head, body).await;
+    }
+    if operation != "dynamodb:TransactWriteItems" {
+        let _reader = ctx.isolation.read().await;
+        return forward(&ctx.upstream, head, body).await;
+    }
+    let doc: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let token = doc["ClientRequestToken"].as_str().map(str::to_owned);
+    let items = doc["TransactItems"].clone();
+    let _writer = ctx.isolation.write().await;
+    if let Some(token) = &token {
+        let earlier = {
+            let mut s = ctx.lock();
+            s.tokens.retain(|_, r| r.at.elapsed() < TOKEN_WINDOW);
+            s.tokens.get(token).cloned()
+        };
+        if let Some(replay) = earlier {
+            if replay.items != items {
+                let (headers, body) = error_answer(operation, "IdempotentParameterMismatchException");
+                return Ok(("HTTP/1.1 400 Bad Request".into(), headers, body));
+            }
+            let mut s = ctx.lock();
+            if let Some(seen) = s.seen.get_mut(index) {
+                seen.replayed = true;
+                seen.forwarded = false;
+            }
+            return Ok(replay.answer);
+        }
+    }
+    let answer = forward(&ctx.upstream, head, body).await?;
+    if let Some(token) = token {
+        ctx.lock().tokens.insert(
+            token,
+            Replay {
+                items,
+                at: Instant::now(),
+                answer: answer.clone(),
+            },
+        );
+    }
+    Ok(answer)
 }
 
 /// Waits `d` or until the client closes the connection, whichever comes first.
@@ -357,11 +660,7 @@ fn error_answer(operation: &str, code: &str) -> (Vec<(String, String)>, Vec<u8>)
 }
 
 /// Sends one request to the emulator on a fresh connection; returns its answer.
-async fn forward(
-    upstream: &str,
-    head: &Head,
-    body: &[u8],
-) -> io::Result<(String, Vec<(String, String)>, Vec<u8>)> {
+async fn forward(upstream: &str, head: &Head, body: &[u8]) -> io::Result<Answered> {
     let mut up = TcpStream::connect(upstream).await?;
     let mut out = format!("{}\r\n", head.start);
     for (k, v) in &head.headers {

@@ -1,27 +1,26 @@
-//! Black-box: the built debug binaries of the four functions, run by `lambda-sim` (a Lambda
+//! Black-box: the built debug binaries of the functions, run by `lambda-sim` (a Lambda
 //! Runtime API on loopback) the way the Lambda service runs them, with the environment
 //! `infra/template.yaml` gives them, against the emulator. Events in, the exact response
 //! documents out; and a missing setting fails the function at init with the variable's name.
 //!
-//! The binaries are built by `cargo build` from the test itself (a no-op when they are up to
-//! date), so a fresh clone needs nothing beforehand. Needs the emulator: `scripts/test.sh`.
+//! The binaries are built by one `cargo build` from the test itself
+//! (`reliability_tests::functions`), so a fresh clone needs nothing beforehand. Needs the
+//! emulator: `scripts/test.sh`.
 
 use http_api::event::ApiEvent;
-use lambda_sim::{cargo, Function, FunctionConfig, Invocation, LogFormat, SimError};
+use lambda_sim::{Function, FunctionConfig, Invocation, SimError};
 use reliability_tests::cloud::{str_attr, Cloud};
+use reliability_tests::esm::{self, EventSourceMapping};
+use reliability_tests::functions::{binary, invoke, lambda_env, start};
 use reliability_tests::logs;
 use reliability_tests::world;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::OnceLock;
 use std::time::Duration;
 use test_support::sqs;
 
-const FUNCTIONS: &[&str] = &["message-user", "delete-user", "list-users", "deletion-worker"];
-
-/// What each function needs (DESIGN.md section 4 and the environment list of the brief),
-/// written out here rather than read from the code under test. The deletion functions need
+/// What each function needs (the README's configuration table), written out here rather
+/// than read from the code under test. The deletion functions need
 /// IDEMPOTENCY_TABLE only when DELETIONS_PER_HOUR turns the per-admin limit on.
 const REQUIRED: &[(&str, &[&str])] = &[
     (
@@ -67,6 +66,16 @@ const REQUIRED: &[(&str, &[&str])] = &[
             "DELETION_QUEUE_URL",
         ],
     ),
+    (
+        "sweeper",
+        &[
+            "DELETION_JOBS_TABLE",
+            "ADMIN_MESSAGES_TABLE",
+            "DELETION_QUEUE_URL",
+            "PROFILES_TABLE",
+            "SECURITY_LOGS_TABLE",
+        ],
+    ),
 ];
 
 /// Optional numeric settings: an unusable value fails at init with the name, too.
@@ -75,35 +84,11 @@ const NUMERIC: &[(&str, &str)] = &[
     ("delete-user", "DELETE_BUDGET_MS"),
     ("delete-user", "DELETIONS_PER_HOUR"),
     ("deletion-worker", "WORKER_BUDGET_MS"),
+    ("delete-user", "DELETION_LEASE_MARGIN_MS"),
+    ("deletion-worker", "DELETION_LEASE_MARGIN_MS"),
+    ("delete-user", "ACCESS_TOKEN_LIFETIME_SECONDS"),
+    ("deletion-worker", "ACCESS_TOKEN_LIFETIME_SECONDS"),
 ];
-
-/// The four binaries, built once per test binary.
-fn binaries() -> &'static BTreeMap<String, PathBuf> {
-    static BUILT: OnceLock<BTreeMap<String, PathBuf>> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let bins: Vec<(&str, &str)> = FUNCTIONS.iter().map(|f| (*f, *f)).collect();
-        cargo::build_bins(&bins, cargo::Profile::Debug, false)
-            .unwrap_or_else(|e| panic!("building the function binaries failed: {e}"))
-    })
-}
-
-async fn binary(name: &str) -> PathBuf {
-    let name = name.to_owned();
-    tokio::task::spawn_blocking(move || binaries()[&name].clone())
-        .await
-        .expect("the build thread does not panic")
-}
-
-/// The environment the template gives every function, pointed at the emulator.
-fn lambda_env(cloud: &Cloud) -> BTreeMap<String, String> {
-    let mut env = cloud.env().0;
-    env.insert("AWS_ENDPOINT_URL".into(), cloud.emulator.endpoint().to_owned());
-    env.insert("AWS_ACCESS_KEY_ID".into(), "test".into());
-    env.insert("AWS_SECRET_ACCESS_KEY".into(), "test".into());
-    // Our crates at trace: every line they could write is checked for personal data.
-    env.insert("RUST_LOG".into(), logs::FILTER.to_owned());
-    env
-}
 
 /// Every setting a function could read, with placeholder values (no emulator needed: these
 /// runs end at init).
@@ -123,29 +108,6 @@ fn placeholder_env() -> BTreeMap<String, String> {
     env.insert("AWS_ACCESS_KEY_ID".into(), "test".into());
     env.insert("AWS_SECRET_ACCESS_KEY".into(), "test".into());
     env
-}
-
-async fn start(name: &str, env: BTreeMap<String, String>) -> Function {
-    let config = FunctionConfig::new(binary(name).await)
-        .name(name)
-        .log_format(LogFormat::Json)
-        .timeout(Duration::from_secs(60))
-        .envs(env);
-    let function = Function::spawn(config)
-        .await
-        .unwrap_or_else(|e| panic!("{name} did not start: {e}"));
-    function
-        .wait_ready(Duration::from_secs(30))
-        .await
-        .unwrap_or_else(|e| panic!("{name} did not finish init: {e}"));
-    function
-}
-
-async fn invoke(function: &Function, event: &Value) -> Invocation {
-    function
-        .invoke(event)
-        .await
-        .unwrap_or_else(|e| panic!("the invocation failed: {e}"))
 }
 
 /// The API Gateway answer as the Lambda service returns it to API Gateway: a JSON document
@@ -203,12 +165,13 @@ async fn the_built_functions_answer_events_exactly_as_the_lambda_service_returns
     let mut delete_env = env.clone();
     // No time in the request: the deletion goes on in the worker, through SQS.
     delete_env.insert("DELETE_BUDGET_MS".into(), "0".into());
-    let (message, delete, delete_now, list, worker) = futures::join!(
+    let (message, delete, delete_now, list, worker, sweeper) = futures::join!(
         start("message-user", env.clone()),
         start("delete-user", delete_env),
         start("delete-user", env.clone()),
         start("list-users", env.clone()),
         start("deletion-worker", env.clone()),
+        start("sweeper", env.clone()),
     );
 
     // Send.
@@ -289,38 +252,54 @@ async fn the_built_functions_answer_events_exactly_as_the_lambda_service_returns
         inv.http_header("location"),
         Some(format!("/admin/users/{target}/deletion").as_str())
     );
-    let bodies = sqs::drain(&cloud.emulator, &cloud.queue).await;
-    assert!(!bodies.is_empty(), "the continuation was queued");
-
-    // The SQS continuation through the worker binary.
-    let records: Vec<Value> = bodies
-        .iter()
-        .enumerate()
-        .map(|(i, b)| {
-            json!({
-                "messageId": format!("bb-{i}"),
-                "receiptHandle": format!("handle-{i}"),
-                "body": b,
-                "attributes": {
-                    "ApproximateReceiveCount": "1",
-                    "SentTimestamp": "1764064800000",
-                    "SenderId": "AIDAEXAMPLE",
-                    "ApproximateFirstReceiveTimestamp": "1764064800001"
-                },
-                "messageAttributes": {},
-                "md5OfBody": "",
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:deletions",
-                "awsRegion": "us-east-1"
-            })
-        })
-        .collect();
-    let inv = invoke(&worker, &json!({ "Records": records })).await;
-    assert_eq!(
-        inv.response,
-        json!({ "batchItemFailures": [] }),
-        "the worker's batch response"
+    // Queued before any step ran, delayed past the request's lease.
+    let counts = sqs::counts(&cloud.emulator, &cloud.queue).await;
+    assert!(
+        counts.delayed >= 1,
+        "the continuation is queued, delayed: {counts:?}"
     );
+
+    // SQS's event source mapping hands the continuations to the worker binary; the sweep's
+    // schedule invokes the sweeper binary.
+    let responses = std::sync::Mutex::new(Vec::new());
+    let sweeps = std::sync::Mutex::new(Vec::new());
+    let mut esm = EventSourceMapping::new(cloud.emulator.sqs(), &cloud.queue);
+    esm.run_until(
+        Duration::from_secs(60),
+        Duration::from_secs(2),
+        |event| {
+            let (worker, responses) = (&worker, &responses);
+            async move {
+                let inv = worker.invoke(&event).await.map_err(|e| e.to_string())?;
+                responses.lock().unwrap().push(inv.response.clone());
+                Ok(inv.response)
+            }
+        },
+        || {
+            let (sweeper, sweeps) = (&sweeper, &sweeps);
+            async move {
+                let answer = invoke(sweeper, &esm::scheduled_event()).await.response;
+                sweeps.lock().unwrap().push(answer);
+            }
+        },
+        || async { cloud.job_status(&target).await.as_deref() == Some("completed") },
+    )
+    .await
+    .expect("the worker finishes the deletion");
+    let (responses, sweeps) = (responses.into_inner().unwrap(), sweeps.into_inner().unwrap());
+    assert!(!responses.is_empty(), "the worker ran");
+    for r in &responses {
+        assert_eq!(
+            r,
+            &json!({ "batchItemFailures": [] }),
+            "the worker's batch response"
+        );
+    }
+    for doc in &sweeps {
+        for k in ["queued", "overdue", "unconfirmed", "failed"] {
+            assert!(doc[k].is_array(), "the sweep's summary lists {k}: {doc}");
+        }
+    }
 
     let status = ApiEvent::new("GET", world::DELETION_ROUTE)
         .path_param("userId", &target)
@@ -356,17 +335,22 @@ async fn the_built_functions_answer_events_exactly_as_the_lambda_service_returns
         ("delete-user (budget)", &delete_now),
         ("list-users", &list),
         ("deletion-worker", &worker),
+        ("sweeper", &sweeper),
     ] {
         let text = f.log_text();
         assert!(!text.is_empty(), "{name} logged nothing");
         logs::assert_text_clean(&format!("the output of {name}"), &text);
     }
-    let lines: usize = [&message, &delete, &delete_now, &list, &worker]
+    let lines: usize = [&message, &delete, &delete_now, &list, &worker, &sweeper]
         .iter()
         .map(|f| f.logs().len())
         .sum();
     cloud.assert_security_logs_clean(&[&subject, &body]).await;
-    println!("black box: 5 function processes, {lines} log lines checked");
+    println!(
+        "black box: 6 function processes, {} worker invocations, {} sweeps, {lines} log lines checked",
+        responses.len(),
+        sweeps.len()
+    );
 }
 
 /// Starts `name` with `env` and expects it to stop at init naming `variable`.
@@ -397,34 +381,38 @@ async fn assert_init_fails_naming(name: &str, env: BTreeMap<String, String>, var
 
 #[tokio::test]
 async fn a_missing_or_unusable_setting_fails_the_function_at_init_with_its_name() {
+    use futures::StreamExt;
     let full = placeholder_env();
-    let mut checked = 0;
+    // (function, environment, the variable its failure must name)
+    let mut runs: Vec<(&str, BTreeMap<String, String>, &str)> = Vec::new();
     for (name, vars) in REQUIRED {
         for var in *vars {
             let mut env = full.clone();
             env.remove(*var);
-            assert_init_fails_naming(name, env, var).await;
+            runs.push((name, env, var));
             // Blank counts as missing.
             let mut env = full.clone();
             env.insert((*var).to_owned(), "   ".into());
-            assert_init_fails_naming(name, env, var).await;
-            checked += 2;
+            runs.push((name, env, var));
         }
     }
     for (name, var) in NUMERIC {
         let mut env = full.clone();
         env.insert((*var).to_owned(), "soon".into());
-        assert_init_fails_naming(name, env, var).await;
-        checked += 1;
+        runs.push((name, env, var));
     }
     // With the per-admin deletion limit on, its counters' table becomes required.
     for name in ["delete-user", "deletion-worker"] {
         let mut env = full.clone();
         env.insert("DELETIONS_PER_HOUR".into(), "3".into());
         env.remove("IDEMPOTENCY_TABLE");
-        assert_init_fails_naming(name, env, "IDEMPOTENCY_TABLE").await;
-        checked += 1;
+        runs.push((name, env, "IDEMPOTENCY_TABLE"));
     }
+    let checked = runs.len();
+    // Four processes at a time: each run is a process that stops at init.
+    futures::stream::iter(runs)
+        .for_each_concurrent(4, |(name, env, var)| assert_init_fails_naming(name, env, var))
+        .await;
     println!("init failures: {checked} runs, each named its variable");
 }
 

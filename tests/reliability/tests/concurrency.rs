@@ -52,6 +52,7 @@ async fn fifty_concurrent_sends_with_one_idempotency_key_send_one_email_and_stor
         futures::future::join_all((0..50).map(|_| apps.call(Function::MessageUser, event()))).await;
 
     let mut ids: Vec<String> = Vec::new();
+    let mut in_progress_ids: Vec<String> = Vec::new();
     let mut replays = 0;
     for a in &answers {
         a.assert_well_formed();
@@ -60,9 +61,10 @@ async fn fifty_concurrent_sends_with_one_idempotency_key_send_one_email_and_stor
                 ids.push(a.json()["message_id"].as_str().unwrap_or_default().to_owned());
                 replays += usize::from(a.header("idempotent-replayed") == Some("true"));
             }
-            // Still in progress after the wait: the client is asked to retry.
+            // Still in progress: the client is asked to retry, and told the message's id.
             409 => {
-                a.assert_problem(409, "idempotency_conflict");
+                let doc = a.assert_problem(409, "request_in_progress");
+                in_progress_ids.push(doc["message_id"].as_str().unwrap_or_default().to_owned());
             }
             _ => panic!("a duplicate was answered {}: {}", a.summary(), a.body),
         }
@@ -75,6 +77,10 @@ async fn fifty_concurrent_sends_with_one_idempotency_key_send_one_email_and_stor
         answers.iter().filter(|a| a.status == 409).count()
     );
     assert_eq!(ids.len(), 1, "every 201 carries the same message id");
+    assert!(
+        in_progress_ids.iter().all(|id| *id == ids[0]),
+        "every 409 names the message being sent: {in_progress_ids:?}"
+    );
     assert_eq!(cloud.emails_to(&email).await.len(), 1, "exactly one email");
     let rows = rows_where(&cloud, "ADMIN_MESSAGES_TABLE", "recipient_id", &target).await;
     assert_eq!(rows.len(), 1, "exactly one admin_messages row");
@@ -121,8 +127,8 @@ async fn ten_concurrent_deletes_of_one_user_make_one_job_and_one_audit_event() {
     job_ids.dedup();
     assert_eq!(job_ids.len(), 1, "every answer names the same job: {job_ids:?}");
 
-    // Whatever was handed to the queue finishes there.
-    cloud.run_worker(&apps.worker).await;
+    // Whatever was handed to the queue finishes there; nobody sends the DELETE again.
+    cloud.finish_deletion(&apps.worker, &target).await;
     let again = apps
         .call(Function::DeleteUser, world::delete(Some(&admin), &target))
         .await;
@@ -181,7 +187,7 @@ async fn a_send_racing_the_deletion_of_its_recipient_is_sent_before_the_tombston
             "round {round}: delete answered {}",
             delete_answer.summary()
         );
-        cloud.run_worker(&apps.worker).await;
+        cloud.finish_deletion(&apps.worker, &target).await;
 
         let profile = cloud.profile_row(&target).await.expect("the tombstone stays");
         let deleted_at = str_attr(&profile, "deleted_at")

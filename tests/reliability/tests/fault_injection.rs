@@ -1,28 +1,36 @@
-//! Fault injection at the adapter boundary: the in-memory backend fails its k-th store call,
-//! for every k through a send, a delete, a refusal, a history and a list, through the real
-//! handlers; and the mail provider rejects, throttles or is down.
+//! Fault injection at the adapter boundary, through the real handlers: the in-memory backend
+//! fails its k-th store call before it applies, fails it after it applied (the answer lost),
+//! or never returns (the function killed there), for every k of a send and of a whole
+//! erasure; and the mail provider refuses, throttles, cannot be reached, or never answers.
 //!
-//! Whatever fails, the answer is a success or `503 dependency_unavailable` (never a panic,
-//! never a 500 with details), and no record is lost: a mail that went out has its
-//! `admin_messages` row, a message row is `pending`, `sent` or `failed`, and a deletion job
-//! is finished by running it again.
+//! The erasure runs in tokio's paused time with SQS's event source mapping and the sweep's
+//! schedule around it (`reliability_tests::sim`): nobody sends the DELETE again, and every
+//! job that was created finishes. A send never mails twice, whatever fails and however
+//! often the client retries with its `Idempotency-Key`, and once SES's events and the
+//! 15-minute sweep have run, every message row says what happened to its mail.
 
 use domain::cascade::CASCADE_PLAN;
 use domain::deletion::DeletionSettings;
-use domain::memory::{InMemoryBackend, MailBehaviour, State};
+use domain::job::Step;
+use domain::memory::{Fault, InMemoryBackend, MailBehaviour, State};
 use domain::model::{EventType, MessageStatus};
-use domain::ports::ManualClock;
+use domain::sweep::SweepSettings;
+use reliability_tests::sim::Sim;
 use reliability_tests::world::{self, Apps, Function};
 use reliability_tests::{logs, Answer};
 use serde_json::json;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 const SUBJECT: &str = "Your invoice for March";
 const BODY: &str = "Hello Fiona, your invoice is attached as discussed";
-const TARGET_EMAIL: &str = "fiona.fault@fault-example.com";
+const TARGET_EMAIL: &str = "Fiona.Fault@Fault-Example.com";
 const ITEMS_PER_TABLE: usize = 23;
+/// Every store call takes this long in simulated time, so that budgets and leases run out.
+const STORE_LATENCY: Duration = Duration::from_millis(20);
+const KINDS: [Fault; 3] = [Fault::Fail, Fault::FailAfter, Fault::Crash];
 
 fn seeded() -> Arc<InMemoryBackend> {
     logs::capture();
@@ -52,7 +60,8 @@ fn seeded() -> Arc<InMemoryBackend> {
     b
 }
 
-/// The apps with a small cascade page, so that a deletion makes many store calls.
+/// The apps with a small cascade page (a deletion makes many store calls), and the
+/// production budgets and lease margin.
 fn apps(b: &Arc<InMemoryBackend>) -> Apps {
     let mut apps = Apps::in_memory(b);
     let settings = DeletionSettings {
@@ -64,51 +73,31 @@ fn apps(b: &Arc<InMemoryBackend>) -> Apps {
     apps
 }
 
+/// A seeded backend whose clock follows tokio's paused time, and its apps.
+fn simulated() -> (Arc<InMemoryBackend>, Apps) {
+    let b = seeded();
+    Sim::backend_clock(&b);
+    b.set_latency(STORE_LATENCY);
+    let apps = apps(&b);
+    (b, apps)
+}
+
 fn send_event(key: &str) -> http_api::event::ApiEvent {
     world::send(Some("admin-1"), "user-1")
         .header("idempotency-key", key)
         .json(&json!({ "subject": SUBJECT, "body": BODY }))
 }
 
-/// A failing store call is answered `503 dependency_unavailable` (with `Retry-After`), never
-/// a 500 and never a detail about the cause.
-fn assert_success_or_unavailable(answer: &Answer, success: &[u16], what: &str) {
-    answer.assert_well_formed();
-    if !success.contains(&answer.status) {
-        answer.assert_problem(503, "dependency_unavailable");
-    }
-    assert!(
-        success.contains(&answer.status) || answer.status == 503,
-        "{what}: {}",
-        answer.summary()
-    );
-}
-
-/// No record is lost: every mail that went out has its message row, every row has a state.
-fn assert_no_mail_without_a_row(st: &State, what: &str) {
-    for mail in &st.sent_mail {
-        let row = st
-            .messages
-            .get(&mail.message_id)
-            .unwrap_or_else(|| panic!("{what}: a mail went out without an admin_messages row"));
-        assert!(
-            matches!(
-                row.status,
-                MessageStatus::Pending | MessageStatus::Sent | MessageStatus::Failed
-            ),
-            "{what}: row in state {:?}",
-            row.status
-        );
-    }
-    // Rows the seed wrote have no events; rows of this test are sent by admin-1.
-    for row in st.messages.values().filter(|m| m.sender_id == "admin-1") {
-        if row.status == MessageStatus::Sent {
-            let event = format!("{}#sent", row.message_id);
-            assert!(
-                st.security_logs.contains_key(&event),
-                "{what}: a sent message has no admin_sent_user_message event"
-            );
-        }
+/// Calls the handler; `None` when the injected crash hit (the invocation died there).
+async fn call_or_crash(
+    b: &InMemoryBackend,
+    apps: &Apps,
+    f: Function,
+    e: http_api::event::ApiEvent,
+) -> Option<Answer> {
+    tokio::select! {
+        a = apps.call(f, e) => Some(a),
+        _ = b.crashed() => None,
     }
 }
 
@@ -116,15 +105,17 @@ fn mails_to_target(st: &State) -> usize {
     st.sent_mail.iter().filter(|m| m.to == TARGET_EMAIL).count()
 }
 
-/// Faults injected by this test binary: store failures that happened, mail provider failures.
+/// Faults injected by this test binary (store faults that were hit, mail provider faults).
 static INJECTED: AtomicU64 = AtomicU64::new(0);
 
 /// Stops injecting; counts the fault if the run reached store call `k`.
-fn disarm(b: &InMemoryBackend, k: u64) {
-    if b.store_calls() >= k {
+fn disarm(b: &InMemoryBackend, k: u64) -> bool {
+    let hit = b.store_calls() >= k;
+    if hit {
         INJECTED.fetch_add(1, Ordering::SeqCst);
     }
-    b.fail_at(0);
+    b.inject(&[]);
+    hit
 }
 
 fn report(test: &str) {
@@ -134,220 +125,302 @@ fn report(test: &str) {
     );
 }
 
-/// Runs `event` once with no fault and returns how many store calls it made.
-async fn store_calls_of(function: Function, event: http_api::event::ApiEvent) -> u64 {
-    let b = seeded();
-    let apps = apps(&b);
-    b.fail_at(0);
-    apps.call(function, event).await;
-    b.store_calls()
-}
-
-#[tokio::test]
-async fn a_store_failure_at_any_call_of_a_send_is_answered_503_and_loses_no_record() {
-    let calls = store_calls_of(Function::MessageUser, send_event("k-probe")).await;
-    assert!(calls >= 4, "a send makes several store calls, saw {calls}");
-    let mut injected = 0;
-    for k in 1..=calls {
-        let b = seeded();
-        let apps = apps(&b);
-        let what = format!("send, store call {k} of {calls} fails");
-        b.fail_at(k);
-        let answer = apps.call(Function::MessageUser, send_event("k-1")).await;
-        injected += u64::from(b.store_calls() >= k);
-        disarm(&b, k);
-        assert_success_or_unavailable(&answer, &[201], &what);
-        let st = b.snapshot();
-        assert_no_mail_without_a_row(&st, &what);
-        assert!(mails_to_target(&st) <= 1, "{what}: more than one mail");
-        if answer.status == 201 {
-            assert_eq!(mails_to_target(&st), 1, "{what}: a 201 without a mail");
-        }
-    }
-    println!("send: {injected} store failures injected over {calls} store calls");
-    report("in memory");
-    logs::assert_clean();
-}
-
-#[tokio::test]
-async fn after_any_single_store_failure_a_retry_with_the_same_key_converges_to_one_mail() {
-    let calls = store_calls_of(Function::MessageUser, send_event("k-probe")).await;
-    let mut failures = Vec::new();
-    for k in 1..=calls {
-        let b = seeded();
-        let mut apps = apps(&b);
-        // A clock the test moves, and a short wait for duplicates: a retry that finds the
-        // key still held answers 409 with Retry-After; the client retries once the send's
-        // lease is over.
-        let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
-        apps.messaging.clock = clock.clone();
-        apps.messaging.settings.duplicate_wait = Duration::from_millis(30);
-        let lease = apps.messaging.settings.send_lease;
-        b.fail_at(k);
-        let first = apps.call(Function::MessageUser, send_event("k-2")).await;
-        disarm(&b, k);
-        let mut retry = apps.call(Function::MessageUser, send_event("k-2")).await;
-        for _ in 0..3 {
-            if retry.status != 409 {
-                break;
-            }
-            retry.assert_problem(409, "idempotency_conflict");
-            assert!(retry.header("retry-after").is_some());
-            clock.advance(chrono::Duration::from_std(lease).unwrap() + chrono::Duration::seconds(1));
-            retry = apps.call(Function::MessageUser, send_event("k-2")).await;
-        }
-        retry.assert_success(201);
-        let st = b.snapshot();
-        assert_no_mail_without_a_row(&st, &format!("retry after failure {k}"));
-        let sent_rows = st
-            .messages
-            .values()
-            .filter(|m| m.sender_id == "admin-1" && m.status == MessageStatus::Sent)
-            .count();
-        if mails_to_target(&st) != 1 {
-            let pending = st
-                .messages
-                .values()
-                .filter(|m| m.sender_id == "admin-1" && m.status == MessageStatus::Pending)
-                .count();
-            failures.push(format!(
-                "store call {k} of {calls} failed (first answer {}); the retry with the same \
-                 Idempotency-Key answered {} and the user got {} mails ({sent_rows} rows sent, \
-                 {pending} left pending)",
-                first.summary(),
-                retry.summary(),
-                mails_to_target(&st)
-            ));
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "DESIGN.md section 3: the same Idempotency-Key \"sends nothing again\". A retry after a \
-         failed store call mailed the user twice (see the report: domain/src/messaging.rs \
-         releases the key after the mail went out):\n{}",
-        failures.join("\n")
-    );
-    report("in memory");
-    logs::assert_clean();
-}
-
-#[tokio::test]
-async fn a_store_failure_at_any_call_of_a_delete_is_finished_by_deleting_again() {
-    let event = || world::delete(Some("admin-1"), "user-1");
-    let calls = store_calls_of(Function::DeleteUser, event()).await;
-    assert!(
-        calls >= 20,
-        "a paged deletion makes many store calls, saw {calls}"
-    );
-    for k in 1..=calls {
-        let b = seeded();
-        let apps = apps(&b);
-        let what = format!("delete, store call {k} of {calls} fails");
-        b.fail_at(k);
-        let answer = apps.call(Function::DeleteUser, event()).await;
-        disarm(&b, k);
-        assert_success_or_unavailable(&answer, &[200, 202], &what);
-
-        // Running it again finishes the job, with exact counts.
-        let again = apps.call(Function::DeleteUser, event()).await;
-        let doc = match again.status {
-            200 => again.assert_success(200).clone(),
-            // The first run holds no lease after a failure; a 410 means it had finished.
-            410 if answer.status == 200 => json!({}),
-            _ => panic!(
-                "{what}: deleting again answered {}: {}",
-                again.summary(),
-                again.body
-            ),
-        };
-        let st = b.snapshot();
-        let job = st.jobs.get("user-1").unwrap_or_else(|| panic!("{what}: no job"));
-        assert!(job.is_completed(), "{what}: job not completed");
-        if let Some(deleted) = doc.get("deleted") {
-            for t in CASCADE_PLAN {
-                assert_eq!(
-                    deleted[t.name], ITEMS_PER_TABLE as u64,
-                    "{what}: {} counted {}",
-                    t.name, deleted[t.name]
-                );
-            }
-        }
-        for t in CASCADE_PLAN {
-            assert_eq!(b.count_user_items(t, "user-1"), 0, "{what}: {} left", t.name);
-            assert_eq!(
-                b.count_user_items(t, "user-2"),
-                3,
-                "{what}: a bystander lost data"
-            );
-        }
-        assert!(st.profiles["user-1"].is_tombstone(), "{what}");
-        assert!(!st.auth_users.contains_key("user-1"), "{what}");
-        let audits = st
-            .security_logs
-            .values()
-            .filter(|e| e.event_type == EventType::AdminDeletedUser && e.target_id == "user-1")
-            .count();
-        assert_eq!(audits, 1, "{what}: admin_deleted_user written {audits} times");
-    }
-    println!("delete: {calls} store failures injected, one per run");
-    report("in memory");
-    logs::assert_clean();
-}
-
-#[tokio::test]
-async fn a_store_failure_in_a_delete_is_finished_by_the_worker_when_the_job_exists() {
-    let event = || world::delete(Some("admin-1"), "user-1");
-    let calls = store_calls_of(Function::DeleteUser, event()).await;
-    let mut resumed = 0;
-    for k in 1..=calls {
-        let b = seeded();
-        let apps = apps(&b);
-        b.fail_at(k);
-        let answer = apps.call(Function::DeleteUser, event()).await;
-        disarm(&b, k);
-        if answer.status != 503 || !b.snapshot().jobs.contains_key("user-1") {
-            continue;
-        }
-        let record = json!({
-            "messageId": format!("m-{k}"),
-            "body": json!({"user_id": "user-1", "job_id": b.snapshot().jobs["user-1"].job_id}).to_string(),
-            "eventSource": "aws:sqs",
+/// The SES configuration set's `Send` event for every mail that went out, then the sweep
+/// once the 15 minutes have passed: afterwards every row of this test's sends says what
+/// happened, checked against what the mail provider saw.
+async fn settle_and_check_history(b: &Arc<InMemoryBackend>, what: &str) {
+    let delivery = b.delivery();
+    for mail in b.snapshot().sent_mail {
+        let event = json!({
+            "eventType": "Send",
+            "mail": {
+                "messageId": mail.provider_id,
+                "timestamp": domain::model::timestamp(b.clock().now()),
+                "tags": { "message_id": [mail.message_id] }
+            },
+            "send": {}
         });
-        let event: aws_lambda_events::sqs::SqsEvent =
-            serde_json::from_value(json!({ "Records": [record] })).expect("an SQS event");
-        let out = deletion_worker::handle(
-            &apps.worker,
-            lambda_runtime::LambdaEvent::new(event, lambda_runtime::Context::default()),
-        )
+        delivery
+            .apply(&event.to_string())
+            .await
+            .unwrap_or_else(|e| panic!("{what}: the Send event failed: {e}"));
+    }
+    tokio::time::sleep(Duration::from_secs(16 * 60)).await;
+    b.sweeper(SweepSettings::default())
+        .run()
         .await
-        .expect("the worker answers");
-        assert!(
-            out.batch_item_failures.is_empty(),
-            "store call {k}: the worker failed"
-        );
-        assert!(b.snapshot().jobs["user-1"].is_completed(), "store call {k}");
-        for t in CASCADE_PLAN {
-            assert_eq!(
-                b.count_user_items(t, "user-1"),
-                0,
-                "store call {k}: {} left",
-                t.name
+        .unwrap_or_else(|e| panic!("{what}: the sweep failed: {e}"));
+    let st = b.snapshot();
+    for row in st.messages.values().filter(|m| m.sender_id == "admin-1") {
+        let mailed = st.sent_mail.iter().any(|m| m.message_id == row.message_id);
+        let called = st.mail_calls.contains(&row.message_id);
+        match row.status {
+            MessageStatus::Sent => assert!(mailed, "{what}: a row says sent but no mail went out"),
+            MessageStatus::Failed => assert!(
+                !mailed && !called,
+                "{what}: a row says failed but the provider was called"
+            ),
+            // SES may or may not have taken it; here it did not (its Send event would have
+            // settled the row), and nothing sends it again.
+            MessageStatus::Unconfirmed => assert!(!mailed, "{what}: an unconfirmed row whose mail went out"),
+            other => panic!("{what}: a row still {} after the sweep", other.as_str()),
+        }
+        if mailed {
+            assert!(
+                st.security_logs.contains_key(&format!("{}#sent", row.message_id)),
+                "{what}: a mail went out without its admin_sent_user_message event"
             );
         }
-        resumed += 1;
     }
-    assert!(resumed > 10, "the worker resumed {resumed} interrupted jobs");
-    report("worker");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_store_fault_at_any_call_of_a_send_never_mails_twice_and_the_history_tells_the_truth() {
+    let calls = {
+        let (b, apps) = simulated();
+        b.inject(&[]);
+        apps.call(Function::MessageUser, send_event("probe"))
+            .await
+            .assert_success(201);
+        b.store_calls()
+    };
+    assert!(calls >= 4, "a send makes several store calls, saw {calls}");
+    let mut tally: BTreeMap<String, usize> = BTreeMap::new();
+    for fault in KINDS {
+        for k in 1..=calls {
+            let what = format!("send, {fault:?} at store call {k} of {calls}");
+            let (b, apps) = simulated();
+            b.inject(&[(k, fault)]);
+            let first = call_or_crash(&b, &apps, Function::MessageUser, send_event("k-1")).await;
+            disarm(&b, k);
+            let st = b.snapshot();
+            let first_summary = first.as_ref().map_or("crash".to_owned(), Answer::summary);
+            if let Some(a) = &first {
+                a.assert_well_formed();
+                assert!(
+                    matches!(a.status, 201 | 202 | 503),
+                    "{what}: answered {}",
+                    a.summary()
+                );
+                if a.status == 201 {
+                    assert_eq!(mails_to_target(&st), 1, "{what}: a 201 without its mail");
+                }
+                if a.status == 202 {
+                    assert_eq!(a.json()["status"], "pending", "{what}");
+                    let id = a.json()["message_id"].as_str().unwrap_or_default();
+                    assert!(st.messages.contains_key(id), "{what}: a 202 names no row");
+                }
+            }
+            assert!(
+                st.mail_calls.len() <= 1,
+                "{what}: SES called {} times",
+                st.mail_calls.len()
+            );
+
+            // The client retries with the same key once the first request's lease is over.
+            tokio::time::sleep(Duration::from_secs(31)).await;
+            let retry = apps.call(Function::MessageUser, send_event("k-1")).await;
+            retry.assert_well_formed();
+            let st = b.snapshot();
+            assert!(
+                st.mail_calls.len() <= 1,
+                "{what}: the retry called SES again ({} calls)",
+                st.mail_calls.len()
+            );
+            match retry.status {
+                201 => assert_eq!(
+                    mails_to_target(&st),
+                    1,
+                    "{what}: the retry's 201 without one mail"
+                ),
+                // Only when the first may have reached SES: it is never sent again.
+                202 => assert!(
+                    st.messages
+                        .values()
+                        .any(|m| m.sender_id == "admin-1" && m.attempt.is_some()),
+                    "{what}: a 202 for a message SES was never asked to send"
+                ),
+                _ => panic!("{what}: the retry answered {}: {}", retry.summary(), retry.body),
+            }
+            *tally
+                .entry(format!("{first_summary} then {}", retry.summary()))
+                .or_default() += 1;
+            settle_and_check_history(&b, &what).await;
+        }
+    }
+    println!("send, {calls} store calls x {KINDS:?}: first answer then retry: {tally:?}");
+    report("send");
+    logs::assert_clean();
+}
+
+/// What became of one erasure with one fault.
+struct Erased {
+    answer: String,
+    /// From the DELETE to the job completed (late pass not counted).
+    to_completed: Duration,
+    worker_runs: usize,
+    sweeps: usize,
+}
+
+/// The DELETE with `fault` at store call `k` (0: none), then nothing but the queue and the
+/// sweep. `None` when no job was created (the request failed before it; nothing changed).
+async fn erase_with(k: u64, fault: Fault, calls: Option<&mut u64>) -> Option<Erased> {
+    let (b, apps) = simulated();
+    let what = format!("delete, {fault:?} at store call {k}");
+    let before = b.snapshot();
+    b.inject(&[(k, fault)]);
+    let start = b.clock().now();
+    let answer = call_or_crash(
+        &b,
+        &apps,
+        Function::DeleteUser,
+        world::delete(Some("admin-1"), "user-1"),
+    )
+    .await;
+    if let Some(a) = &answer {
+        a.assert_well_formed();
+        assert!(
+            matches!(a.status, 200 | 202 | 503),
+            "{what}: answered {}",
+            a.summary()
+        );
+    }
+    if !b.snapshot().jobs.contains_key("user-1") {
+        disarm(&b, k);
+        // Nothing started: the admin was told 503 (or the request died), and no data moved.
+        assert!(
+            answer.as_ref().is_none_or(|a| a.status == 503),
+            "{what}: no job but {:?}",
+            answer.map(|a| a.summary())
+        );
+        let after = b.snapshot();
+        assert_eq!(
+            before.profiles, after.profiles,
+            "{what}: no job, yet a profile changed"
+        );
+        assert_eq!(before.tables, after.tables, "{what}: no job, yet data went");
+        assert_eq!(
+            before.messages, after.messages,
+            "{what}: no job, yet messages went"
+        );
+        return None;
+    }
+    let mut sim = Sim::new(&b, apps);
+    let limit = Duration::from_secs(3 * 3600);
+    sim.run_until(limit, |st| st.jobs["user-1"].is_completed()).await;
+    let to_completed = (b.clock().now() - start).to_std().unwrap_or_default();
+    sim.run_until(limit, |st| st.jobs["user-1"].step == Step::Done)
+        .await;
+    if let Some(calls) = calls {
+        *calls = b.store_calls();
+    }
+    disarm(&b, k);
+
+    let st = b.snapshot();
+    let job = &st.jobs["user-1"];
+    for t in CASCADE_PLAN {
+        assert_eq!(b.count_user_items(t, "user-1"), 0, "{what}: {} left", t.name);
+        assert_eq!(
+            b.count_user_items(t, "user-2"),
+            3,
+            "{what}: a bystander lost data"
+        );
+        assert_eq!(
+            job.counts()[t.name],
+            ITEMS_PER_TABLE as u64,
+            "{what}: {} counted {}",
+            t.name,
+            job.counts()[t.name]
+        );
+        assert_eq!(job.late_counts()[t.name], 0, "{what}: {} late", t.name);
+    }
+    let p = &st.profiles["user-1"];
+    assert!(p.is_tombstone() && p.email.is_none(), "{what}: not a tombstone");
+    assert!(
+        !st.auth_users.contains_key("user-1"),
+        "{what}: the Cognito user is left"
+    );
+    let events = |kind: EventType| {
+        st.security_logs
+            .values()
+            .filter(|e| e.event_type == kind && e.target_id == "user-1")
+            .count()
+    };
+    assert_eq!(
+        events(EventType::AdminDeletedUser),
+        1,
+        "{what}: admin_deleted_user"
+    );
+    assert_eq!(
+        events(EventType::AdminDeletionCompleted),
+        1,
+        "{what}: completion event"
+    );
+    assert!(
+        sim.dead_letters.is_empty(),
+        "{what}: a continuation walked to the dead-letter queue"
+    );
+    Some(Erased {
+        answer: answer.map_or("crash".to_owned(), |a| a.summary()),
+        to_completed,
+        worker_runs: sim.worker_runs,
+        sweeps: sim.sweeps,
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_store_fault_at_any_call_of_an_erasure_is_finished_by_the_queue_or_the_sweep_with_no_second_delete()
+{
+    let mut calls = 0;
+    let base = erase_with(0, Fault::Fail, Some(&mut calls))
+        .await
+        .expect("the erasure without faults");
+    assert!(calls >= 50, "a paged erasure makes many store calls, saw {calls}");
+    println!(
+        "erasure without faults: {calls} store calls (DELETE, worker runs, sweeps), answered {}, completed \
+         {:.2} s after the DELETE, {} worker runs",
+        base.answer,
+        base.to_completed.as_secs_f64(),
+        base.worker_runs
+    );
+    for fault in KINDS {
+        let mut finished = 0;
+        let mut not_started = 0;
+        let mut answers: BTreeMap<String, usize> = BTreeMap::new();
+        let (mut worst, mut worst_k) = (Duration::ZERO, 0);
+        let mut by_sweep = 0;
+        for k in 1..=calls {
+            match erase_with(k, fault, None).await {
+                None => not_started += 1,
+                Some(e) => {
+                    finished += 1;
+                    *answers.entry(e.answer).or_default() += 1;
+                    by_sweep += usize::from(e.sweeps > 0 && e.to_completed > Duration::from_secs(120));
+                    if e.to_completed > worst {
+                        (worst, worst_k) = (e.to_completed, k);
+                    }
+                }
+            }
+        }
+        println!(
+            "erasure, {fault:?} at each of {calls} store calls: {finished} finished with no second DELETE, \
+             {not_started} failed before the job existed (nothing changed); DELETE answers {answers:?}; \
+             worst time from the DELETE to completion {:.2} s (store call {worst_k}); {by_sweep} needed the sweep",
+            worst.as_secs_f64()
+        );
+    }
+    report("erasure");
+    logs::assert_clean();
 }
 
 #[tokio::test]
 async fn a_refusal_stands_when_any_store_call_fails_and_nothing_changes() {
-    // An admin may not delete an owner; a user may not send.
+    // Nobody deletes the only owner; a user may not send; nobody deletes themself.
     let cases = [
         (
             Function::DeleteUser,
-            world::delete(Some("admin-1"), "owner-1"),
-            403,
+            world::delete(Some("admin-1"), "owner-1").json(&json!({"acknowledge_privileged": true})),
+            409,
         ),
         (
             Function::MessageUser,
@@ -361,32 +434,42 @@ async fn a_refusal_stands_when_any_store_call_fails_and_nothing_changes() {
         ),
     ];
     for (function, event, status) in cases {
-        let calls = store_calls_of(function, event.clone()).await;
-        for k in 1..=calls + 1 {
+        let calls = {
             let b = seeded();
-            let apps = apps(&b);
-            let before = b.snapshot();
-            b.fail_at(k);
-            let answer = apps.call(function, event.clone()).await;
-            disarm(&b, k);
-            answer.assert_well_formed();
-            assert!(
-                answer.status == status || answer.status == 503,
-                "store call {k}: a refusal became {}",
-                answer.summary()
-            );
-            let after = b.snapshot();
-            assert!(world::differences(&before, &after).is_empty(), "store call {k}");
-            let events = world::new_events(&before, &after);
-            assert!(
-                events
-                    .iter()
-                    .all(|e| e.event_type == EventType::AdminActionDenied),
-                "store call {k}"
-            );
+            b.inject(&[]);
+            apps(&b).call(function, event.clone()).await;
+            b.store_calls()
+        };
+        for fault in [Fault::Fail, Fault::FailAfter] {
+            for k in 1..=calls + 1 {
+                let b = seeded();
+                let apps = apps(&b);
+                let before = b.snapshot();
+                b.inject(&[(k, fault)]);
+                let answer = apps.call(function, event.clone()).await;
+                disarm(&b, k);
+                answer.assert_well_formed();
+                assert!(
+                    answer.status == status || answer.status == 503,
+                    "{fault:?} at store call {k}: a refusal became {}",
+                    answer.summary()
+                );
+                let after = b.snapshot();
+                assert!(
+                    world::differences(&before, &after).is_empty(),
+                    "{fault:?} at store call {k}"
+                );
+                let events = world::new_events(&before, &after);
+                assert!(
+                    events
+                        .iter()
+                        .all(|e| e.event_type == EventType::AdminActionDenied),
+                    "{fault:?} at store call {k}"
+                );
+            }
         }
     }
-    report("in memory");
+    report("refusals");
     logs::assert_clean();
 }
 
@@ -401,86 +484,159 @@ async fn reads_answer_503_when_a_store_call_fails() {
         (Function::ListUsers, world::list(Some("admin-1"))),
     ];
     for (function, event) in reads {
-        let calls = store_calls_of(function, event.clone()).await;
+        let calls = {
+            let b = seeded();
+            b.inject(&[]);
+            apps(&b).call(function, event.clone()).await;
+            b.store_calls()
+        };
         for k in 1..=calls {
             let b = seeded();
             let apps = apps(&b);
             b.fail_at(k);
             let answer = apps.call(function, event.clone()).await;
             disarm(&b, k);
-            assert_success_or_unavailable(&answer, &[200], &format!("{function:?} store call {k}"));
+            answer.assert_well_formed();
+            if answer.status != 200 {
+                answer.assert_problem(503, "dependency_unavailable");
+            }
         }
     }
     report("reads");
 }
 
-#[tokio::test]
-async fn a_rejected_mail_is_502_recorded_as_failed_and_replayed_without_a_second_attempt() {
+/// A send the provider refused for good, or never received: the key is released and the
+/// same key, once the provider takes mail again, sends it once.
+async fn definite_no_then_retry(behaviour: MailBehaviour, status: u16, code: &str) {
     let b = seeded();
     let apps = apps(&b);
-    b.set_mail_behaviour(MailBehaviour::Reject);
+    b.set_mail_behaviour(behaviour.clone());
     INJECTED.fetch_add(1, Ordering::SeqCst);
-    let answer = apps.call(Function::MessageUser, send_event("rej-1")).await;
-    let doc = answer.assert_problem(502, "mail_rejected").clone();
-    let message_id = doc["message_id"].as_str().expect("the rejected message's id");
+    let key = format!("{behaviour:?}-1");
+    let answer = apps.call(Function::MessageUser, send_event(&key)).await;
+    let doc = answer.assert_problem(status, code).clone();
     let st = b.snapshot();
-    assert_eq!(st.messages[message_id].status, MessageStatus::Failed);
-    assert_eq!(st.sent_mail.len(), 0);
-    // The same key replays the rejection, even once the provider would accept.
+    assert_eq!(st.sent_mail.len(), 0, "{behaviour:?}: nothing went out");
+    let mine: Vec<_> = st
+        .messages
+        .values()
+        .filter(|m| m.sender_id == "admin-1")
+        .collect();
+    assert_eq!(mine.len(), 1, "{behaviour:?}: the attempt is recorded");
+    assert_eq!(mine[0].status, MessageStatus::Failed, "{behaviour:?}");
+    if status == 502 {
+        assert_eq!(doc["message_id"], mine[0].message_id.as_str());
+    }
     b.set_mail_behaviour(MailBehaviour::Accept);
-    let again = apps.call(Function::MessageUser, send_event("rej-1")).await;
-    again.assert_problem(502, "mail_rejected");
-    assert_eq!(b.snapshot().sent_mail.len(), 0, "a replay sends nothing");
-    report("in memory");
+    let again = apps.call(Function::MessageUser, send_event(&key)).await;
+    again.assert_success(201);
+    assert_eq!(
+        again.header("idempotent-replayed"),
+        None,
+        "{behaviour:?}: a new send"
+    );
+    assert_eq!(mails_to_target(&b.snapshot()), 1, "{behaviour:?}: one mail");
+    let third = apps.call(Function::MessageUser, send_event(&key)).await;
+    assert_eq!(
+        third.assert_success(201),
+        again.json(),
+        "{behaviour:?}: now replayed"
+    );
+    assert_eq!(third.header("idempotent-replayed"), Some("true"));
+    assert_eq!(mails_to_target(&b.snapshot()), 1, "{behaviour:?}: still one mail");
+}
+
+#[tokio::test]
+async fn a_rejected_mail_is_502_recorded_failed_and_the_key_may_be_used_again() {
+    definite_no_then_retry(MailBehaviour::Reject, 502, "mail_rejected").await;
+    report("rejected");
     logs::assert_clean();
 }
 
 #[tokio::test]
-async fn a_throttled_mail_is_429_with_retry_after_and_the_key_may_be_retried() {
-    let b = seeded();
-    let apps = apps(&b);
-    b.set_mail_behaviour(MailBehaviour::Throttle);
-    INJECTED.fetch_add(1, Ordering::SeqCst);
-    let answer = apps.call(Function::MessageUser, send_event("thr-1")).await;
-    answer.assert_problem(429, "rate_limited");
-    assert!(answer.header("retry-after").is_some());
-    let st = b.snapshot();
-    assert_eq!(st.sent_mail.len(), 0);
-    assert!(st
-        .messages
-        .values()
-        .filter(|m| m.sender_id == "admin-1")
-        .all(|m| m.status == MessageStatus::Failed));
-    b.set_mail_behaviour(MailBehaviour::Accept);
-    apps.call(Function::MessageUser, send_event("thr-1"))
-        .await
-        .assert_success(201);
-    assert_eq!(mails_to_target(&b.snapshot()), 1);
-    report("in memory");
+async fn a_throttled_mail_is_429_with_retry_after_and_the_key_may_be_used_again() {
+    definite_no_then_retry(MailBehaviour::Throttle, 429, "rate_limited").await;
+    report("throttled");
     logs::assert_clean();
 }
 
 #[tokio::test]
-async fn an_unavailable_mail_provider_is_503_with_retry_after_and_the_row_is_failed() {
-    let b = seeded();
-    let apps = apps(&b);
-    b.set_mail_behaviour(MailBehaviour::Unavailable);
+async fn a_mail_provider_that_cannot_be_reached_is_503_and_the_key_may_be_used_again() {
+    definite_no_then_retry(MailBehaviour::NotSent, 503, "dependency_unavailable").await;
+    report("not reached");
+    logs::assert_clean();
+}
+
+/// SES's answer is lost: 202 pending, never sent again, "unconfirmed" after 15 minutes, and
+/// an SES `Send` event (when the mail did go out) moves it to "sent".
+async fn unknown_outcome(behaviour: MailBehaviour, went_out: bool) {
+    let (b, apps) = simulated();
+    b.set_mail_behaviour(behaviour.clone());
     INJECTED.fetch_add(1, Ordering::SeqCst);
-    let answer = apps.call(Function::MessageUser, send_event("down-1")).await;
-    answer.assert_problem(503, "dependency_unavailable");
-    let st = b.snapshot();
-    assert_eq!(st.sent_mail.len(), 0);
-    assert_eq!(st.messages.len(), ITEMS_PER_TABLE + 3 + 1);
-    assert!(st
-        .messages
-        .values()
-        .filter(|m| m.sender_id == "admin-1")
-        .all(|m| m.status == MessageStatus::Failed));
+    let what = format!("{behaviour:?}");
+    let first = apps.call(Function::MessageUser, send_event("unknown-1")).await;
+    let doc = first.assert_success(202).clone();
+    assert_eq!(doc["status"], "pending", "{what}");
+    let id = doc["message_id"].as_str().expect("the message id").to_owned();
+    assert_eq!(
+        b.snapshot().messages[&id].status,
+        MessageStatus::Pending,
+        "{what}"
+    );
+    assert_eq!(mails_to_target(&b.snapshot()), usize::from(went_out), "{what}");
+
+    // The same key, at once and after the lease: the same answer; SES is not called again.
     b.set_mail_behaviour(MailBehaviour::Accept);
-    apps.call(Function::MessageUser, send_event("down-1"))
-        .await
-        .assert_success(201);
-    assert_eq!(mails_to_target(&b.snapshot()), 1);
-    report("in memory");
+    for wait in [Duration::ZERO, Duration::from_secs(31), Duration::from_secs(3600)] {
+        tokio::time::sleep(wait).await;
+        let again = apps.call(Function::MessageUser, send_event("unknown-1")).await;
+        assert_eq!(again.assert_success(202), &doc, "{what}: after {wait:?}");
+        assert_eq!(
+            b.snapshot().mail_calls.len(),
+            1,
+            "{what}: SES called again after {wait:?}"
+        );
+    }
+    let history = || async {
+        let page = apps
+            .call(Function::MessageUser, world::history(Some("admin-1"), "user-1"))
+            .await;
+        let items = page.assert_success(200)["items"].clone();
+        let item = items
+            .as_array()
+            .and_then(|a| a.iter().find(|i| i["message_id"] == id.as_str()).cloned())
+            .expect("the message in the history");
+        item["status"].as_str().unwrap_or_default().to_owned()
+    };
+    // More than 15 minutes after it was written, the sweep marks it unconfirmed.
+    b.sweeper(SweepSettings::default()).run().await.expect("a sweep");
+    assert_eq!(history().await, "unconfirmed", "{what}");
+    if went_out {
+        let provider_id = b.snapshot().sent_mail[0].provider_id.clone();
+        let event = json!({
+            "eventType": "Send",
+            "mail": { "messageId": provider_id, "tags": { "message_id": [id] } },
+            "send": {}
+        });
+        b.delivery()
+            .apply(&event.to_string())
+            .await
+            .expect("the Send event");
+        assert_eq!(history().await, "sent", "{what}: the Send event settles it");
+    }
+    assert_eq!(mails_to_target(&b.snapshot()), usize::from(went_out), "{what}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_mail_whose_answer_was_lost_is_202_pending_never_sent_again_and_settled_by_its_send_event() {
+    unknown_outcome(MailBehaviour::Unconfirmed, true).await;
+    report("answer lost");
+    logs::assert_clean();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_mail_request_lost_on_the_way_is_202_pending_never_sent_again_and_shown_unconfirmed() {
+    unknown_outcome(MailBehaviour::LostRequest, false).await;
+    report("request lost");
     logs::assert_clean();
 }

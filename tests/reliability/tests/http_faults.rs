@@ -1,13 +1,16 @@
 //! Fault injection on the wire: the real SDK clients (built by `aws_adapters::env` exactly as
 //! the Lambdas build them, with the proxy as their endpoint) talk to the emulator through
-//! [`FaultProxy`], which answers chosen calls with throttling, 5xx, SES refusals or hangs.
+//! [`FaultProxy`], which answers chosen calls with throttling, 5xx, SES refusals, hangs and
+//! dropped connections, before or after the call applied.
 //!
-//! Each fault gets its documented answer (DESIGN.md section 3: 429, 502, 503), the SDK's own
-//! retries are used where they are safe (the proxy counts the attempts), and no record is
-//! lost. Needs the emulator: run with `scripts/test.sh`.
+//! Each fault gets its documented answer (`docs/openapi.yaml`: 202 pending when SES's
+//! answer is unknown, 429, 502, 503), the SDK's own retries are used where they are safe (the
+//! proxy counts the attempts), no record is lost, no mail goes out twice, and a deletion
+//! whose request failed is finished by the queue (or the sweep) with nobody sending the
+//! DELETE again. Needs the emulator: run with `scripts/test.sh`.
 
 use futures::StreamExt;
-use reliability_tests::cloud::{sdk_for, str_attr, Cloud, Item};
+use reliability_tests::cloud::{sdk_for, ses_send_event, str_attr, Cloud, Item};
 use reliability_tests::proxy::{self, Fault, FaultProxy};
 use reliability_tests::world::{self, Apps, Function};
 use reliability_tests::{logs, Answer};
@@ -96,9 +99,11 @@ async fn rows_where(cloud: &Cloud, env_var: &str, attr: &str, value: &str) -> Ve
 }
 
 /// No record of a send is lost: a mail that went out has its row; every row is pending, sent
-/// or failed; a `201` has its mail, its `sent` row and its audit event. Returns the mails.
+/// or failed; a `201` has its mail, its `sent` row and its audit event; no row says sent
+/// without its mail. Returns the mails.
 async fn assert_send_lost_nothing(cloud: &Cloud, case: &Case, answer: &Answer, what: &str) -> usize {
-    let mails = cloud.emails_to(&case.email).await.len();
+    // Each case has its own proxy and recipient: what SES accepted through it went to them.
+    let mails = case.proxy.accepted_emails();
     let rows = rows_where(cloud, "ADMIN_MESSAGES_TABLE", "recipient_id", &case.target).await;
     assert!(mails <= 1, "{what}: {mails} mails for one request");
     if mails == 1 {
@@ -113,6 +118,9 @@ async fn assert_send_lost_nothing(cloud: &Cloud, case: &Case, answer: &Answer, w
             ["pending", "sent", "failed"].contains(&status),
             "{what}: a message row in state {status:?}"
         );
+        if status == "sent" {
+            assert_eq!(mails, 1, "{what}: a row says sent without a mail");
+        }
     }
     if answer.status == 201 {
         let id = answer.json()["message_id"].as_str().unwrap_or_default();
@@ -228,7 +236,7 @@ async fn a_dynamodb_call_of_a_send_that_keeps_failing_is_503_after_three_attempt
                 let answer = case.send("k").await;
                 let what = format!("{op} call {} answering {status} {code} every time", call + 1);
                 answer.assert_well_formed();
-                if answer.status != 201 {
+                if !matches!(answer.status, 201 | 202) {
                     answer.assert_problem(503, "dependency_unavailable");
                 }
                 assert_eq!(
@@ -254,74 +262,154 @@ async fn a_dynamodb_call_of_a_send_that_keeps_failing_is_503_after_three_attempt
     logs::assert_clean();
 }
 
-#[tokio::test]
-async fn ses_refusals_and_outages_get_their_documented_answers_without_an_automatic_resend() {
-    logs::capture();
-    let cloud = Cloud::new().await;
-    // (fault, expected status and code, whether the mail reaches the emulator)
-    let cases: Vec<(Fault, u16, &str, bool)> = vec![
-        (
-            Fault::error(429, "TooManyRequestsException"),
+/// What SES's fault means for the send, and whether the mail reached SES.
+struct SesCase {
+    fault: Option<Fault>,
+    /// The answer and code ("-" for a success).
+    status: u16,
+    code: &'static str,
+    delivered: bool,
+    /// The row after the send.
+    row: &'static str,
+}
+
+fn ses_cases() -> Vec<SesCase> {
+    let case = |fault, status, code, delivered, row| SesCase {
+        fault,
+        status,
+        code,
+        delivered,
+        row,
+    };
+    vec![
+        // Definite no: nothing was sent, the key is released.
+        case(
+            Some(Fault::error(429, "TooManyRequestsException")),
             429,
             "rate_limited",
             false,
+            "failed",
         ),
-        (Fault::error(400, "MessageRejected"), 502, "mail_rejected", false),
-        (
-            Fault::error(500, "InternalFailure"),
-            503,
-            "dependency_unavailable",
+        case(
+            Some(Fault::error(400, "MessageRejected")),
+            502,
+            "mail_rejected",
             false,
+            "failed",
         ),
-        (
-            Fault::error(503, "ServiceUnavailable"),
-            503,
-            "dependency_unavailable",
+        // The connection is never made (a closed port): nothing was sent.
+        case(None, 503, "dependency_unavailable", false, "failed"),
+        // Anything else may have been sent: 202 pending, and never sent again.
+        case(
+            Some(Fault::error(500, "InternalFailure")),
+            202,
+            "-",
             false,
+            "pending",
         ),
-        // Past the 10 s SendEmail timeout: unforwarded, and forwarded but never answered.
-        (
-            Fault::Hang(Duration::from_secs(15)),
-            503,
-            "dependency_unavailable",
+        case(
+            Some(Fault::error(503, "ServiceUnavailable")),
+            202,
+            "-",
             false,
+            "pending",
         ),
-        (
-            Fault::ForwardThenHang(Duration::from_secs(15)),
-            503,
-            "dependency_unavailable",
+        case(Some(Fault::Drop), 202, "-", false, "pending"),
+        // Past the 10 s SendEmail timeout, unforwarded.
+        case(
+            Some(Fault::Hang(Duration::from_secs(15))),
+            202,
+            "-",
+            false,
+            "pending",
+        ),
+        // SES accepted it, and the answer is lost: replaced by a 500, dropped, or held back.
+        case(
+            Some(Fault::forward_then_error(500, "InternalFailure")),
+            202,
+            "-",
             true,
+            "pending",
         ),
-    ];
+        case(Some(Fault::ForwardThenDrop), 202, "-", true, "pending"),
+        case(
+            Some(Fault::ForwardThenHang(Duration::from_secs(15))),
+            202,
+            "-",
+            true,
+            "pending",
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn ses_faults_get_their_documented_answers_and_nothing_is_ever_sent_twice() {
+    logs::capture();
+    let cloud = Cloud::new().await;
+    // A port nothing listens on: the connection to SES is never made.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        format!("http://{}", l.local_addr().expect("an address"))
+    };
+    let cases = ses_cases();
     let n = cases.len();
     let injected: Vec<u64> = futures::stream::iter(cases)
-        .map(|(fault, status, code, delivered)| {
-            let cloud = &cloud;
+        .map(|c| {
+            let (cloud, closed) = (&cloud, &closed);
             async move {
-                let case = Case::new(cloud, 0).await;
-                let what = format!("SendEmail answering {fault:?}");
-                let unanswered = matches!(fault, Fault::Hang(_) | Fault::ForwardThenHang(_));
-                case.proxy.fail("sesv2:SendEmail", fault, 1);
+                let mut case = Case::new(cloud, 0).await;
+                let what = format!("SendEmail with {:?}", c.fault);
+                match &c.fault {
+                    Some(fault) => case.proxy.fail("sesv2:SendEmail", fault.clone(), 1),
+                    None => {
+                        let mailer = aws_adapters::SesMailer::new(&sdk_for(closed), None);
+                        case.apps.messaging = aws_adapters::env::messaging_from_with_mailer(
+                            &cloud.env().lookup(),
+                            &sdk_for(&case.proxy.endpoint()),
+                            mailer,
+                        )
+                        .expect("messaging configured");
+                    }
+                }
                 let answer = case.send("k").await;
-                answer.assert_problem(status, code);
-                assert_eq!(
-                    case.proxy.attempts("sesv2:SendEmail"),
-                    1,
-                    "{what}: SendEmail is not idempotent, the SDK must not resend it"
+                answer.assert_well_formed();
+                if c.code == "-" {
+                    let doc = answer.assert_success(c.status);
+                    assert_eq!(doc["status"], "pending", "{what}");
+                } else {
+                    answer.assert_problem(c.status, c.code);
+                }
+                let attempts = case.proxy.attempts("sesv2:SendEmail");
+                assert!(
+                    attempts <= 1,
+                    "{what}: SendEmail is not idempotent, the SDK must not resend it ({attempts})"
                 );
                 let mails = assert_send_lost_nothing(cloud, &case, &answer, &what).await;
-                assert_eq!(mails, usize::from(delivered), "{what}");
+                assert_eq!(mails, usize::from(c.delivered), "{what}");
                 let rows = rows_where(cloud, "ADMIN_MESSAGES_TABLE", "recipient_id", &case.target).await;
                 assert_eq!(rows.len(), 1, "{what}: the attempt is recorded");
-                // A send that got no answer may have been accepted: its row stays `pending`
-                // (outcome unknown) and is never marked failed; a refusal or an outage is `failed`.
-                if unanswered {
-                    assert_eq!(str_attr(&rows[0], "status"), Some("pending"), "{what}");
-                } else if !delivered {
-                    assert_eq!(str_attr(&rows[0], "status"), Some("failed"), "{what}");
-                }
-                if status == 429 || status == 503 {
-                    assert!(answer.header("retry-after").is_some(), "{what}");
+                assert_eq!(str_attr(&rows[0], "status"), Some(c.row), "{what}");
+
+                // The client retries with the same key once SES is healthy again.
+                case.proxy.heal();
+                case.apps = cloud.apps_with(&sdk_for(&case.proxy.endpoint()));
+                let retry = case.send("k").await;
+                retry.assert_well_formed();
+                let mails = case.proxy.accepted_emails();
+                if c.status == 202 {
+                    // Never sent again: the same answer, and SendEmail is not even called.
+                    assert_eq!(retry.assert_success(202), answer.json(), "{what}: the retry");
+                    assert_eq!(retry.header("idempotent-replayed"), Some("true"), "{what}");
+                    assert_eq!(
+                        case.proxy.attempts("sesv2:SendEmail"),
+                        attempts,
+                        "{what}: sent again"
+                    );
+                    assert_eq!(mails, usize::from(c.delivered), "{what}: after the retry");
+                } else {
+                    // Nothing was sent and the key was released: the retry sends it, once.
+                    retry.assert_success(201);
+                    assert_eq!(mails, 1, "{what}: the retry sends one mail");
                 }
                 case.proxy.injected()
             }
@@ -330,13 +418,58 @@ async fn ses_refusals_and_outages_get_their_documented_answers_without_an_automa
         .collect()
         .await;
     println!(
-        "SES faults: {n} cases, {} injected ({} in this binary)",
+        "SES faults: {n} cases, {} injected ({} in this binary); each then retried with its key",
         injected.iter().sum::<u64>(),
         proxy::total_injected()
     );
     cloud
         .assert_security_logs_clean(&["Fault subject", "Fault body"])
         .await;
+    logs::assert_clean();
+}
+
+#[tokio::test]
+async fn a_pending_message_becomes_unconfirmed_after_the_sweep_and_sent_with_its_send_event() {
+    logs::capture();
+    let cloud = Cloud::new().await;
+    let case = Case::new(&cloud, 0).await;
+    case.proxy.fail("sesv2:SendEmail", Fault::ForwardThenDrop, 1);
+    let answer = case.send("k").await;
+    let id = answer.assert_success(202)["message_id"]
+        .as_str()
+        .expect("a message id")
+        .to_owned();
+    let history = || async {
+        let page = case
+            .apps
+            .call(
+                Function::MessageUser,
+                world::history(Some(&case.owner), &case.target),
+            )
+            .await;
+        page.assert_success(200)["items"][0]["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(history().await, "pending");
+    // The sweep that runs 16 minutes later.
+    let report = cloud
+        .sweeper_ahead(&sdk_for(&case.proxy.endpoint()), Duration::from_secs(16 * 60))
+        .run()
+        .await
+        .expect("the sweep");
+    assert!(report.unconfirmed.contains(&id), "{report:?}");
+    assert_eq!(history().await, "unconfirmed");
+    // SES did send it: its Send event (matched by the message id tag) says so.
+    let mails = cloud.emails_to(&case.email).await;
+    assert_eq!(mails.len(), 1);
+    cloud
+        .delivery()
+        .apply(&ses_send_event(&mails[0].id, &id))
+        .await
+        .expect("the Send event");
+    assert_eq!(history().await, "sent");
     logs::assert_clean();
 }
 
@@ -368,8 +501,12 @@ async fn assert_deleted(cloud: &Cloud, case: &Case, what: &str) {
     assert_eq!(audits, 1, "{what}: admin_deleted_user written {audits} times");
 }
 
+/// How many delete cases run at once: most of a failed case's time is the wait for its
+/// continuation (the routine's 5 s backoff, SQS's whole-second delays).
+const DELETE_PARALLEL: usize = 6;
+
 #[tokio::test]
-async fn every_call_of_a_delete_that_keeps_failing_is_503_and_deleting_again_finishes_the_job() {
+async fn every_call_of_a_delete_that_keeps_failing_is_finished_by_the_queue_with_no_second_delete() {
     logs::capture();
     let cloud = Cloud::new().await;
     let ops = baseline(&cloud, 3, |c| async {
@@ -392,7 +529,7 @@ async fn every_call_of_a_delete_that_keeps_failing_is_503_and_deleting_again_fin
         })
         .collect();
     let n = cases.len();
-    let outcomes: Vec<(u16, u64)> = futures::stream::iter(cases)
+    let outcomes: Vec<(u16, u64, Option<Duration>)> = futures::stream::iter(cases)
         .map(|(op, call, (status, code))| {
             let cloud = &cloud;
             async move {
@@ -402,7 +539,7 @@ async fn every_call_of_a_delete_that_keeps_failing_is_503_and_deleting_again_fin
                     .fail_after(&op, call, Fault::error(status, code), MAX_ATTEMPTS as u32);
                 let first = case.delete().await;
                 first.assert_well_formed();
-                if first.status != 200 {
+                if !matches!(first.status, 200 | 202) {
                     first.assert_problem(503, "dependency_unavailable");
                 }
                 assert_eq!(
@@ -410,30 +547,47 @@ async fn every_call_of_a_delete_that_keeps_failing_is_503_and_deleting_again_fin
                     MAX_ATTEMPTS,
                     "{what}: {MAX_ATTEMPTS} attempts"
                 );
-                case.proxy.heal();
-                let again = case.delete().await;
-                match (first.status, again.status) {
-                    (_, 200) => {}
-                    (200, 410) => {}
-                    _ => panic!(
-                        "{what}: deleting again answered {}: {}",
-                        again.summary(),
-                        again.body
-                    ),
+                // Nobody sends the DELETE again: what the routine queued finishes the job.
+                if cloud.job_row(&case.target).await.is_none() {
+                    // Failed before the job was created: nothing started, nothing changed.
+                    first.assert_problem(503, "dependency_unavailable");
+                    let profile = cloud.profile_row(&case.target).await.expect("the profile");
+                    assert_eq!(str_attr(&profile, "email"), Some(case.email.as_str()), "{what}");
+                    assert!(!profile.contains_key("deletion_job_id"), "{what}");
+                    assert_eq!(
+                        cognito::user_enabled(&cloud.emulator, &cloud.pool, &case.target).await,
+                        Some(true),
+                        "{what}"
+                    );
+                    return (first.status, case.proxy.injected(), None);
                 }
+                // Nobody sends the DELETE again: what the routine queued finishes the job.
+                let took = if first.status == 200 {
+                    Duration::ZERO
+                } else {
+                    cloud.finish_deletion(&case.apps.worker, &case.target).await
+                };
                 assert_deleted(cloud, &case, &what).await;
-                (first.status, case.proxy.injected())
+                (first.status, case.proxy.injected(), Some(took))
             }
         })
-        .buffer_unordered(PARALLEL)
+        .buffer_unordered(DELETE_PARALLEL)
         .collect()
         .await;
     let total: u64 = outcomes.iter().map(|o| o.1).sum();
     let unavailable = outcomes.iter().filter(|o| o.0 == 503).count();
+    let not_started = outcomes.iter().filter(|o| o.2.is_none()).count();
+    let by_queue = outcomes
+        .iter()
+        .filter(|o| o.2.is_some_and(|t| !t.is_zero()))
+        .count();
+    let worst = outcomes.iter().filter_map(|o| o.2).max().unwrap_or_default();
     println!(
-        "delete, a call failing {MAX_ATTEMPTS} times: {n} cases ({unavailable} answered 503), {total} faults \
-         injected ({} in this binary)",
-        proxy::total_injected()
+        "delete, a call failing {MAX_ATTEMPTS} times: {n} cases ({unavailable} answered 503, {not_started} of \
+         them before the job existed), {total} faults injected ({} in this binary); {by_queue} jobs finished \
+         by the queue with no second DELETE, the slowest {:.1} s after the DELETE answered",
+        proxy::total_injected(),
+        worst.as_secs_f64()
     );
     cloud
         .assert_security_logs_clean(&["Fault subject", "Fault body"])
@@ -472,12 +626,11 @@ async fn one_cognito_fault_during_a_delete_is_retried_by_the_sdk() {
 }
 
 #[tokio::test]
-async fn a_failing_continuation_queue_is_503_and_the_job_stays_resumable() {
+async fn a_continuation_that_cannot_be_queued_is_503_and_the_sweep_finishes_the_job() {
     logs::capture();
     let cloud = Cloud::new().await;
-    let mut case = Case::new(&cloud, 2).await;
-    // No time at all: the routine hands everything to the queue.
-    case.apps.delete.budget = Duration::ZERO;
+    let case = Case::new(&cloud, 2).await;
+    // The continuation is queued before any step runs: when that fails, nothing else happens.
     case.proxy.fail(
         "sqs:SendMessage",
         Fault::error(500, "InternalError"),
@@ -486,18 +639,40 @@ async fn a_failing_continuation_queue_is_503_and_the_job_stays_resumable() {
     let first = case.delete().await;
     first.assert_problem(503, "dependency_unavailable");
     assert_eq!(case.proxy.attempts("sqs:SendMessage"), MAX_ATTEMPTS as usize);
-    let jobs = rows_where(&cloud, "DELETION_JOBS_TABLE", "user_id", &case.target).await;
-    assert_eq!(jobs.len(), 1, "the job exists and can be resumed");
-
-    // One fault only: the SDK's retry gets the continuation out; the worker finishes.
+    let job = cloud.job_row(&case.target).await.expect("the job was created");
+    assert_eq!(str_attr(&job, "step"), Some("audit"), "no step ran");
+    assert_eq!(
+        test_support::sqs::counts(&cloud.emulator, &cloud.queue)
+            .await
+            .total(),
+        0,
+        "nothing is queued"
+    );
+    // The queue works again. The sweep that runs once the job has stalled for its grace (120 s)
+    // queues it; the worker finishes it. Nobody sends the DELETE again.
     case.proxy.heal();
+    let report = cloud
+        .sweeper_ahead(&sdk_for(&case.proxy.endpoint()), Duration::from_secs(180))
+        .run()
+        .await
+        .expect("the sweep");
+    let job_id = str_attr(&job, "job_id").unwrap_or_default().to_owned();
+    assert!(
+        report.queued.contains(&job_id),
+        "the sweep queued the stalled job: {report:?}"
+    );
+    cloud.finish_deletion(&case.apps.worker, &case.target).await;
+    assert_deleted(&cloud, &case, "after the sweep").await;
+
+    // One SQS fault is absorbed by the SDK's retry: the job goes on through the queue.
+    let mut case = Case::new(&cloud, 2).await;
+    case.apps.delete.budget = Duration::ZERO;
     case.proxy
         .fail("sqs:SendMessage", Fault::error(503, "ServiceUnavailable"), 1);
-    let second = case.delete().await;
-    second.assert_success(202);
-    cloud.run_worker(&case.apps.worker).await;
-    assert_deleted(&cloud, &case, "after the queue recovered").await;
-    println!("sqs: {} faults injected", case.proxy.injected());
+    case.delete().await.assert_success(202);
+    cloud.finish_deletion(&case.apps.worker, &case.target).await;
+    assert_deleted(&cloud, &case, "after one SQS fault").await;
+    println!("sqs: {} faults injected", proxy::total_injected());
     cloud
         .assert_security_logs_clean(&["Fault subject", "Fault body"])
         .await;
