@@ -1,5 +1,8 @@
 //! security_logs is append-only: no IAM statement (function policies, SAM policy templates,
-//! IAM resources) lets anything update or delete its items, or the table.
+//! IAM resources) lets anything update or delete its items, or the table — but for the one
+//! counter that changes: the count of a caller's refusals in a minute, on that minute's first
+//! refusal row (`refusals#<caller>#<minute>`), which an UpdateItem limited to those rows
+//! (`dynamodb:LeadingKeys`) and to named attributes may write.
 
 use super::cfn::{
     alternatives, as_list, assert_clean, glob, statements_of_document, table_arn, template, Template,
@@ -111,7 +114,7 @@ pub fn check_security_logs_append_only(t: &Template) -> Vec<String> {
                 .iter()
                 .any(|a| actions.iter().any(|p| glob(p, a)))
         };
-        if !grants_tampering {
+        if !grants_tampering || is_refusal_counter(t, &s.body) {
             continue;
         }
         let covers_logs = if !s.body["NotResource"].is_null() {
@@ -135,6 +138,23 @@ pub fn check_security_logs_append_only(t: &Template) -> Vec<String> {
         }
     }
     problems
+}
+
+/// The statement lets nothing but UpdateItem, of the refusal counter rows only, in named
+/// attributes only.
+fn is_refusal_counter(t: &Template, statement: &Value) -> bool {
+    let actions: Vec<String> = alternatives(&statement["Action"])
+        .into_iter()
+        .map(|a| t.render(a))
+        .collect();
+    let only_update = statement["NotAction"].is_null() && actions == ["dynamodb:UpdateItem"];
+    let condition = &statement["Condition"];
+    let leading: Vec<String> = alternatives(&condition["ForAllValues:StringLike"]["dynamodb:LeadingKeys"])
+        .into_iter()
+        .map(|v| t.render(v))
+        .collect();
+    let attributes = alternatives(&condition["ForAllValues:StringEquals"]["dynamodb:Attributes"]);
+    only_update && leading == ["refusals#*"] && !attributes.is_empty()
 }
 
 #[test]
@@ -171,6 +191,45 @@ fn any_grant_that_could_update_or_delete_audit_rows_fails_the_check() {
             problems.len(),
             1,
             "expected the checker to flag {statement}, got {problems:?}"
+        );
+    }
+}
+
+#[test]
+fn only_the_refusal_counter_rows_may_be_updated_and_only_in_named_attributes() {
+    let counter = json!({
+        "Effect": "Allow",
+        "Action": "dynamodb:UpdateItem",
+        "Resource": {"Fn::GetAtt": ["SecurityLogsTable", "Arn"]},
+        "Condition": {
+            "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["refusals#*"]},
+            "ForAllValues:StringEquals": {"dynamodb:Attributes": ["event_id", "request_ids"]}
+        }
+    });
+    assert!(check_security_logs_append_only(&with_statement(counter.clone())).is_empty());
+    for (what, broken) in [
+        ("any row", {
+            let mut s = counter.clone();
+            s["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"] = json!(["*"]);
+            s
+        }),
+        ("any attribute", {
+            let mut s = counter.clone();
+            s["Condition"]
+                .as_object_mut()
+                .unwrap()
+                .remove("ForAllValues:StringEquals");
+            s
+        }),
+        ("deletes too", {
+            let mut s = counter.clone();
+            s["Action"] = json!(["dynamodb:UpdateItem", "dynamodb:DeleteItem"]);
+            s
+        }),
+    ] {
+        assert!(
+            !check_security_logs_append_only(&with_statement(broken)).is_empty(),
+            "{what}"
         );
     }
 }

@@ -19,6 +19,7 @@ pub const FUNCTIONS: &[&str] = &[
     "list-users",
     "delivery-events",
     "sweeper",
+    "token-revocation",
 ];
 
 /// Where a grant applies.
@@ -114,7 +115,13 @@ pub const EVENT_COMMON: &[&str] = &[
     "request_id",
     "source_ip",
     "user_agent",
+    "expires_at",
 ];
+
+/// The counter of a caller's refusals in a minute, on the minute's first refusal row
+/// (`security_log.rs` `count_refusal`): the refusal's own attributes (set if absent) and the
+/// counters.
+pub const REFUSAL_COUNTER: &[&str] = &["request_ids", "refusals_over"];
 
 /// `admin_action_denied` (`shared/domain/src/access.rs`), which every HTTP function can write.
 pub const DENIAL_FIELDS: &[&str] = &["action", "reason"];
@@ -140,6 +147,22 @@ pub fn event_fields(bin: &str) -> Vec<&'static str> {
 
 fn event_attributes(bin: &str) -> Vec<&'static str> {
     EVENT_COMMON.iter().copied().chain(event_fields(bin)).collect()
+}
+
+/// `count_refusal`: UpdateItem of the first refusal row of a caller and minute only
+/// (`refusals#<caller>#<minute>`), in the refusal's attributes and the counters.
+fn refusal_counter() -> Grant {
+    grant("dynamodb:UpdateItem", On::Table("SECURITY_LOGS_TABLE"))
+        .leading(&["refusals#*"])
+        .attrs(
+            &EVENT_COMMON
+                .iter()
+                .chain(DENIAL_FIELDS)
+                .chain(REFUSAL_COUNTER)
+                .copied()
+                .collect::<Vec<_>>(),
+        )
+        .returns(&["ALL_NEW"])
 }
 
 /// The whole `admin_messages` row (`outbox.rs` `message_item`).
@@ -243,6 +266,7 @@ fn message_user() -> Vec<Grant> {
         grant("dynamodb:PutItem", Table("SECURITY_LOGS_TABLE"))
             .attrs(&event_attributes("message-user"))
             .returns(&["NONE"]),
+        refusal_counter(),
         // DynamoIdempotency: read, claim / take over (ALL_NEW; ALL_OLD on a failed condition) /
         // complete, release.
         grant("dynamodb:GetItem", Table("IDEMPOTENCY_TABLE")).leading(&["idem#*"]),
@@ -307,6 +331,7 @@ fn deletion() -> Vec<Grant> {
         grant("dynamodb:PutItem", Table("SECURITY_LOGS_TABLE"))
             .attrs(&event_attributes("delete-user"))
             .returns(&["NONE"]),
+        refusal_counter(),
         // DynamoRateLimiter (`rate#deletions#<admin>`), while DeletionsPerHour > 0.
         grant("dynamodb:GetItem", Table("IDEMPOTENCY_TABLE")).leading(&["rate#deletions#*"]),
         grant("dynamodb:PutItem", Table("IDEMPOTENCY_TABLE"))
@@ -344,6 +369,20 @@ fn list_users() -> Vec<Grant> {
         grant("dynamodb:PutItem", Table("SECURITY_LOGS_TABLE"))
             .attrs(&event_attributes("list-users"))
             .returns(&["NONE"]),
+        refusal_counter(),
+    ]
+}
+
+fn token_revocation() -> Vec<Grant> {
+    use On::*;
+    vec![
+        grant("dynamodb:GetItem", Table("PROFILES_TABLE")),
+        // revoke_tokens: SET tokens_valid_after.
+        grant("dynamodb:UpdateItem", Table("PROFILES_TABLE"))
+            .attrs(&["user_id", "tokens_valid_after"])
+            .returns(&["NONE"]),
+        // sub_of.
+        grant("cognito-idp:AdminGetUser", Arn(USER_POOL)),
     ]
 }
 
@@ -413,6 +452,7 @@ pub fn grants(bin: &str) -> Vec<Grant> {
         "list-users" => list_users(),
         "delivery-events" => delivery_events(),
         "sweeper" => sweeper(),
+        "token-revocation" => token_revocation(),
         other => panic!("no expected grants for {other}"),
     }
 }

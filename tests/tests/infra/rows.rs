@@ -150,6 +150,7 @@ fn every_function_may_write_every_field_of_the_audit_events_it_writes_and_no_oth
         source_ip: Some("ip".into()),
         user_agent: Some("ua".into()),
         fields: BTreeMap::new(),
+        expires_at: Some(1),
     };
     let mut common = keys(&serde_json::to_value(event).expect("an event serialises"));
     common.remove("fields");
