@@ -17,9 +17,12 @@
 //!
 //! Two things DynamoDB does and moto 5.2.5 does not, done here for every request that goes
 //! through the proxy:
-//! - `TransactWriteItems` is isolated: it goes to the emulator only while no other DynamoDB
-//!   request of this proxy is in flight, and holds the others back while it runs (moto
-//!   applies a transaction's actions one by one among other requests);
+//! - writes are isolated: a `TransactWriteItems`, and every conditional single-item write
+//!   (`PutItem`, `UpdateItem`, `DeleteItem`) and `BatchWriteItem`, goes to the emulator only
+//!   while no other DynamoDB request of this proxy is in flight, and holds the others back
+//!   while it runs. moto reads the item, checks the condition and writes without a lock, so
+//!   two concurrent conditional writes can both pass, and it applies a transaction's actions
+//!   one by one among other requests; DynamoDB applies each atomically;
 //! - a `TransactWriteItems` retried with the same `ClientRequestToken` within 10 minutes gets
 //!   the first answer back without applying again (the SDK fills the token and keeps it
 //!   across its retries; moto would run it again and cancel it on its own write); the same
@@ -215,7 +218,7 @@ struct Ctx {
     upstream: String,
     shared: Arc<Mutex<Shared>>,
     injected: Arc<AtomicU64>,
-    /// Transactions are writers, other DynamoDB requests readers.
+    /// Writes are writers, other DynamoDB requests readers.
     isolation: Arc<RwLock<()>>,
 }
 
@@ -516,6 +519,14 @@ async fn respond_error(client: &mut TcpStream, operation: &str, status: u16, cod
 
 type Answered = (String, Vec<(String, String)>, Vec<u8>);
 
+/// The DynamoDB writes (besides transactions) that run alone, as DynamoDB makes them atomic.
+const WRITES: &[&str] = &[
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+];
+
 /// Forwards one request, isolating transactions and answering a retried
 /// `ClientRequestToken` from its first answer, as DynamoDB does.
 async fn forward_as_dynamodb_does(
@@ -536,6 +547,10 @@ async fn forward_as_dynamodb_does(
         return forward(&ctx.upstream, head, body).await;
     }
     if operation != "dynamodb:TransactWriteItems" {
+        if WRITES.contains(&operation) {
+            let _writer = ctx.isolation.write().await;
+            return forward(&ctx.upstream, head, body).await;
+        }
         let _reader = ctx.isolation.read().await;
         return forward(&ctx.upstream, head, body).await;
     }
