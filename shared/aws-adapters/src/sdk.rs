@@ -5,8 +5,11 @@
 //! in its environment) and the system trust store (the SDK's HTTPS client reads every
 //! certificate of `/etc/ssl/certs` the first time a connector is built). Instead every client
 //! shares one HTTPS client (rustls with aws-lc, the SDK's own default stack) that trusts only
-//! the roots AWS endpoints chain to, embedded in the binary ([`AMAZON_ROOTS_PEM`]). Measured in
-//! docs/BENCHMARKS.md: this is most of the functions' init.
+//! the roots AWS endpoints chain to, embedded in the binary ([`AMAZON_ROOTS_PEM`]), whose
+//! connectors are built by the first request rather than once per client at start-up; and the
+//! region Lambda sets is handed to the loader, so the default region chain (and its
+//! instance-metadata client) is never built. Measured in docs/BENCHMARKS.md: this was most of
+//! the functions' init.
 //!
 //! [`SYSTEM_TRUST_AND_DEFAULT_CREDENTIALS`] switches back to `aws_config::load()` as it is
 //! (system trust store, default credentials chain): for an endpoint behind another CA, or a
@@ -139,13 +142,25 @@ impl HttpClient for ConnectOnFirstUse {
     }
 }
 
-/// The SDK configuration for a set-up. Region, endpoints (`AWS_ENDPOINT_URL`...), retries and
-/// timeouts come from the environment as `aws_config::load()` reads them in both.
-pub async fn build(setup: SdkSetup) -> SdkConfig {
+/// The SDK configuration for a set-up. Endpoints (`AWS_ENDPOINT_URL`...), retries and timeouts
+/// come from the environment as `aws_config::load()` reads them in both. In Lambda the region
+/// is the one Lambda sets (`AWS_REGION`, else `AWS_DEFAULT_REGION`, as the default region
+/// chain would find it first), given to the loader so that it never builds the chain (whose
+/// instance-metadata client is most of `load()`'s own time).
+pub async fn build(setup: SdkSetup, lookup: Lookup<'_>) -> SdkConfig {
     let loader = aws_config::defaults(BehaviorVersion::latest());
     match setup {
         SdkSetup::Standard => loader.load().await,
         SdkSetup::Lambda => {
+            let region = ["AWS_REGION", "AWS_DEFAULT_REGION"].into_iter().find_map(|name| {
+                lookup(name)
+                    .map(|v| v.trim().to_owned())
+                    .filter(|v| !v.is_empty())
+            });
+            let loader = match region {
+                Some(region) => loader.region(aws_config::Region::new(region)),
+                None => loader,
+            };
             loader
                 .credentials_provider(EnvironmentVariableCredentialsProvider::new())
                 .http_client(amazon_roots_https_client())
@@ -161,7 +176,7 @@ pub async fn sdk_config_from(lookup: Lookup<'_>) -> SdkConfig {
     if let Some(warning) = &selection.warning {
         tracing::warn!("{warning}");
     }
-    build(selection.setup).await
+    build(selection.setup, lookup).await
 }
 
 #[cfg(test)]
@@ -434,8 +449,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_lambda_setup_shares_one_http_client_and_reads_credentials_from_the_environment() {
-        let lambda = build(SdkSetup::Lambda).await;
+    async fn the_lambda_setup_shares_one_http_client_and_reads_credentials_and_region_from_the_environment() {
+        let env = lookup(&[
+            IN_LAMBDA,
+            ("AWS_REGION", "eu-west-3"),
+            ("AWS_DEFAULT_REGION", "us-east-2"),
+        ]);
+        let lambda = build(SdkSetup::Lambda, &env).await;
         assert!(
             lambda.http_client().is_some(),
             "one HTTPS client shared by every SDK client"
@@ -448,8 +468,17 @@ mod tests {
             credentials.contains("EnvironmentVariableCredentialsProvider"),
             "{credentials}"
         );
+        assert_eq!(lambda.region().map(|r| r.as_ref()), Some("eu-west-3"));
+        let only_default = lookup(&[IN_LAMBDA, ("AWS_DEFAULT_REGION", "us-east-2")]);
+        assert_eq!(
+            build(SdkSetup::Lambda, &only_default)
+                .await
+                .region()
+                .map(|r| r.as_ref()),
+            Some("us-east-2")
+        );
 
-        let standard = build(SdkSetup::Standard).await;
+        let standard = build(SdkSetup::Standard, &env).await;
         assert!(
             standard.http_client().is_none(),
             "each client builds the SDK's default HTTPS client"

@@ -8,6 +8,7 @@
 //!   after every page, Cognito delete, completion);
 //! - bare: `Query` pages of keys + `BatchWriteItem`s of 25 (as many in flight as our adapter
 //!   today), table after table, with no job, no audit, no Cognito;
+//! - bare in parallel: the same loop on the five tables at once (what the floor assumes);
 //! - naive: `Query` pages of keys + one `DeleteItem` at a time.
 //!
 //! Each is compared with the floor: the largest partition's items divided by its capacity.
@@ -162,24 +163,45 @@ async fn batch(client: &Client, physical: &str, keys: Vec<Key>) -> anyhow::Resul
     Ok(())
 }
 
-/// Bare: pages of keys, `BatchWriteItem`s of 25, table after table, nothing else.
-async fn erase_bare(client: &Client, world: &World, user: &str) -> anyhow::Result<()> {
-    for table in tables() {
-        let physical = world.table(table.env_var);
-        let mut start = None;
-        loop {
-            let (keys, next) = page(client, &physical, table, user, start).await?;
-            let batches: Vec<Vec<Key>> = keys.chunks(25).map(<[Key]>::to_vec).collect();
-            futures::stream::iter(batches.into_iter().map(|b| batch(client, &physical, b)))
-                .buffer_unordered(IN_FLIGHT)
-                .try_collect::<Vec<()>>()
-                .await?;
-            match next {
-                Some(k) => start = Some(k),
-                None => break,
-            }
+/// One table's part of bare: pages of keys, `BatchWriteItem`s of 25, nothing else.
+async fn erase_bare_table(
+    client: &Client,
+    world: &World,
+    table: &CascadeTable,
+    user: &str,
+) -> anyhow::Result<()> {
+    let physical = world.table(table.env_var);
+    let mut start = None;
+    loop {
+        let (keys, next) = page(client, &physical, table, user, start).await?;
+        let batches: Vec<Vec<Key>> = keys.chunks(25).map(<[Key]>::to_vec).collect();
+        futures::stream::iter(batches.into_iter().map(|b| batch(client, &physical, b)))
+            .buffer_unordered(IN_FLIGHT)
+            .try_collect::<Vec<()>>()
+            .await?;
+        match next {
+            Some(k) => start = Some(k),
+            None => return Ok(()),
         }
     }
+}
+
+/// Bare: table after table.
+async fn erase_bare(client: &Client, world: &World, user: &str) -> anyhow::Result<()> {
+    for table in tables() {
+        erase_bare_table(client, world, table, user).await?;
+    }
+    Ok(())
+}
+
+/// Bare in parallel: every table at once, each as in bare.
+async fn erase_bare_parallel(client: &Client, world: &World, user: &str) -> anyhow::Result<()> {
+    futures::future::try_join_all(
+        tables()
+            .into_iter()
+            .map(|t| erase_bare_table(client, world, t, user)),
+    )
+    .await?;
     Ok(())
 }
 
@@ -428,6 +450,16 @@ pub async fn run(emulator: &test_support::Emulator, options: &Options) -> anyhow
     })
     .await?;
     eprintln!("bench: cascade: bare took {:.1} s", bare.took.as_secs_f64());
+    eprintln!("bench: cascade: bare loop on the five tables in parallel, {items} items");
+    let parallel = measure(&world, &proxy, per_table, |u| {
+        let (proxied, world) = (&proxied, &world);
+        async move { erase_bare_parallel(proxied, world, &u).await }
+    })
+    .await?;
+    eprintln!(
+        "bench: cascade: bare in parallel took {:.1} s",
+        parallel.took.as_secs_f64()
+    );
     eprintln!("bench: cascade: naive DeleteItem loop, {naive_items} items");
     let naive = measure(&world, &proxy, naive_per_table, |u| {
         let (proxied, world) = (&proxied, &world);
@@ -481,6 +513,19 @@ pub async fn run(emulator: &test_support::Emulator, options: &Options) -> anyhow
         )
         .baseline(floor_text.clone(), vs_floor(bare.took)),
     );
+    report.push(
+        Row::new(
+            AREA,
+            "the same erase: the bare loop on the five tables in parallel (reference for a parallel routine)",
+            format!(
+                "{:.1} s ({:.0} items/s); {}",
+                parallel.took.as_secs_f64(),
+                items as f64 / parallel.took.as_secs_f64(),
+                parallel.throttling()
+            ),
+        )
+        .baseline(floor_text.clone(), vs_floor(parallel.took)),
+    );
     let sample = if naive_items < items {
         format!(" (timed on {naive_items} items, scaled)")
     } else {
@@ -528,10 +573,11 @@ pub async fn run(emulator: &test_support::Emulator, options: &Options) -> anyhow
             AREA,
             "model check: GetItem through the model vs straight to the emulator, p50 of 50; load during each erase",
             format!(
-                "{} through the model; ours: {}; bare: {}; naive: {}",
+                "{} through the model; ours: {}; bare: {}; bare in parallel: {}; naive: {}",
                 dur(proxied_rtt),
                 ours.load(),
                 bare.load(),
+                parallel.load(),
                 naive.load()
             ),
         )
@@ -550,12 +596,13 @@ pub async fn run(emulator: &test_support::Emulator, options: &Options) -> anyhow
          (HTTP 400) when nothing in the call fits. One user's rows share one partition in each table (its own \
          key in transactions, followed_companies, billing_records; the by_user index in sessions and \
          help_requests), so the floor is the largest partition's items / its capacity. Per table, first to \
-         last accepted delete — ours: {}; bare: {}.",
+         last accepted delete — ours: {}; bare: {}; bare in parallel: {}.",
         dur(model.latency),
         model.wcu_per_s,
         model.depth(),
         ours.spans(&world),
         bare.spans(&world),
+        parallel.spans(&world),
     ));
     Ok(report)
 }

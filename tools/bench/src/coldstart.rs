@@ -455,7 +455,9 @@ pub async fn run(emulator: &test_support::Emulator, options: &Options) -> anyhow
          (event handed out → response posted), like Lambda's billed duration. The cold request is the first \
          after init, the warm one the same request right after it (for deletions: the same request for another \
          user seeded alike). The \"init work\" rows time the steps of message-user's main in fresh processes \
-         (`bench probe-init`): as built today, and in two variants that show where the time goes.",
+         (`bench probe-init`, with AWS_LAMBDA_FUNCTION_NAME set): as shipped, and switched back to the system \
+         trust store and default credentials chain; \"the same clients again\" is a second set of the same \
+         clients in the same process, without each service's one-time set-up.",
         options.runs
     ));
     Ok(report)
