@@ -210,6 +210,9 @@ impl Stats {
     }
 }
 
+/// What a lookup found of an item about to be deleted (`None`: no such item).
+type OldItem = Option<Map<String, Value>>;
+
 struct Shared {
     model: Model,
     upstream: String,
@@ -217,6 +220,9 @@ struct Shared {
     dynamo: aws_sdk_dynamodb::Client,
     capacity: Mutex<Capacity>,
     meta: Mutex<HashMap<String, TableMeta>>,
+    /// Old items already looked up, by table and key, until their delete goes through: a
+    /// delete handed back unprocessed comes again, and need not be looked up again.
+    old: Mutex<HashMap<(String, String), OldItem>>,
     stats: Mutex<Stats>,
 }
 
@@ -250,6 +256,7 @@ impl Proxy {
             dynamo: direct,
             capacity: Mutex::new(Capacity::new(&model)),
             meta: Mutex::new(HashMap::new()),
+            old: Mutex::new(HashMap::new()),
             stats: Mutex::new(Stats::default()),
         });
         let app = axum::Router::new().fallback(handle).with_state(shared.clone());
@@ -294,6 +301,11 @@ struct Write {
     item: Option<Map<String, Value>>,
     /// Deletes whose old item must be looked up for its index entries.
     needs_old_item: bool,
+}
+
+/// A write's table and key, as one canonical string (serde_json's maps are sorted).
+fn cache_key(w: &Write) -> (String, String) {
+    (w.table.clone(), Value::Object(w.key.clone()).to_string())
 }
 
 fn object(v: &Value) -> Map<String, Value> {
@@ -404,9 +416,16 @@ impl Shared {
     /// Fills in the old item (its index attributes) of every delete on a table with a GSI.
     async fn old_items(&self, writes: &mut [Write]) -> anyhow::Result<()> {
         let mut by_table: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-        for (i, w) in writes.iter().enumerate() {
-            if w.needs_old_item {
-                by_table.entry(w.table.clone()).or_default().push(i);
+        {
+            let old = lock(&self.old);
+            for (i, w) in writes.iter_mut().enumerate() {
+                if !w.needs_old_item {
+                    continue;
+                }
+                match old.get(&cache_key(w)) {
+                    Some(item) => w.item = item.clone(),
+                    None => by_table.entry(w.table.clone()).or_default().push(i),
+                }
             }
         }
         for (table, positions) in by_table {
@@ -462,12 +481,14 @@ impl Shared {
                     request = out.unprocessed_keys().and_then(|m| m.get(&table)).cloned();
                 }
             }
+            let mut old = lock(&self.old);
             for &i in &positions {
                 let key = &writes[i].key;
                 writes[i].item = found
                     .iter()
                     .find(|item| key_attrs.iter().all(|a| item.get(a) == key.get(a)))
                     .cloned();
+                old.insert(cache_key(&writes[i]), writes[i].item.clone());
             }
         }
         Ok(())
@@ -486,6 +507,14 @@ impl Shared {
             let mut capacity = lock(&self.capacity);
             parts.iter().map(|p| capacity.try_take(p, now)).collect()
         };
+        {
+            let mut old = lock(&self.old);
+            for (w, ok) in writes.iter().zip(&admitted) {
+                if *ok && w.needs_old_item {
+                    old.remove(&cache_key(w));
+                }
+            }
+        }
         let mut stats = lock(&self.stats);
         for (w, ok) in writes.iter().zip(&admitted) {
             let t = stats.tables.entry(w.table.clone()).or_default();
