@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# THE benchmark command (issue 8). Starts the AWS emulator (moto server, pinned in
+# THE benchmark command. Starts the AWS emulator (moto server, pinned in
 # requirements-dev.txt) on a free loopback port, builds the function binaries, the baseline
 # (bench-hello) and the bench in release, runs every benchmark and writes the table into
 # docs/BENCHMARKS.md.

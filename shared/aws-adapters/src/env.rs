@@ -9,7 +9,7 @@ use crate::{
     CognitoAuthDirectory, DynamoDeletionJobs, DynamoDeliveryLog, DynamoIdempotency, DynamoMessageOutbox,
     DynamoProfiles, DynamoRateLimiter, DynamoSecurityLog, DynamoUserData, SesMailer, SqsDeletionQueue,
 };
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::SdkConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 use domain::cascade::CASCADE_PLAN;
 use domain::deletion::{Deletion, DeletionSettings};
@@ -86,8 +86,10 @@ pub fn duration_ms(lookup: Lookup<'_>, name: &'static str, default_ms: u64) -> R
 }
 
 /// The SDK configuration from the environment (region, credentials, `AWS_ENDPOINT_URL`, ...).
+/// In Lambda: the environment's credentials and one HTTPS client trusting the Amazon roots,
+/// unless `SDK_SYSTEM_TRUST_AND_DEFAULT_CREDENTIALS` is true ([`crate::sdk`]).
 pub async fn sdk_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).load().await
+    crate::sdk::sdk_config_from(&process_env).await
 }
 
 /// Every client's own bound on one call (all attempts): well inside the shortest Lambda
@@ -330,6 +332,7 @@ pub fn directory_from_env(sdk: &SdkConfig) -> Result<Directory, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_config::BehaviorVersion;
     use std::collections::HashMap;
 
     fn sdk() -> SdkConfig {

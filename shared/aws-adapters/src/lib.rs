@@ -5,7 +5,8 @@
 //! become [`domain::ports::DependencyError`]s that name the table or operation (never an
 //! email address, subject or body) and say whether a retry may help.
 //!
-//! [`env`] builds the use cases from the environment, one SDK client per service.
+//! [`env`] builds the use cases from the environment, one SDK client per service; [`sdk`]
+//! sets up the SDK itself (in Lambda: environment credentials, Amazon roots only).
 
 mod attrs;
 mod cognito;
@@ -13,6 +14,7 @@ pub mod deadline;
 mod dynamo;
 pub mod env;
 mod errors;
+pub mod sdk;
 mod ses;
 mod sqs;
 

@@ -1,17 +1,20 @@
-//! The benchmarks of issue 8. Each figure is printed with a baseline measured in the same
+//! The benchmarks. Each figure is printed with a baseline measured in the same
 //! run and its ratio:
 //!
 //! ```text
 //! bench <cold-start|cascade|handlers|send|all> [--quick] [--runs N] [--no-build] [--write-docs]
+//!       [--partition-wcu N] [--latency-ms N]
 //! ```
 //!
 //! Run it through `scripts/bench.sh` (emulator, release builds, docs). `--quick` shrinks
 //! every count for a smoke run; `--no-build` takes the function binaries from this
 //! executable's directory instead of asking cargo; `--write-docs` puts the table into
-//! docs/BENCHMARKS.md.
+//! docs/BENCHMARKS.md. `--partition-wcu` (default 250) and `--latency-ms` (default 4) set
+//! the DynamoDB capacity model of the cascade benchmark (`dynamo_model.rs`).
 
 mod cascade;
 mod coldstart;
+mod dynamo_model;
 mod handlers;
 mod probe;
 mod report;
@@ -23,7 +26,13 @@ use anyhow::{bail, Context};
 use report::{Machine, Report};
 
 const USAGE: &str =
-    "usage: bench <cold-start|cascade|handlers|send|all> [--quick] [--runs N] [--no-build] [--write-docs]";
+    "usage: bench <cold-start|cascade|handlers|send|all> [--quick] [--runs N] [--no-build] [--write-docs] \
+                     [--partition-wcu N] [--latency-ms N]";
+/// The capacity model's defaults: DynamoDB's 1,000 WCU per partition scaled down to what the
+/// emulator sustains with room to spare (five partitions at once), and a round trip inside a
+/// region.
+const DEFAULT_PARTITION_WCU: f64 = 250.0;
+const DEFAULT_LATENCY_MS: u64 = 4;
 
 struct Args {
     command: String,
@@ -31,6 +40,8 @@ struct Args {
     runs: Option<usize>,
     no_build: bool,
     write_docs: bool,
+    partition_wcu: f64,
+    latency_ms: u64,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -40,6 +51,8 @@ fn args() -> anyhow::Result<Args> {
         runs: None,
         no_build: false,
         write_docs: false,
+        partition_wcu: DEFAULT_PARTITION_WCU,
+        latency_ms: DEFAULT_LATENCY_MS,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -50,6 +63,20 @@ fn args() -> anyhow::Result<Args> {
             "--runs" => {
                 let n = it.next().context("--runs needs a number")?;
                 args.runs = Some(n.parse().with_context(|| format!("--runs {n}: not a number"))?);
+            }
+            "--partition-wcu" => {
+                let n = it.next().context("--partition-wcu needs a number")?;
+                args.partition_wcu = n
+                    .parse()
+                    .ok()
+                    .filter(|w: &f64| *w >= 1.0)
+                    .with_context(|| format!("--partition-wcu {n}: not a number of at least 1"))?;
+            }
+            "--latency-ms" => {
+                let n = it.next().context("--latency-ms needs a number")?;
+                args.latency_ms = n
+                    .parse()
+                    .with_context(|| format!("--latency-ms {n}: not a whole number"))?;
             }
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -116,20 +143,26 @@ async fn main() -> anyhow::Result<()> {
             );
         }
         if wants("cascade") {
-            let options = if args.quick {
-                cascade::Options {
-                    items: 2_000,
-                    naive_items: 500,
-                    rounds: 1,
-                }
-            } else {
-                cascade::Options {
-                    items: 20_000,
-                    naive_items: 20_000,
-                    rounds: 2,
-                }
+            let model = dynamo_model::Model {
+                latency: std::time::Duration::from_millis(args.latency_ms),
+                wcu_per_s: args.partition_wcu,
             };
-            report.extend(cascade::run(emulator, &options).await?);
+            let (items, naive_items) = if args.quick {
+                (2_000, 500)
+            } else {
+                (20_000, 20_000)
+            };
+            report.extend(
+                cascade::run(
+                    emulator,
+                    &cascade::Options {
+                        items,
+                        naive_items,
+                        model,
+                    },
+                )
+                .await?,
+            );
         }
         if wants("send") {
             report.extend(send::run(emulator, if args.quick { 50 } else { 500 }).await?);

@@ -12,48 +12,30 @@ use std::time::{Duration, Instant};
 
 const AREA: &str = "cold start";
 pub const USER_VAR: &str = "BENCH_PROBE_USER";
-/// The variants, each in its own fresh process.
+/// The variants, each in its own fresh process (with `AWS_LAMBDA_FUNCTION_NAME` set, as in
+/// Lambda).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// What the functions do today: `aws_config::load()` with the default credentials chain.
-    Default,
-    /// `aws_config` with the environment's credentials provider only (what Lambda gives a
-    /// function), so the default chain (IMDS, ECS, SSO, STS clients) is never built.
-    EnvCredentials,
-    /// `EnvCredentials` plus one shared HTTPS client whose trust store holds only the Amazon
-    /// roots (embedded), so the system's certificate store is never read.
-    TrimmedTrust,
-}
-
-/// The CAs AWS endpoints chain to (Amazon Root CA 1-4, Starfield Services Root G2).
-const AMAZON_ROOTS: &[u8] = include_bytes!("../amazon-roots.pem");
-
-fn trimmed_https_client() -> anyhow::Result<aws_smithy_runtime_api::client::http::SharedHttpClient> {
-    use aws_smithy_http_client::tls;
-    let trust = tls::TrustStore::empty()
-        .with_native_roots(false)
-        .with_pem_certificate(AMAZON_ROOTS);
-    let context = tls::TlsContext::builder().with_trust_store(trust).build()?;
-    Ok(aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc))
-        .tls_context(context)
-        .build_https())
+    /// What the functions do in Lambda: `aws_adapters::env::sdk_config()` (environment
+    /// credentials, one shared HTTPS client trusting only the embedded Amazon roots).
+    Lambda,
+    /// The same with `SDK_SYSTEM_TRUST_AND_DEFAULT_CREDENTIALS=true`: `aws_config::load()`
+    /// with the default credentials chain and the system trust store.
+    SwitchedBack,
 }
 
 impl Mode {
     fn arg(self) -> &'static str {
         match self {
-            Mode::Default => "default",
-            Mode::EnvCredentials => "env-credentials",
-            Mode::TrimmedTrust => "trimmed-trust",
+            Mode::Lambda => "lambda",
+            Mode::SwitchedBack => "switched-back",
         }
     }
 
     pub fn parse(arg: Option<&str>) -> Mode {
         match arg {
-            Some("env-credentials") => Mode::EnvCredentials,
-            Some("trimmed-trust") => Mode::TrimmedTrust,
-            _ => Mode::Default,
+            Some("switched-back") => Mode::SwitchedBack,
+            _ => Mode::Lambda,
         }
     }
 }
@@ -62,6 +44,7 @@ const STEPS: &[&str] = &[
     "telemetry",
     "sdk_config",
     "messaging_clients",
+    "messaging_again",
     "deletion_clients",
     "first_get",
     "second_get",
@@ -79,26 +62,24 @@ pub async fn probe(mode: Mode) -> anyhow::Result<()> {
     http_api::telemetry::init();
     out.insert("telemetry".into(), ms(t.elapsed()));
     let t = Instant::now();
-    let sdk = match mode {
-        Mode::Default => aws_adapters::env::sdk_config().await,
-        Mode::EnvCredentials => {
-            aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .credentials_provider(aws_config::environment::EnvironmentVariableCredentialsProvider::new())
-                .load()
-                .await
-        }
-        Mode::TrimmedTrust => {
-            aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .credentials_provider(aws_config::environment::EnvironmentVariableCredentialsProvider::new())
-                .http_client(trimmed_https_client()?)
-                .load()
-                .await
-        }
-    };
+    // The parent sets the switch-back setting for `SwitchedBack`; both go through the code
+    // the functions' `main` runs.
+    anyhow::ensure!(
+        (mode == Mode::SwitchedBack)
+            == std::env::var_os(aws_adapters::sdk::SYSTEM_TRUST_AND_DEFAULT_CREDENTIALS).is_some(),
+        "probe-init {}: the switch-back setting does not match the mode",
+        mode.arg()
+    );
+    let sdk = aws_adapters::env::sdk_config().await;
     out.insert("sdk_config".into(), ms(t.elapsed()));
     let t = Instant::now();
     let messaging = aws_adapters::env::messaging_from_env(&sdk)?;
     out.insert("messaging_clients".into(), ms(t.elapsed()));
+    // The same clients again: each service's static set-up (its endpoint partition table,
+    // parsed and its regexes compiled by the first client of that service) is done now.
+    let t = Instant::now();
+    drop(aws_adapters::env::messaging_from_env(&sdk)?);
+    out.insert("messaging_again".into(), ms(t.elapsed()));
     let t = Instant::now();
     let deletion = aws_adapters::env::deletion_from_env(&sdk)?;
     out.insert("deletion_clients".into(), ms(t.elapsed()));
@@ -120,36 +101,40 @@ pub async fn probe(mode: Mode) -> anyhow::Result<()> {
 /// The parent: `runs` fresh processes per variant; one row per variant with the medians.
 pub fn breakdown(env: &BTreeMap<String, String>, user: &str, runs: usize) -> anyhow::Result<Report> {
     let mut report = Report::default();
-    let mut today = Duration::ZERO;
-    for mode in [Mode::Default, Mode::EnvCredentials, Mode::TrimmedTrust] {
+    let mut shipped = Duration::ZERO;
+    for mode in [Mode::Lambda, Mode::SwitchedBack] {
         let m = medians(mode, env, user, runs)?;
         // message-user's init work: tracing, SDK config, its two clients.
         let init = m["telemetry"] + m["sdk_config"] + m["messaging_clients"];
-        if mode == Mode::Default {
-            today = init;
+        if mode == Mode::Lambda {
+            shipped = init;
         }
         let variant = match mode {
-            Mode::Default => "as built today (aws_config::load, default clients)",
-            Mode::EnvCredentials => "env credentials provider only",
-            Mode::TrimmedTrust => "env credentials + one shared HTTPS client trusting only the Amazon roots",
+            Mode::Lambda => "as shipped (env credentials, one HTTPS client trusting the Amazon roots)",
+            Mode::SwitchedBack => {
+                "with SDK_SYSTEM_TRUST_AND_DEFAULT_CREDENTIALS=true (aws_config::load: default chain, system trust store)"
+            }
         };
         report.push(
             Row::new(
                 AREA,
                 format!("init work of message-user in a fresh process, {variant} (median of {runs})"),
                 format!(
-                    "{} = config {} + clients {} (deletion_from's 3 clients {}); first GetItem {}, second {}",
+                    "{} = tracing {} + config {} + clients {} (the same clients again {}; deletion_from's 3 \
+                     clients {}); first GetItem {}, second {}",
                     dur(init),
+                    dur(m["telemetry"]),
                     dur(m["sdk_config"]),
                     dur(m["messaging_clients"]),
+                    dur(m["messaging_again"]),
                     dur(m["deletion_clients"]),
                     dur(m["first_get"]),
                     dur(m["second_get"])
                 ),
             )
             .baseline(
-                format!("as built today {}", dur(today)),
-                ratio(init.as_secs_f64(), today.as_secs_f64()),
+                format!("as shipped {}", dur(shipped)),
+                ratio(init.as_secs_f64(), shipped.as_secs_f64()),
             ),
         );
     }
@@ -165,9 +150,13 @@ fn medians(
     let exe = std::env::current_exe()?;
     let mut samples: BTreeMap<&'static str, Vec<Duration>> = BTreeMap::new();
     for _ in 0..runs {
-        let output = std::process::Command::new(&exe)
-            .args(["probe-init", mode.arg()])
-            .envs(env)
+        let mut command = std::process::Command::new(&exe);
+        command.args(["probe-init", mode.arg()]).envs(env);
+        command.env_remove(aws_adapters::sdk::SYSTEM_TRUST_AND_DEFAULT_CREDENTIALS);
+        if mode == Mode::SwitchedBack {
+            command.env(aws_adapters::sdk::SYSTEM_TRUST_AND_DEFAULT_CREDENTIALS, "true");
+        }
+        let output = command
             .env(USER_VAR, user)
             .env("AWS_LAMBDA_FUNCTION_NAME", "probe")
             .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
