@@ -39,7 +39,7 @@ export AWS_REGION="${AWS_REGION:-us-east-1}"
 export PATH="$root/.venv/bin:$PATH"
 py="$root/.venv/bin/python"
 
-functions=(message-user delete-user list-users deletion-worker delivery-events)
+functions=(message-user delete-user list-users deletion-worker delivery-events sweeper token-revocation)
 for fn in "${functions[@]}"; do
     if [[ ! -f "functions/$fn/src/main.rs" ]]; then
         echo "lambda-invoke: functions/$fn/src/main.rs does not exist: nothing to run" >&2
@@ -54,14 +54,16 @@ env_file="$work/lambda.env"
 
 # --- the emulator's resources and seed data ---------------------------------------------------
 "$py" infra/local/emulator_setup.py --prefix "li-$run_id" --env-file "$env_file" \
-    --set DELETE_BUDGET_MS=1 --set RUST_LOG=info functions/*/events/*.json
+    --set DELETE_BUDGET_MS=1 --set RUST_LOG=info --set APP_CLIENT_ID=3n4b5urk1ft4fl3mg5e62d9ado \
+    functions/*/events/*.json
 
 # --- build first, exactly as the watcher runs them (`cargo run --bin <fn>` at the workspace
-# root), so no function compiles inside its first invocation's deadline ---------------------------
-for fn in "${functions[@]}"; do
-    echo "lambda-invoke: cargo build --bin $fn" >&2
-    cargo build --quiet --bin "$fn"
-done
+# root), so no function compiles inside its first invocation's deadline. One cargo call for all
+# of them: a call per binary would resolve the SDK's features anew for each and rebuild it ------
+bins=()
+for fn in "${functions[@]}"; do bins+=(--bin "$fn"); done
+echo "lambda-invoke: cargo build ${bins[*]}" >&2
+cargo build --quiet "${bins[@]}"
 
 # --- the watcher: its own process group, stopped on exit ---------------------------------------
 port="$("$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
@@ -233,6 +235,22 @@ if [[ -n "${delivered_id:-}" ]]; then
     invoke delivery-events "$delivered_event" ok "" "delivery-events sns-ses-delivery (message erased)"
     check "the erased message stays erased" message-status "$env_file" "$delivered_id" absent
 fi
+
+# --- the scheduled sweep: nothing is stuck, so it queues nothing it should not ---------------
+invoke sweeper functions/sweeper/events/scheduled.json sweep "" "sweeper scheduled"
+
+# --- a sign-out in Cognito (CloudTrail through EventBridge) ends the caller's tokens ----------
+revoke_event="$work/admin-user-global-sign-out.json"
+"$py" "$checks" cloudtrail-event "$env_file" \
+    functions/token-revocation/events/admin-user-global-sign-out.json "$revoke_event"
+invoke token-revocation "$revoke_event" "doc:revoked=admin-1" "" "token-revocation AdminUserGlobalSignOut"
+invoke token-revocation functions/token-revocation/events/admin-disable-user-failed.json "doc:ignored" "" \
+    "token-revocation a failed AdminDisableUser (ignored)"
+invoke token-revocation functions/token-revocation/events/admin-user-global-sign-out.json "doc:ignored" "" \
+    "token-revocation a sign-out in another user pool (ignored)"
+# admin-1's token in the sample was issued before the sign-out: it opens nothing any more.
+invoke list-users functions/list-users/events/list-users.json "401:code=unauthenticated" "" \
+    "list-users with a token issued before the sign-out"
 
 if ((failures > 0)); then
     echo "lambda-invoke: $failures check(s) failed; cargo lambda watch log: $watch_log" >&2

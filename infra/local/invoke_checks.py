@@ -11,6 +11,12 @@
       Asserts the answer of a function that returns nothing (an SNS subscriber): JSON null.
   invoke_checks.py answer ANSWER.json sweep
       Asserts the sweeper's summary: lists of ids `queued`, `overdue`, `unconfirmed`, `failed`.
+  invoke_checks.py answer ANSWER.json doc[:key[=value],...]
+      Asserts a plain JSON object answer (an EventBridge target's): each key present, with
+      that value when one is given.
+  invoke_checks.py cloudtrail-event ENV_FILE SAMPLE.json OUT.json
+      Writes the sample CloudTrail event (through EventBridge) with its userPoolId set to the
+      environment's USER_POOL_ID, so the event is about this pool.
   invoke_checks.py ses-event SEND_ANSWER.json SNS_EVENT.json OUT.json
       Writes the sample SNS event with its SES event's mail.messageId (and commonHeaders) set
       to the ses_message_id of that earlier send answer, so the event is about that message;
@@ -86,6 +92,16 @@ def answer(path, expect, *extra):
         for key in keys:
             if not isinstance(got[key], list) or not all(isinstance(i, str) for i in got[key]):
                 fail(f"expected {key} to be a list of ids")
+        print(f"      -> {show(got)}")
+        return
+    if expect == "doc" or expect.startswith("doc:"):
+        # A plain JSON document (not an HTTP answer): `key` present, or `key=value`.
+        if not isinstance(got, dict):
+            fail("expected a JSON object")
+        for check in filter(None, expect[len("doc:"):].split(",")):
+            key, eq, want = check.partition("=")
+            if key not in got or (eq and str(got[key]) != want):
+                fail(f"expected {check}")
         print(f"      -> {show(got)}")
         return
     if expect in ("batch-ok", "batch-any"):
@@ -232,10 +248,20 @@ def erased(env_file, *args):
     )
 
 
+def cloudtrail_event(env_file, sample, out):
+    env = read_env(env_file)
+    with open(sample) as f:
+        event = json.load(f)
+    event["detail"]["requestParameters"]["userPoolId"] = env["USER_POOL_ID"]
+    with open(out, "w") as f:
+        json.dump(event, f)
+
+
 if __name__ == "__main__":
     commands = {
         "answer": answer,
         "ses-event": ses_event,
+        "cloudtrail-event": cloudtrail_event,
         "message-status": message_status,
         "sqs-event": sqs_event,
         "ack": ack,

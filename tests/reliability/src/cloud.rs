@@ -92,6 +92,7 @@ impl Cloud {
             .set("DELETION_QUEUE_URL", &self.queue)
             .set("MAIL_FROM", MAIL_FROM)
             .set("DELETION_LEASE_MARGIN_MS", "1000")
+            .set("APP_CLIENT_ID", http_api::event::CLIENT_ID)
     }
 
     /// The four functions' apps on the emulator, directly.

@@ -23,6 +23,7 @@ pub const FUNCTIONS: &[&str] = &[
     "list-users",
     "deletion-worker",
     "sweeper",
+    "token-revocation",
 ];
 
 /// The binaries, built in one cargo run, once per test binary.

@@ -31,6 +31,7 @@ const REQUIRED: &[(&str, &[&str])] = &[
             "SECURITY_LOGS_TABLE",
             "IDEMPOTENCY_TABLE",
             "MAIL_FROM",
+            "APP_CLIENT_ID",
         ],
     ),
     (
@@ -47,9 +48,13 @@ const REQUIRED: &[(&str, &[&str])] = &[
             "ADMIN_MESSAGES_TABLE",
             "USER_POOL_ID",
             "DELETION_QUEUE_URL",
+            "APP_CLIENT_ID",
         ],
     ),
-    ("list-users", &["PROFILES_TABLE", "SECURITY_LOGS_TABLE"]),
+    (
+        "list-users",
+        &["PROFILES_TABLE", "SECURITY_LOGS_TABLE", "APP_CLIENT_ID"],
+    ),
     (
         "deletion-worker",
         &[
@@ -76,6 +81,7 @@ const REQUIRED: &[(&str, &[&str])] = &[
             "SECURITY_LOGS_TABLE",
         ],
     ),
+    ("token-revocation", &["PROFILES_TABLE", "USER_POOL_ID"]),
 ];
 
 /// Optional numeric settings: an unusable value fails at init with the name, too.

@@ -18,7 +18,12 @@ const ROUTES: &[(&str, &str, &str)] = &[
 ];
 
 /// The functions that serve no route: the queue worker, the SES events subscriber, the sweep.
-const NON_HTTP_BINS: &[&str] = &["deletion-worker", "delivery-events", "sweeper", "token-revocation"];
+const NON_HTTP_BINS: &[&str] = &[
+    "deletion-worker",
+    "delivery-events",
+    "sweeper",
+    "token-revocation",
+];
 
 /// (method, path)
 type Route = (String, String);

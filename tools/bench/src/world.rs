@@ -58,6 +58,8 @@ impl World {
         env.insert("USER_POOL_ID".into(), self.pool.clone());
         env.insert("DELETION_QUEUE_URL".into(), self.queue.clone());
         env.insert("MAIL_FROM".into(), MAIL_FROM.into());
+        // The app client the events' tokens come from (`http_api::event::CLIENT_ID`).
+        env.insert("APP_CLIENT_ID".into(), http_api::event::CLIENT_ID.into());
         env
     }
 
