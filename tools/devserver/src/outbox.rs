@@ -223,7 +223,8 @@ mod tests {
         let eml = render_eml(&email("Your account", "Hello Ana"), Utc::now());
         let (head, body) = eml.split_once("\r\n\r\n").unwrap();
         for line in [
-            "To: ana.lima@example.org",
+            // Delivered to the address as stored: the local part keeps its case (RFC 5321).
+            "To: Ana.Lima@Example.org",
             "From: no-reply@teleperson.com",
             "Reply-To: hello@teleperson.com",
             "Subject: Your account",
