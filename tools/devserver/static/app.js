@@ -32,6 +32,7 @@ const STEP_LABELS = {
   cascade: 'Removing their data',
   delete_auth: 'Removing the sign-in account',
   complete: 'Finishing up',
+  late_pass: 'Final check for late data',
   done: 'Done',
 };
 
@@ -51,7 +52,11 @@ const ERROR_TEXT = {
   subject_invalid: `The subject must be 1–${MAX_SUBJECT} characters, on one line.`,
   body_invalid: `The message must be between 1 and ${MAX_BODY.toLocaleString('en-US')} characters.`,
   payload_too_large: 'The message is too large to send (the limit is 64 KiB).',
-  idempotency_conflict: 'This message was already submitted with different content. Reload and try again.',
+  // 409: the first request with this Idempotency-Key is still in flight (with Retry-After).
+  request_in_progress: 'This message is still being sent by an earlier attempt. Press Send again in a moment to see how it went: it will not be sent twice.',
+  // 422: the key was used for another message; the composer takes a new key for the next try.
+  idempotency_key_reused: 'This send was already used for a different message, so nothing was sent. Press Send again to send this one.',
+  last_owner: 'This is the last active owner, who can’t be deleted. Make another user an owner first.',
   rate_limited: 'You are doing that too often.',
   mail_rejected: 'The email provider refused this message. Check the address, or try again later.',
   dependency_unavailable: 'A service we depend on is unavailable right now. Please try again in a moment.',
@@ -60,7 +65,12 @@ const ERROR_TEXT = {
 
 // A message's delivery status: the badge, the verb before its time, and what it means.
 const MESSAGE_STATUS = {
-  pending: { label: 'Pending', verb: 'Queued', note: 'Being handed to the mail service.' },
+  pending: { label: 'Pending', verb: 'Queued', note: 'Being handed to the mail service, or waiting for it to confirm the message.' },
+  unconfirmed: {
+    label: 'Not confirmed',
+    verb: 'Not confirmed',
+    note: 'The mail service never confirmed this message: it may or may not have gone out. It will not be sent again.',
+  },
   sent: { label: 'Sent', verb: 'Sent', note: 'The mail service accepted it; the recipient’s mail server has not answered yet.' },
   delivered: { label: 'Delivered', verb: 'Delivered', note: 'The recipient’s mail server accepted it.' },
   bounced: { label: 'Bounced', verb: 'Bounced', note: 'Their mail server refused it for good: the address may be wrong or closed.' },
@@ -553,23 +563,35 @@ function openComposer(user, row) {
     try {
       const payload = { subject: subj, body: text };
       if (anyway) payload.send_anyway = true;
-      const { data } = await api('POST', `/admin/users/${enc(id)}/messages`, {
+      const { status, data } = await api('POST', `/admin/users/${enc(id)}/messages`, {
         body: payload,
         headers: { 'Idempotency-Key': key },
       });
       const focusWasOnAnyway = anyway && document.activeElement === button;
       attempt = { fingerprint: null, key: null };
       blocked = null;
+      // 202 {status: "pending"}: the mail service's answer was lost, so the message may have
+      // gone out. It is never sent again; the history shows its status once it is confirmed.
+      const pending = status === 202 || data.status === 'pending';
       result.replaceChildren(
-        h(
-          'div',
-          { class: 'notice success' },
-          h('strong', { text: `Message sent to ${user.display_name}.` }),
-          'Message id ',
-          h('code', { text: data.message_id }),
-          ' · ',
-          h('a', { href: '/dev/outbox', target: '_blank', rel: 'noopener', text: 'view the outbox' }),
-        ),
+        pending
+          ? h(
+              'div',
+              { class: 'notice pending' },
+              h('strong', { text: 'Pending — the mail service has not confirmed this message yet.' }),
+              h('p', { text: `It may already have reached ${user.display_name}, so it will not be sent again. Its status in the history changes when the mail service confirms it.` }),
+              'Message id ',
+              h('code', { text: data.message_id }),
+            )
+          : h(
+              'div',
+              { class: 'notice success' },
+              h('strong', { text: `Message sent to ${user.display_name}.` }),
+              'Message id ',
+              h('code', { text: data.message_id }),
+              ' · ',
+              h('a', { href: '/dev/outbox', target: '_blank', rel: 'noopener', text: 'view the outbox' }),
+            ),
       );
       body.value = '';
       updateCounter();
@@ -578,6 +600,13 @@ function openComposer(user, row) {
       if (focusWasOnAnyway) send.focus();
       loadHistory(id, historyList, { follow: true });
     } catch (err) {
+      // In flight: the first attempt with this key may still send it, so this is no "not sent".
+      const heading = err.code === 'request_in_progress' ? 'The message is still being sent.' : 'The message was not sent.';
+      // The key belongs to another message: the next try takes a new one.
+      if (err.code === 'idempotency_key_reused') {
+        if (anyway && blocked) blocked.key = crypto.randomUUID();
+        else attempt = { fingerprint: null, key: null };
+      }
       if (!anyway && err.code === 'recipient_undeliverable') {
         const notice = undeliverableNotice(err, { fingerprint: fingerprintOf(subj, text), subject: subj, body: text });
         result.replaceChildren(notice);
@@ -586,13 +615,15 @@ function openComposer(user, row) {
         loadHistory(id, historyList);
       } else if (anyway && blocked) {
         // The choice stays on screen: trying again reuses this attempt's key.
-        blocked.error.replaceChildren(errorNotice(err, 'The message was not sent.'));
+        blocked.error.replaceChildren(errorNotice(err, heading));
       } else {
-        result.replaceChildren(errorNotice(err, 'The message was not sent.'));
+        result.replaceChildren(errorNotice(err, heading));
         if (err.code === 'subject_invalid') subject.focus();
         else if (err.code === 'body_invalid' || err.code === 'payload_too_large') body.focus();
       }
-      if (err.code === 'user_deleted' || err.code === 'user_not_found') loadHistory(id, historyList);
+      if (err.code === 'user_deleted' || err.code === 'user_not_found' || err.code === 'request_in_progress') {
+        loadHistory(id, historyList, { follow: err.code === 'request_in_progress' });
+      }
     } finally {
       sending = false;
       if (button.isConnected) setIdle(button, idleLabel);
@@ -655,7 +686,7 @@ function renderMessage(m) {
       sentToo ? ` · sent ${sentText}` : '',
       ` · by ${sender}`,
     ),
-    status.note && (m.status === 'bounced' || m.status === 'complained' || m.status === 'failed')
+    status.note && (m.status === 'bounced' || m.status === 'complained' || m.status === 'failed' || m.status === 'unconfirmed')
       ? h('div', { class: `msg-note note-${m.status}`, text: status.note })
       : null,
     m.body ? h('div', { class: 'msg-body', text: m.body }) : null,
@@ -713,6 +744,8 @@ function denialText(code) {
       return ['Already deleted', 'This user has already been deleted.'];
     case 'user_not_found':
       return ['User not found', ERROR_TEXT.user_not_found];
+    case 'last_owner':
+      return ['You can’t delete the last owner', ERROR_TEXT.last_owner];
     default:
       return ['This user can’t be deleted', ERROR_TEXT[code] || 'The deletion is not allowed.'];
   }
@@ -884,7 +917,7 @@ async function runDeletion(ctx) {
     if (state.dialog === ctx) {
       error.replaceChildren(errorNotice(err, `${user.display_name} was not deleted.`));
       confirm.replaceChildren('Delete permanently');
-      confirm.disabled = (ctx.ackRequired && !ctx.ack.checked) || err.code === 'privileged_target' || err.code === 'forbidden_role' || err.code === 'self_deletion';
+      confirm.disabled = (ctx.ackRequired && !ctx.ack.checked) || err.code === 'privileged_target' || err.code === 'forbidden_role' || err.code === 'self_deletion' || err.code === 'last_owner';
     } else {
       toast(`${user.display_name} was not deleted: ${describe(err)}`);
     }
@@ -902,11 +935,11 @@ function showProgress(ctx, status) {
   ctx.progressText.textContent = `${STEP_LABELS[step] || step}…`;
   ctx.progressCount.textContent =
     ctx.total && ctx.exact ? `${deleted.toLocaleString('en-US')} of ${ctx.total.toLocaleString('en-US')} items` : `${plural(deleted, 'item')} removed`;
-  const order = ['audit', 'lock_out', 'anonymise', 'cascade', 'delete_auth', 'complete', 'done'];
+  const order = ['audit', 'lock_out', 'anonymise', 'cascade', 'delete_auth', 'complete', 'late_pass', 'done'];
   let pct;
   if (step === 'cascade' && ctx.total) pct = 15 + Math.min(80, (deleted / ctx.total) * 80);
   else if (step === 'cascade') pct = 50;
-  else pct = step === 'delete_auth' || step === 'complete' || step === 'done' ? 97 : (order.indexOf(step) + 1) * 4;
+  else pct = ['delete_auth', 'complete', 'late_pass', 'done'].includes(step) ? 97 : (order.indexOf(step) + 1) * 4;
   ctx.barFill.style.width = `${Math.round(pct)}%`;
   ctx.barFill.parentElement.setAttribute('aria-valuenow', String(Math.round(pct)));
 }
@@ -921,7 +954,7 @@ async function pollDeletion(user, job) {
       failures = 0;
       job.last = data;
       if (data.status === 'completed') {
-        finishDeletion(user, data.deleted);
+        finishDeletion(user, data.deleted, data.late_pass);
         return;
       }
       if (state.dialog?.user.user_id === user.user_id) showProgress(state.dialog, data);
@@ -939,7 +972,22 @@ async function pollDeletion(user, job) {
   }
 }
 
-function finishDeletion(user, deleted) {
+/**
+ * The late pass of a completed deletion (`late_pass` of the status): one last sweep of the
+ * user's data once no token issued before the lock-out can be used any more.
+ */
+function latePassText(latePass) {
+  if (!latePass) return '';
+  const late = latePass.late ? Object.values(latePass.late).reduce((a, x) => a + Number(x || 0), 0) : 0;
+  if (latePass.status === 'done') {
+    const when = latePass.done_at ? ` on ${fmtDate(latePass.done_at, dateTimeFmt)}` : '';
+    return ` The final check${when} removed ${plural(late, 'late item')}.`;
+  }
+  const due = latePass.due_at ? fmtDate(latePass.due_at, dateTimeFmt) : '';
+  return due ? ` A final check for data written by sessions that were still open runs after ${due}.` : '';
+}
+
+function finishDeletion(user, deleted, latePass = null) {
   state.deleting.delete(user.user_id);
   const n = deleted ? Object.values(deleted).reduce((a, x) => a + Number(x || 0), 0) : 0;
   const ctx = state.dialog;
@@ -948,7 +996,7 @@ function finishDeletion(user, deleted) {
     ctx.focusAfter = next;
     els.dialog.close();
   }
-  toast(`${user.display_name} was deleted. ${plural(n, 'item')} removed.`);
+  toast(`${user.display_name} was deleted. ${plural(n, 'item')} removed.${latePassText(latePass)}`);
 }
 
 // ---------------------------------------------------------------------------------------
