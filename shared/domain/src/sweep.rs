@@ -1,4 +1,4 @@
-//! The scheduled sweep (`docs/DESIGN.md`, "Guarantees"): the backstop that makes sure nothing
+//! The scheduled sweep (`docs/DESIGN.md`, "The sweep"): the backstop that makes sure nothing
 //! that must finish waits for a person.
 //!
 //! - Deletion jobs that stalled (in progress, lease run out, not saved for a while) and

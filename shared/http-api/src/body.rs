@@ -21,7 +21,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::fmt;
 
-/// Request bodies over 64 KiB are refused (DESIGN.md section 3).
+/// Request bodies over 64 KiB are refused (`docs/DESIGN.md`, "Requests").
 pub const MAX_BODY: usize = 64 * 1024;
 
 /// Longest part of a parser message put into a `detail`.

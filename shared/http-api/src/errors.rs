@@ -1,4 +1,4 @@
-//! One mapping per use-case error to status + code (DESIGN.md section 3).
+//! One mapping per use-case error to status + code (`docs/DESIGN.md`, "Errors").
 //!
 //! This is the boundary: every 5xx is logged here, once, with its full cause chain
 //! (`error = ?anyhow::Error`), and answered with an opaque body. Client errors carry a
@@ -179,7 +179,7 @@ mod tests {
         DependencyError::new("profiles", retryable, anyhow::anyhow!("socket closed"))
     }
 
-    /// Every row of DESIGN.md section 3 that a use-case error can produce.
+    /// Every row of the error table (`docs/DESIGN.md`, "Errors") that a send error can produce.
     #[test]
     fn each_send_error_maps_to_its_status_and_code() {
         let rows: Vec<(SendError, u16, &str)> = vec![

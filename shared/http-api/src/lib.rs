@@ -8,7 +8,7 @@
 //! - call the use case;
 //! - answer: [`response::json`] for success, and one mapping function per use-case error in
 //!   [`errors`] turning it into a [`Problem`] (RFC 9457 `application/problem+json`, with the
-//!   stable `code` of DESIGN.md section 3).
+//!   stable `code` listed in `docs/DESIGN.md`, "Errors").
 //!
 //! Every expected failure is an answer, never an `Err` and never a panic. 5xx answers are
 //! opaque (the request id only) and their cause chain is logged once, here, at the boundary.

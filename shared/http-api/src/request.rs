@@ -92,12 +92,6 @@ pub fn meta(req: &Request, rules: &TokenRules) -> RequestMeta {
     }
 }
 
-/// The caller's `sub`, or `401 unauthenticated`.
-///
-/// A request without claims is refused here, before its body is read, and is not written to
-/// `security_logs`: it has no actor, API Gateway's JWT authorizer refuses such requests
-/// before they reach a function, and auditing anonymous traffic would let anyone grow the
-/// audit table. A caller with a `sub` but no profile is refused (and audited) by the use case.
 /// The target id to record in an audit row: the path's user id when it is valid, else `-`
 /// (a malformed id is never written to the audit table).
 pub fn audit_target(req: &Request) -> String {

@@ -4,7 +4,7 @@
 //! use cases (from the profiles table, on every request) and handed in; the answer
 //! is a [`Decision`]. Handlers never re-implement any of these rules.
 //!
-//! The rules (DESIGN.md section 1, "Rules"):
+//! The rules (`docs/DESIGN.md`, "Rules"):
 //! - only callers whose profile role is `admin` or `owner` may act; a caller with no
 //!   profile, a tombstoned profile or an unknown role string has no rights;
 //! - nobody deletes their own account here;
@@ -133,7 +133,7 @@ pub struct Request {
 }
 
 /// Why a request is refused. Each maps to one stable error code and HTTP status
-/// (DESIGN.md section 3).
+/// (`docs/DESIGN.md`, "Errors").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Denial {
     /// 401 `unauthenticated`: no caller, no profile, a deleted caller, or a revoked token.
