@@ -115,11 +115,12 @@ async fn a_flood_of_refusals_writes_a_bounded_number_of_rows_and_counts_them_all
 async fn refusals_without_a_caller_are_counted_by_source_ip() {
     let b = seeded(0);
     let m = b.messaging(MessagingSettings::default());
-    let anonymous = RequestMeta {
-        caller: None,
-        ..meta("x")
-    };
+    // Thirty requests (each its own request id, as API Gateway gives them).
     for _ in 0..30 {
+        let anonymous = RequestMeta {
+            caller: None,
+            ..meta("x")
+        };
         let _ = m
             .refuse_anonymous(&anonymous, policy::Action::SendMessage, "user-2")
             .await;
