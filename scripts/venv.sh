@@ -9,6 +9,16 @@ venv="$root/.venv"
 req="$root/requirements-dev.txt"
 stamp="$venv/.requirements-dev.sha256"
 
+for tool in python3 curl; do
+    if ! command -v "$tool" >/dev/null; then
+        echo "venv.sh: $tool is not installed; the test scripts need it (Debian: apt-get install ${tool/python3/python3 python3-venv})" >&2
+        exit 1
+    fi
+done
+if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+    echo "venv.sh: python3 has no venv/ensurepip module (Debian: apt-get install python3-venv)" >&2
+    exit 1
+fi
 if [[ ! -x "$venv/bin/python" ]]; then
     echo "venv.sh: creating $venv" >&2
     python3 -m venv "$venv"

@@ -53,8 +53,9 @@ async fn a_send_cut_short_by_the_deadline_after_the_request_went_out_is_unconfir
         body: MessageBody::parse("Body").unwrap(),
     };
 
+    // Enough time to start a send (the adapter wants 2 s), then SES goes silent.
     let started = Instant::now();
-    let result = within(started + Duration::from_millis(300), mailer.send(&email)).await;
+    let result = within(started + Duration::from_millis(2_300), mailer.send(&email)).await;
     let took = started.elapsed();
     match result {
         // SES may have the mail: never sent again.
@@ -62,10 +63,18 @@ async fn a_send_cut_short_by_the_deadline_after_the_request_went_out_is_unconfir
         other => panic!("expected unconfirmed, got {other:?}"),
     }
     assert!(
-        took < Duration::from_secs(2),
+        took < Duration::from_secs(4),
         "the deadline, not the 10 s send timeout: {took:?}"
     );
     assert_eq!(silent.connections(), 1, "sent once, never retried");
+
+    // With less time left than a send needs, nothing goes out: a definite "not sent".
+    let result = within(Instant::now() + Duration::from_millis(300), mailer.send(&email)).await;
+    match result {
+        Err(MailError::NotSent { code, .. }) => assert_eq!(code, "NoTimeLeft"),
+        other => panic!("expected not sent, got {other:?}"),
+    }
+    assert_eq!(silent.connections(), 1, "no second request");
 }
 
 #[tokio::test]

@@ -103,9 +103,31 @@ fn timeouts(attempt: Duration, operation: Duration) -> TimeoutConfig {
         .build()
 }
 
+/// The SDK's retry quota refills this many tokens a second (a retry costs 14 of the 500).
+///
+/// The SDK's default quota never refills by itself (no success reward, no refill rate): a
+/// process that lived through a few seconds of a dependency outage (35 failed retries) would
+/// retry nothing for the rest of its life, and a long-lived Lambda environment would then turn
+/// every single throttle into an error. With a refill, the quota still stops retry storms
+/// during an outage and comes back within seconds after it.
+const RETRY_QUOTA_REFILL_PER_SECOND: f32 = 50.0;
+
+/// One retry partition per service, with a quota that refills over time (see above).
+fn retry_partition(service: &'static str) -> aws_sdk_dynamodb::config::retry::RetryPartition {
+    use aws_sdk_dynamodb::config::retry::{RetryPartition, TokenBucket};
+    RetryPartition::custom(service)
+        .token_bucket(
+            TokenBucket::builder()
+                .refill_rate(RETRY_QUOTA_REFILL_PER_SECOND)
+                .build(),
+        )
+        .build()
+}
+
 fn dynamodb(sdk: &SdkConfig) -> aws_sdk_dynamodb::Client {
     let config = aws_sdk_dynamodb::config::Builder::from(sdk)
         .timeout_config(timeouts(Duration::from_secs(3), Duration::from_secs(8)))
+        .retry_partition(retry_partition("teleperson-dynamodb"))
         .build();
     aws_sdk_dynamodb::Client::from_conf(config)
 }
@@ -113,6 +135,7 @@ fn dynamodb(sdk: &SdkConfig) -> aws_sdk_dynamodb::Client {
 fn cognito(sdk: &SdkConfig) -> aws_sdk_cognitoidentityprovider::Client {
     let config = aws_sdk_cognitoidentityprovider::config::Builder::from(sdk)
         .timeout_config(timeouts(Duration::from_secs(3), Duration::from_secs(8)))
+        .retry_partition(retry_partition("teleperson-cognito"))
         .build();
     aws_sdk_cognitoidentityprovider::Client::from_conf(config)
 }
@@ -120,6 +143,7 @@ fn cognito(sdk: &SdkConfig) -> aws_sdk_cognitoidentityprovider::Client {
 fn sqs(sdk: &SdkConfig) -> aws_sdk_sqs::Client {
     let config = aws_sdk_sqs::config::Builder::from(sdk)
         .timeout_config(timeouts(Duration::from_secs(3), Duration::from_secs(8)))
+        .retry_partition(retry_partition("teleperson-sqs"))
         .build();
     aws_sdk_sqs::Client::from_conf(config)
 }

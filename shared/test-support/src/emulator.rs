@@ -61,13 +61,28 @@ impl Emulator {
     }
 
     /// `GET {endpoint}{path}` as text (moto's own API: `/moto-api/data.json`).
+    ///
+    /// moto 5.2.5 answers `/moto-api/data.json` with a 500 now and then while other requests
+    /// change its state (it serialises every backend without a lock): read again, up to 20
+    /// times, before failing the test.
     pub async fn get_text(&self, path: &str) -> String {
-        let endpoint = self.endpoint.clone();
-        let owned = path.to_owned();
-        tokio::task::spawn_blocking(move || http_get(&endpoint, &owned))
-            .await
-            .expect("the HTTP reader does not panic")
-            .unwrap_or_else(|e| panic!("GET {path} from the emulator failed: {e}"))
+        let mut last = String::new();
+        for _ in 0..20 {
+            let endpoint = self.endpoint.clone();
+            let owned = path.to_owned();
+            match tokio::task::spawn_blocking(move || http_get(&endpoint, &owned))
+                .await
+                .expect("the HTTP reader does not panic")
+            {
+                Ok(text) => return text,
+                Err(e) if e.contains("HTTP 5") => {
+                    last = e;
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("GET {path} from the emulator failed: {e}"),
+            }
+        }
+        panic!("GET {path} from the emulator failed 20 times: {last}")
     }
 }
 

@@ -34,8 +34,18 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use std::sync::Arc;
 use tokio::sync::RwLock;
 
+/// The one lock of this process around the emulator's DynamoDB: writers alone, readers
+/// together. One for the whole process, not one per client or proxy: every test of a binary
+/// talks to the same moto, which also fails (an HTML 500 page) when writes from two clients
+/// meet.
+pub fn emulator_lock() -> Arc<RwLock<()>> {
+    static LOCK: std::sync::LazyLock<Arc<RwLock<()>>> = std::sync::LazyLock::new(Arc::default);
+    LOCK.clone()
+}
+
 /// `sdk` with an HTTP client that isolates every DynamoDB write from every other DynamoDB
-/// request made through it (by any client built from the returned configuration).
+/// request of this process made through [`emulator_lock`] (any client built from the
+/// returned configuration, and the reliability tests' proxies).
 pub fn isolated(sdk: &SdkConfig) -> SdkConfig {
     let inner = aws_smithy_http_client::Builder::new()
         .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
@@ -44,7 +54,7 @@ pub fn isolated(sdk: &SdkConfig) -> SdkConfig {
         .build_https();
     let client = Isolating {
         inner,
-        lock: Arc::new(RwLock::new(())),
+        lock: emulator_lock(),
     };
     sdk.to_builder()
         .http_client(SharedHttpClient::new(client))

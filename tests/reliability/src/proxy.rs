@@ -218,7 +218,8 @@ struct Ctx {
     upstream: String,
     shared: Arc<Mutex<Shared>>,
     injected: Arc<AtomicU64>,
-    /// Writes are writers, other DynamoDB requests readers.
+    /// Writes are writers, other DynamoDB requests readers: the process's one lock around
+    /// the emulator, shared by every proxy (they all forward to the same moto).
     isolation: Arc<RwLock<()>>,
 }
 
@@ -246,7 +247,7 @@ impl FaultProxy {
             upstream: authority,
             shared: shared.clone(),
             injected: injected.clone(),
-            isolation: Arc::new(RwLock::new(())),
+            isolation: test_support::isolation::emulator_lock(),
         };
         let task = tokio::spawn(async move {
             loop {

@@ -186,7 +186,21 @@ async fn every_dynamodb_call_of_a_send_survives_one_fault_through_the_sdks_own_r
                 let answer = case.send("k").await;
                 let what = format!("{op} call {} answered {status} {code} once", call + 1);
                 answer.assert_well_formed();
-                assert_eq!(answer.status, 201, "{what}: {}", answer.body);
+                assert_eq!(
+                    answer.status,
+                    201,
+                    "{what}: {} (calls: {:?}, baseline {:?})\n{}",
+                    answer.body,
+                    case.proxy.operations(),
+                    ops,
+                    logs::capture()
+                        .text()
+                        .lines()
+                        .filter(|l| l.contains("ERROR") || l.contains("WARN"))
+                        .take(8)
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                );
                 assert_eq!(case.proxy.injected(), 1, "{what}");
                 assert_eq!(
                     case.proxy.attempts(&op),
@@ -373,6 +387,7 @@ async fn ses_faults_get_their_documented_answers_and_nothing_is_ever_sent_twice(
                 }
                 let answer = case.send("k").await;
                 answer.assert_well_formed();
+                println!("{what}: answered {}", answer.status);
                 if c.code == "-" {
                     let doc = answer.assert_success(c.status);
                     assert_eq!(doc["status"], "pending", "{what}");
@@ -542,11 +557,22 @@ async fn every_call_of_a_delete_that_keeps_failing_is_finished_by_the_queue_with
                 if !matches!(first.status, 200 | 202) {
                     first.assert_problem(503, "dependency_unavailable");
                 }
-                assert_eq!(
-                    case.proxy.injected(),
-                    MAX_ATTEMPTS,
-                    "{what}: {MAX_ATTEMPTS} attempts"
-                );
+                if case.proxy.injected() == 0 {
+                    // The cascade runs its tables at once and reads index tables again until
+                    // empty, so how many calls of one operation a delete makes varies from run
+                    // to run: this run never made the faulted call (checked), and must still
+                    // finish below like any other.
+                    assert!(
+                        case.proxy.attempts(&op) <= call as usize,
+                        "{what}: the call was made but no fault was injected"
+                    );
+                } else {
+                    assert_eq!(
+                        case.proxy.injected(),
+                        MAX_ATTEMPTS,
+                        "{what}: {MAX_ATTEMPTS} attempts"
+                    );
+                }
                 // Nobody sends the DELETE again: what the routine queued finishes the job.
                 if cloud.job_row(&case.target).await.is_none() {
                     // Failed before the job was created: nothing started, nothing changed.
@@ -575,6 +601,11 @@ async fn every_call_of_a_delete_that_keeps_failing_is_finished_by_the_queue_with
         .collect()
         .await;
     let total: u64 = outcomes.iter().map(|o| o.1).sum();
+    let unreached = outcomes.iter().filter(|o| o.1 == 0).count();
+    assert!(
+        unreached * 4 <= n,
+        "{unreached} of {n} faulted calls never came: the cases no longer match what a delete does"
+    );
     let unavailable = outcomes.iter().filter(|o| o.0 == 503).count();
     let not_started = outcomes.iter().filter(|o| o.2.is_none()).count();
     let by_queue = outcomes

@@ -114,7 +114,7 @@ pub fn check_security_logs_append_only(t: &Template) -> Vec<String> {
                 .iter()
                 .any(|a| actions.iter().any(|p| glob(p, a)))
         };
-        if !grants_tampering || is_refusal_counter(t, &s.body) {
+        if !grants_tampering || is_refusal_counter(t, s.body) {
             continue;
         }
         let covers_logs = if !s.body["NotResource"].is_null() {
