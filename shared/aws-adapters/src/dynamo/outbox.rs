@@ -55,6 +55,44 @@ impl DynamoMessageOutbox {
             security_logs_table: security_logs_table.into(),
         }
     }
+
+    /// The `UpdateItem` that moves a row out of `pending` (and so out of the sparse `pending`
+    /// index) to `status`, with `error_code` when given: only while the row is still pending
+    /// and `also` (an extra condition, `" AND ..."`, or empty) holds.
+    async fn leave_pending(
+        &self,
+        message_id: &str,
+        status: MessageStatus,
+        error_code: Option<&str>,
+        also: &str,
+        at: &str,
+    ) -> Result<UpdateItemOutput, SdkError<UpdateItemError, HttpResponse>> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.messages_table)
+            .key("message_id", s(message_id))
+            .condition_expression(format!("#status = :pending{also}"))
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#pending", PENDING_ATTR)
+            .expression_attribute_values(":to", s(status.as_str()))
+            .expression_attribute_values(":pending", s(MessageStatus::Pending.as_str()))
+            .expression_attribute_values(":at", s(at));
+        let set_code = match error_code {
+            Some(code) => {
+                update = update.expression_attribute_values(":code", s(code));
+                ", error_code = :code"
+            }
+            None => "",
+        };
+        update
+            .update_expression(format!(
+                "SET #status = :to{set_code}, updated_at = :at REMOVE #pending"
+            ))
+            .send()
+            .within_deadline()
+            .await
+    }
 }
 
 fn message_item(m: &AdminMessage) -> Item {
@@ -363,22 +401,9 @@ impl MessageOutbox for DynamoMessageOutbox {
     }
 
     async fn mark_failed(&self, message_id: &str, error_code: &str, at: &str) -> StoreResult<()> {
+        // Never turn a sent message back into a failed one.
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.messages_table)
-            .key("message_id", s(message_id))
-            .update_expression("SET #status = :failed, error_code = :code, updated_at = :at REMOVE #pending")
-            // Never turn a sent message back into a failed one.
-            .condition_expression("#status = :pending")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_names("#pending", PENDING_ATTR)
-            .expression_attribute_values(":failed", s(MessageStatus::Failed.as_str()))
-            .expression_attribute_values(":pending", s(MessageStatus::Pending.as_str()))
-            .expression_attribute_values(":code", s(error_code))
-            .expression_attribute_values(":at", s(at))
-            .send()
-            .within_deadline()
+            .leave_pending(message_id, MessageStatus::Failed, Some(error_code), "", at)
             .await;
         condition_failed_is_done(result, || {
             format!("UpdateItem (mark failed) on {}", self.messages_table)
@@ -482,39 +507,26 @@ impl MessageOutbox for DynamoMessageOutbox {
         };
         // SES may have been called for a row with an attempt: unconfirmed.
         let unconfirmed = self
-            .client
-            .update_item()
-            .table_name(&self.messages_table)
-            .key("message_id", s(message_id))
-            .update_expression("SET #status = :unconfirmed, updated_at = :at REMOVE #pending")
-            .condition_expression("#status = :pending AND attribute_exists(attempt)")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_names("#pending", PENDING_ATTR)
-            .expression_attribute_values(":unconfirmed", s(MessageStatus::Unconfirmed.as_str()))
-            .expression_attribute_values(":pending", s(MessageStatus::Pending.as_str()))
-            .expression_attribute_values(":at", s(at))
-            .send()
-            .within_deadline()
+            .leave_pending(
+                message_id,
+                MessageStatus::Unconfirmed,
+                None,
+                " AND attribute_exists(attempt)",
+                at,
+            )
             .await;
         if condition_failed_is_done(unconfirmed, what)? {
             return Ok(Some(MessageStatus::Unconfirmed));
         }
         // Never handed to SES (its request died before the attempt): failed.
         let failed = self
-            .client
-            .update_item()
-            .table_name(&self.messages_table)
-            .key("message_id", s(message_id))
-            .update_expression("SET #status = :failed, error_code = :code, updated_at = :at REMOVE #pending")
-            .condition_expression("#status = :pending AND attribute_not_exists(attempt)")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_names("#pending", PENDING_ATTR)
-            .expression_attribute_values(":failed", s(MessageStatus::Failed.as_str()))
-            .expression_attribute_values(":pending", s(MessageStatus::Pending.as_str()))
-            .expression_attribute_values(":code", s(NOT_SENT))
-            .expression_attribute_values(":at", s(at))
-            .send()
-            .within_deadline()
+            .leave_pending(
+                message_id,
+                MessageStatus::Failed,
+                Some(NOT_SENT),
+                " AND attribute_not_exists(attempt)",
+                at,
+            )
             .await;
         Ok(condition_failed_is_done(failed, what)?.then_some(MessageStatus::Failed))
     }
