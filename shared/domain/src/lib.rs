@@ -14,6 +14,7 @@ pub mod messaging;
 pub mod model;
 pub mod ports;
 pub mod revocation;
+pub mod schedule;
 pub mod sweep;
 pub mod types;
 pub mod users;

@@ -194,7 +194,7 @@ async fn fault_then_finish(k: u64, fault: Fault, per_table: usize) -> Faulted {
         "nothing was written late"
     );
     assert!(
-        sim.dead_letters.is_empty(),
+        sim.schedule.dead_letters.is_empty(),
         "k={k}: a continuation walked to the dead-letter queue"
     );
     assert_fully_deleted(&b, per_table);
@@ -302,8 +302,12 @@ async fn a_tiny_budget_answers_in_progress_and_the_worker_finishes() {
     sim.run_until(Duration::from_secs(3600), job_completed("user-1"))
         .await;
     assert_fully_deleted(&b, 30);
-    assert!(sim.worker_runs > 2, "several worker runs: {}", sim.worker_runs);
-    assert!(sim.dead_letters.is_empty());
+    assert!(
+        sim.schedule.worker_runs > 2,
+        "several worker runs: {}",
+        sim.schedule.worker_runs
+    );
+    assert!(sim.schedule.dead_letters.is_empty());
 }
 
 #[tokio::test(start_paused = true)]
@@ -824,6 +828,6 @@ async fn throttling_slows_the_cascade_down_and_never_fails_it() {
     );
     sim.run_until(SIX_HOURS, job_completed("user-1")).await;
     assert!(b.store_calls() > 200, "the throttles were reached");
-    assert!(sim.dead_letters.is_empty());
+    assert!(sim.schedule.dead_letters.is_empty());
     assert_fully_deleted(&b, 40);
 }

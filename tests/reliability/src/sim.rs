@@ -1,20 +1,13 @@
-//! The Lambda service around the in-memory backend, through the real handlers: SQS's event
-//! source mapping feeds the continuations to `deletion_worker::handle` as SQS batch events
-//! (a received message is hidden for the visibility timeout and comes back unless the
-//! worker's batch response acknowledged it; after `max_receives` receives it goes to the
-//! dead-letter queue), and EventBridge runs the sweep every `sweep_every`.
-//!
-//! It runs in tokio's paused time (`#[tokio::test(start_paused = true)]`) with the backend's
-//! clock following it ([`Sim::backend_clock`]), so queue delays, leases and the 15-minute
-//! and one-hour marks pass in milliseconds of real time. A [`Fault::Crash`] injected into a
-//! worker run or a sweep drops that run, like a Lambda killed at that instruction.
-//!
-//! [`Fault::Crash`]: domain::memory::Fault::Crash
+//! The Lambda service around the in-memory backend ([`domain::schedule::Schedule`]), through
+//! the real handlers: SQS's event source mapping feeds the continuations to
+//! `deletion_worker::handle` as SQS batch events. Runs in tokio's paused time with the
+//! backend's clock following it ([`Sim::backend_clock`]).
 
 use crate::world::Apps;
 use aws_lambda_events::sqs::SqsEvent;
 use domain::memory::{InMemoryBackend, QueuedMessage, State};
 use domain::ports::TokioClock;
+use domain::schedule::Schedule;
 use domain::sweep::{SweepSettings, Sweeper};
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,13 +16,7 @@ pub struct Sim {
     pub b: Arc<InMemoryBackend>,
     pub apps: Apps,
     pub sweeper: Sweeper,
-    /// SQS's visibility timeout of the queue (the template's: 6 x the worker's timeout).
-    pub visibility: Duration,
-    pub sweep_every: Duration,
-    pub max_receives: u32,
-    pub dead_letters: Vec<QueuedMessage>,
-    pub worker_runs: usize,
-    pub sweeps: usize,
+    pub schedule: Schedule,
 }
 
 impl Sim {
@@ -39,19 +26,13 @@ impl Sim {
         b.set_clock(Arc::new(TokioClock::new(chrono::Utc::now())));
     }
 
-    /// The template's settings: a 720 s visibility timeout, 5 receives before the dead-letter
-    /// queue, a sweep every 5 minutes.
+    /// The template's settings ([`Schedule::default`]).
     pub fn new(b: &Arc<InMemoryBackend>, apps: Apps) -> Sim {
         Sim {
             sweeper: b.sweeper(SweepSettings::default()),
             b: b.clone(),
             apps,
-            visibility: Duration::from_secs(720),
-            sweep_every: Duration::from_secs(300),
-            max_receives: 5,
-            dead_letters: Vec::new(),
-            worker_runs: 0,
-            sweeps: 0,
+            schedule: Schedule::default(),
         }
     }
 
@@ -68,62 +49,19 @@ impl Sim {
     }
 
     /// Run the queue and the sweep until `done` holds; the simulated time it took. Panics
-    /// (with the jobs and the queue) when `limit` passes first.
+    /// (with the jobs and the queue) when `limit` passes first. A message is deleted only
+    /// when the worker's batch response does not name it; an invocation error leaves it to
+    /// come back after the visibility timeout.
     pub async fn run_until(&mut self, limit: Duration, done: impl Fn(&State) -> bool) -> Duration {
-        let clock = self.b.clock();
-        let start = clock.now();
-        let every = chrono::Duration::from_std(self.sweep_every).expect("a short interval");
-        let mut next_sweep = start + every;
-        loop {
-            let now = clock.now();
-            let elapsed = (now - start).to_std().unwrap_or_default();
-            if done(&self.b.snapshot()) {
-                return elapsed;
-            }
-            assert!(
-                elapsed <= limit,
-                "not done after {elapsed:?}: jobs {:#?}, queue {:#?}, dead letters {:#?}",
-                self.b.snapshot().jobs,
-                self.b.snapshot().queue,
-                self.dead_letters
-            );
-            if now >= next_sweep {
-                tokio::select! {
-                    _ = self.sweeper.run() => {}
-                    _ = self.b.crashed() => {}
-                }
-                self.sweeps += 1;
-                next_sweep = now + every;
-                continue;
-            }
-            if let Some(m) = self.b.receive(now, self.visibility) {
-                if m.receives > self.max_receives {
-                    self.b.ack(m.id);
-                    self.dead_letters.push(m);
-                    continue;
-                }
-                self.worker_runs += 1;
+        let worker = &self.apps.worker;
+        self.schedule
+            .run_until(&self.b, &self.sweeper, limit, done, |m| async move {
                 let event =
                     lambda_runtime::LambdaEvent::new(Self::sqs_event(&m), lambda_runtime::Context::default());
-                let out = tokio::select! {
-                    r = deletion_worker::handle(&self.apps.worker, event) => Some(r),
-                    _ = self.b.crashed() => None,
-                };
-                // Deleted only when the batch response does not name it; an invocation error
-                // or a crash leaves it to come back after the visibility timeout.
-                if let Some(Ok(response)) = out {
-                    if response.batch_item_failures.is_empty() {
-                        self.b.ack(m.id);
-                    }
-                }
-                continue;
-            }
-            let wake = self.b.next_visible_at().map_or(next_sweep, |t| t.min(next_sweep));
-            let wait = (wake - now)
-                .to_std()
-                .unwrap_or_default()
-                .max(Duration::from_millis(1));
-            tokio::time::sleep(wait).await;
-        }
+                deletion_worker::handle(worker, event)
+                    .await
+                    .is_ok_and(|response| response.batch_item_failures.is_empty())
+            })
+            .await
     }
 }

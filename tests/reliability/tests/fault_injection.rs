@@ -357,14 +357,14 @@ async fn erase_with(k: u64, fault: Fault, calls: Option<&mut u64>) -> Option<Era
         "{what}: completion event"
     );
     assert!(
-        sim.dead_letters.is_empty(),
+        sim.schedule.dead_letters.is_empty(),
         "{what}: a continuation walked to the dead-letter queue"
     );
     Some(Erased {
         answer: answer.map_or("crash".to_owned(), |a| a.summary()),
         to_completed,
-        worker_runs: sim.worker_runs,
-        sweeps: sim.sweeps,
+        worker_runs: sim.schedule.worker_runs,
+        sweeps: sim.schedule.sweeps,
     })
 }
 

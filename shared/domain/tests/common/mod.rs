@@ -3,9 +3,10 @@
 
 use domain::cascade::{CascadeTable, CASCADE_PLAN};
 use domain::deletion::{Deletion, DeletionSettings};
-use domain::memory::{InMemoryBackend, QueuedMessage, State};
+use domain::memory::{InMemoryBackend, State};
 use domain::model::{AdminMessage, MessageStatus, Profile, RequestMeta};
 use domain::ports::{ManualClock, TokioClock};
+use domain::schedule::Schedule;
 use domain::sweep::{SweepSettings, Sweeper};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,17 +14,13 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub fn profile(id: &str, role: &str, email: Option<&str>) -> Profile {
-    Profile {
-        user_id: id.into(),
-        email: email.map(Into::into),
-        display_name: format!("Name of {id}"),
-        role: role.into(),
-        created_at: "2026-01-01T00:00:00.000Z".into(),
-        deleted_at: None,
-        auth_username: None,
-        deletion_job_id: None,
-        tokens_valid_after: None,
-    }
+    Profile::active(
+        id,
+        role,
+        email,
+        &format!("Name of {id}"),
+        "2026-01-01T00:00:00.000Z",
+    )
 }
 
 pub fn meta(caller: &str) -> RequestMeta {
@@ -98,23 +95,14 @@ pub fn deletion_with_clock(b: &Arc<InMemoryBackend>, clock: Arc<ManualClock>, pa
     d
 }
 
-/// SQS and EventBridge as the Lambda service runs them, around the in-memory backend, in
-/// tokio's paused time (`#[tokio::test(start_paused = true)]`; the backend's clock follows
-/// it): the worker receives the continuations that are visible (a received message is hidden
-/// for the visibility timeout and comes back unless acknowledged; after `max_receives` it
-/// goes to the dead-letter queue), and the sweep runs every `sweep_every`. A crash injected
-/// into a worker run drops that run, like a killed Lambda.
+/// The Lambda service around the in-memory backend ([`Schedule`]), with the worker calling
+/// `Deletion::continue_job` directly within its budget.
 pub struct Sim {
     pub b: Arc<InMemoryBackend>,
     pub deletion: Deletion,
     pub sweeper: Sweeper,
     pub worker_budget: Duration,
-    pub visibility: Duration,
-    pub sweep_every: Duration,
-    pub max_receives: u32,
-    pub dead_letters: Vec<QueuedMessage>,
-    pub worker_runs: usize,
-    pub sweeps: usize,
+    pub schedule: Schedule,
 }
 
 /// The backend for a simulation: its clock follows tokio's (paused) time, and every store
@@ -127,78 +115,30 @@ pub fn sim_backend(per_table: usize, latency: Duration) -> Arc<InMemoryBackend> 
 }
 
 impl Sim {
-    /// The Lambda settings of the template: a 100 s worker budget, SQS's 720 s visibility
-    /// timeout and 5 receives, a sweep every 5 minutes.
+    /// The Lambda settings of the template: a 100 s worker budget and [`Schedule::default`].
     pub fn new(b: &Arc<InMemoryBackend>, settings: DeletionSettings) -> Sim {
         Sim {
             deletion: b.deletion(settings),
             sweeper: b.sweeper(SweepSettings::default()),
             b: b.clone(),
             worker_budget: Duration::from_secs(100),
-            visibility: Duration::from_secs(720),
-            sweep_every: Duration::from_secs(300),
-            max_receives: 5,
-            dead_letters: Vec::new(),
-            worker_runs: 0,
-            sweeps: 0,
+            schedule: Schedule::default(),
         }
     }
 
     /// Run the queue and the sweep until `done` holds; the simulated time it took. Panics
-    /// (with the job's state) when `limit` passes first.
+    /// (with the job's state) when `limit` passes first. A continuation is acknowledged when
+    /// the worker answered Ok; a failed receive leaves it to come back.
     pub async fn run_until(&mut self, limit: Duration, done: impl Fn(&State) -> bool) -> Duration {
-        let clock = self.b.clock();
-        let start = clock.now();
-        let mut next_sweep = start + chrono::Duration::from_std(self.sweep_every).unwrap();
-        loop {
-            let now = clock.now();
-            let elapsed = (now - start).to_std().unwrap_or_default();
-            if done(&self.b.snapshot()) {
-                return elapsed;
-            }
-            assert!(
-                elapsed <= limit,
-                "not done after {elapsed:?}: jobs {:#?}, queue {:#?}, dead letters {:#?}",
-                self.b.snapshot().jobs,
-                self.b.snapshot().queue,
-                self.dead_letters
-            );
-            if now >= next_sweep {
-                // A crash in the sweep is a killed sweep: the next schedule runs it again.
-                tokio::select! {
-                    _ = self.sweeper.run() => {}
-                    _ = self.b.crashed() => {}
-                }
-                self.sweeps += 1;
-                next_sweep = now + chrono::Duration::from_std(self.sweep_every).unwrap();
-                continue;
-            }
-            if let Some(m) = self.b.receive(now, self.visibility) {
-                if m.receives > self.max_receives {
-                    self.b.ack(m.id);
-                    self.dead_letters.push(m);
-                    continue;
-                }
-                self.worker_runs += 1;
-                let deadline = Instant::now() + self.worker_budget;
-                let out = tokio::select! {
-                    r = self.deletion.continue_job(&m.continuation, deadline) => Some(r),
-                    _ = self.b.crashed() => None,
-                };
-                // Acknowledged only when the worker answered Ok; a failed receive or a crash
-                // leaves it to come back after the visibility timeout.
-                if let Some(Ok(_)) = out {
-                    self.b.ack(m.id);
-                }
-                continue;
-            }
-            let wake = self.b.next_visible_at().map_or(next_sweep, |t| t.min(next_sweep));
-            let wait = (wake - now)
-                .to_std()
-                .unwrap_or_default()
-                .max(Duration::from_millis(1));
-            tokio::time::sleep(wait).await;
-        }
+        let (deletion, budget) = (&self.deletion, self.worker_budget);
+        self.schedule
+            .run_until(&self.b, &self.sweeper, limit, done, |m| async move {
+                deletion
+                    .continue_job(&m.continuation, Instant::now() + budget)
+                    .await
+                    .is_ok()
+            })
+            .await
     }
 }
 
