@@ -269,17 +269,7 @@ pub fn item(pairs: &[(&str, &str)]) -> Item {
 
 /// A profile row as the dashboard's sign-up would write it.
 pub fn profile(user_id: &str, email: Option<&str>, role: &str, name: &str) -> Profile {
-    Profile {
-        user_id: user_id.to_owned(),
-        email: email.map(str::to_owned),
-        display_name: name.to_owned(),
-        role: role.to_owned(),
-        created_at: "2025-01-01T00:00:00.000Z".to_owned(),
-        deleted_at: None,
-        auth_username: None,
-        deletion_job_id: None,
-        tokens_valid_after: None,
-    }
+    Profile::active(user_id, role, email, name, "2025-01-01T00:00:00.000Z")
 }
 
 /// A fresh user id.

@@ -20,17 +20,13 @@ const STATUS_ROUTE: &str = "/admin/users/{userId}/deletion";
 const PREVIEW_ROUTE: &str = "/admin/users/{userId}/deletion-preview";
 
 fn profile(id: &str, role: &str) -> Profile {
-    Profile {
-        user_id: id.into(),
-        email: Some(format!("{id}@Example.com")),
-        display_name: format!("Name of {id}"),
-        role: role.into(),
-        created_at: "2025-01-01T00:00:00.000Z".into(),
-        deleted_at: None,
-        auth_username: None,
-        deletion_job_id: None,
-        tokens_valid_after: None,
-    }
+    Profile::active(
+        id,
+        role,
+        Some(&format!("{id}@Example.com")),
+        &format!("Name of {id}"),
+        "2025-01-01T00:00:00.000Z",
+    )
 }
 
 fn item(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

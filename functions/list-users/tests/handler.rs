@@ -9,17 +9,7 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 
 fn profile(id: &str, role: &str, email: Option<&str>, name: &str) -> Profile {
-    Profile {
-        user_id: id.into(),
-        email: email.map(Into::into),
-        display_name: name.into(),
-        role: role.into(),
-        created_at: "2025-01-01T00:00:00.000Z".into(),
-        deleted_at: None,
-        auth_username: None,
-        deletion_job_id: None,
-        tokens_valid_after: None,
-    }
+    Profile::active(id, role, email, name, "2025-01-01T00:00:00.000Z")
 }
 
 fn backend() -> Arc<InMemoryBackend> {

@@ -13,17 +13,13 @@ use std::sync::Arc;
 const ROUTE: &str = "/admin/users/{userId}/messages";
 
 fn profile(id: &str, role: &str, email: Option<&str>) -> Profile {
-    Profile {
-        user_id: id.into(),
-        email: email.map(Into::into),
-        display_name: format!("Name of {id}"),
-        role: role.into(),
-        created_at: "2025-01-01T00:00:00.000Z".into(),
-        deleted_at: None,
-        auth_username: None,
-        deletion_job_id: None,
-        tokens_valid_after: None,
-    }
+    Profile::active(
+        id,
+        role,
+        email,
+        &format!("Name of {id}"),
+        "2025-01-01T00:00:00.000Z",
+    )
 }
 
 fn backend() -> Arc<InMemoryBackend> {

@@ -42,6 +42,28 @@ pub struct Profile {
 impl Profile {
     pub const TOMBSTONE_NAME: &'static str = "Deleted User";
 
+    /// A live profile: not deleted, no deletion under way, no revoked tokens, its Cognito
+    /// username its `user_id`.
+    pub fn active(
+        user_id: &str,
+        role: &str,
+        email: Option<&str>,
+        display_name: &str,
+        created_at: &str,
+    ) -> Profile {
+        Profile {
+            user_id: user_id.to_owned(),
+            email: email.map(str::to_owned),
+            display_name: display_name.to_owned(),
+            role: role.to_owned(),
+            created_at: created_at.to_owned(),
+            deleted_at: None,
+            auth_username: None,
+            deletion_job_id: None,
+            tokens_valid_after: None,
+        }
+    }
+
     pub fn is_tombstone(&self) -> bool {
         self.deleted_at.is_some()
     }

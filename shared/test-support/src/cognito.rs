@@ -5,33 +5,22 @@ use aws_sdk_cognitoidentityprovider::types::{AttributeType, MessageActionType, U
 
 /// A fresh user pool; returns its id.
 pub async fn create_user_pool(emulator: &Emulator) -> String {
-    let out = emulator
-        .cognito()
-        .create_user_pool()
-        .pool_name(crate::unique("pool-"))
-        .send()
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "create_user_pool: {}",
-                aws_sdk_cognitoidentityprovider::error::DisplayErrorContext(e)
-            )
-        });
-    out.user_pool()
-        .and_then(|p| p.id())
-        .expect("a user pool id")
-        .to_owned()
+    pool(emulator, "pool-", None).await
 }
 
 /// A fresh user pool whose users sign in with their email address (`UsernameAttributes:
 /// [email]`): a user created with an address as its username gets a generated username
 /// (its `sub`), and the address becomes its `email` attribute.
 pub async fn create_email_username_pool(emulator: &Emulator) -> String {
+    pool(emulator, "email-pool-", Some(UsernameAttributeType::Email)).await
+}
+
+async fn pool(emulator: &Emulator, prefix: &str, username: Option<UsernameAttributeType>) -> String {
     let out = emulator
         .cognito()
         .create_user_pool()
-        .pool_name(crate::unique("email-pool-"))
-        .username_attributes(UsernameAttributeType::Email)
+        .pool_name(crate::unique(prefix))
+        .set_username_attributes(username.map(|u| vec![u]))
         .send()
         .await
         .unwrap_or_else(|e| {

@@ -27,17 +27,13 @@ const WARM_UP: usize = 200;
 const PER_BACKEND: usize = 100;
 
 fn profile(id: &str, role: &str) -> Profile {
-    Profile {
-        user_id: id.into(),
-        email: Some(format!("{id}@example.com")),
-        display_name: format!("Bench {id}"),
-        role: role.into(),
-        created_at: "2025-01-01T00:00:00.000Z".into(),
-        deleted_at: None,
-        auth_username: None,
-        deletion_job_id: None,
-        tokens_valid_after: None,
-    }
+    Profile::active(
+        id,
+        role,
+        Some(&format!("{id}@example.com")),
+        &format!("Bench {id}"),
+        "2025-01-01T00:00:00.000Z",
+    )
 }
 
 fn parse(event: &str) -> anyhow::Result<lambda_http::Request> {

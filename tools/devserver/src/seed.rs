@@ -160,17 +160,7 @@ pub fn seed(backend: &InMemoryBackend) -> Seeded {
 
     let add = |rng: &mut Rng, name: &str, email: Option<&str>, role: &str, created: DateTime<Utc>| {
         let id = user_id(created, rng);
-        backend.put_profile(Profile {
-            user_id: id.clone(),
-            email: email.map(str::to_owned),
-            display_name: name.to_owned(),
-            role: role.to_owned(),
-            created_at: timestamp(created),
-            deleted_at: None,
-            auth_username: None,
-            deletion_job_id: None,
-            tokens_valid_after: None,
-        });
+        backend.put_profile(Profile::active(&id, role, email, name, &timestamp(created)));
         backend.put_auth_user(&id);
         id
     };
