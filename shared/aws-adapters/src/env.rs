@@ -132,6 +132,24 @@ fn dynamodb(sdk: &SdkConfig) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::from_conf(config)
 }
 
+/// The cascade's DynamoDB client: the same, but a throttled call is tried again after tens
+/// of milliseconds, not the SDK's default of up to a second. Its writes go to the one
+/// partition a user's rows share; waiting longer than the partition keeps unused capacity
+/// would leave it idle (the cascade also adapts how many batches it keeps in flight).
+fn user_data_client(client: &aws_sdk_dynamodb::Client) -> aws_sdk_dynamodb::Client {
+    use aws_sdk_dynamodb::config::retry::RetryConfig;
+    let config = client
+        .config()
+        .to_builder()
+        .retry_config(
+            RetryConfig::standard()
+                .with_initial_backoff(Duration::from_millis(25))
+                .with_max_backoff(Duration::from_secs(2)),
+        )
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
 fn cognito(sdk: &SdkConfig) -> aws_sdk_cognitoidentityprovider::Client {
     let config = aws_sdk_cognitoidentityprovider::config::Builder::from(sdk)
         .timeout_config(timeouts(Duration::from_secs(3), Duration::from_secs(8)))
@@ -259,7 +277,7 @@ pub fn deletion_from(lookup: Lookup<'_>, sdk: &SdkConfig) -> Result<Deletion, Co
         )),
         log: Arc::new(DynamoSecurityLog::new(client.clone(), logs_table)),
         auth: Arc::new(CognitoAuthDirectory::new(cognito(sdk), user_pool_id)),
-        user_data: Arc::new(DynamoUserData::new(client.clone(), cascade)),
+        user_data: Arc::new(DynamoUserData::new(user_data_client(&client), cascade)),
         queue: Arc::new(SqsDeletionQueue::new(sqs(sdk), queue_url)),
         limiter,
         clock: Arc::new(SystemClock),

@@ -83,8 +83,14 @@ impl DynamoUserData {
         mut requests: Vec<WriteRequest>,
         pushed_back: &std::sync::atomic::AtomicBool,
     ) -> StoreResult<()> {
-        for attempt in 1..=MAX_ATTEMPTS {
+        // Attempts in a row in which DynamoDB processed nothing; an attempt that processed some
+        // of the batch starts the count again. Bounded: each such attempt takes at least one of
+        // the batch's 25 requests, so a batch makes at most 25 + MAX_ATTEMPTS attempts.
+        let mut attempt = 0;
+        while attempt < MAX_ATTEMPTS {
+            attempt += 1;
             debug_assert!(requests.len() <= MAX_BATCH_WRITE);
+            let sent = requests.len();
             let out = self
                 .client
                 .batch_write_item()
@@ -102,7 +108,13 @@ impl DynamoUserData {
                 return Ok(());
             }
             pushed_back.store(true, std::sync::atomic::Ordering::Relaxed);
-            if attempt < MAX_ATTEMPTS {
+            if requests.len() < sent {
+                // The partition is taking writes, just not all of them: come back as soon as
+                // it has capacity again (a partition keeps at most a moment of unused
+                // capacity, so a long wait here would waste it).
+                attempt = 0;
+                tokio::time::sleep(full_jitter(1)).await;
+            } else if attempt < MAX_ATTEMPTS {
                 tokio::time::sleep(full_jitter(attempt)).await;
             }
         }
