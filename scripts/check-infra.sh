@@ -14,7 +14,9 @@ cd "$root"
 template="infra/template.yaml"
 
 # --- cfn-lint ------------------------------------------------------------------------------
-"$root/scripts/venv.sh"
+# shellcheck source=SCRIPTDIR/lib.sh
+source "$root/scripts/lib.sh"
+ensure_venv
 echo "check-infra: cfn-lint $("$root/.venv/bin/cfn-lint" --version | awk '{print $2}') $template" >&2
 # Non-zero exit on any error or warning; informational findings (I*) are not enabled.
 "$root/.venv/bin/cfn-lint" -- "$template"

@@ -23,19 +23,22 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
+# shellcheck source=SCRIPTDIR/lib.sh
+source "$root/scripts/lib.sh"
+
 if [[ -z "${AWS_ENDPOINT_URL:-}" ]]; then
     echo "lambda-invoke: AWS_ENDPOINT_URL is not set: start the emulator with scripts/test.sh" \
         "(STAGES=lambda-invoke scripts/test.sh), or point AWS_ENDPOINT_URL at a running moto server" >&2
     exit 2
 fi
-if ! curl -s -o /dev/null "$AWS_ENDPOINT_URL/moto-api/data.json"; then
+if ! emulator_answers "$AWS_ENDPOINT_URL"; then
     echo "lambda-invoke: no emulator answers at AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL (start it with scripts/test.sh)" >&2
     exit 2
 fi
 export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
 export AWS_REGION="${AWS_REGION:-us-east-1}"
 
-"$root/scripts/venv.sh"
+ensure_venv
 export PATH="$root/.venv/bin:$PATH"
 py="$root/.venv/bin/python"
 
@@ -66,7 +69,7 @@ echo "lambda-invoke: cargo build ${bins[*]}" >&2
 cargo build --quiet "${bins[@]}"
 
 # --- the watcher: its own process group, stopped on exit ---------------------------------------
-port="$("$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+port="$(free_port)"
 watch_log="$work/watch.log"
 setsid cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$port" --ignore-changes --timeout 120 \
     --env-file "$env_file" >"$watch_log" 2>&1 &
@@ -78,8 +81,7 @@ stop_watch() {
         wait "$watch_pid" 2>/dev/null || true
     fi
 }
-trap stop_watch EXIT
-trap 'exit 130' INT TERM
+on_exit stop_watch
 
 deadline=$((SECONDS + 60))
 until "$py" -c "import socket,sys; socket.create_connection(('127.0.0.1', $port), 1)" 2>/dev/null; do

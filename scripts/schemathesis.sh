@@ -18,7 +18,9 @@ fail() {
     exit 1
 }
 
-"$root/scripts/venv.sh" || fail "scripts/venv.sh could not install the pinned tools"
+# shellcheck source=SCRIPTDIR/lib.sh
+source "$root/scripts/lib.sh"
+ensure_venv || fail "scripts/venv.sh could not install the pinned tools"
 st="$root/.venv/bin/st"
 [[ -x "$st" ]] || fail "no schemathesis at $st (requirements-dev.txt pins it)"
 echo "==> schemathesis.sh: $("$st" --version)" >&2

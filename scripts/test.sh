@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# THE test command. Starts the AWS emulator (moto server, pinned in requirements-dev.txt) on a
-# free loopback port, points the AWS SDK at it and runs every test stage in order.
+# THE test command. Starts the AWS emulator (scripts/emulator.py: moto server, pinned in
+# requirements-dev.txt, plus SESv2's suppression list) on a free loopback port, points the AWS
+# SDK at it and runs every test stage in order.
 #
 #   scripts/test.sh                                  # everything
 #   scripts/test.sh -p integration-tests -- --nocapture   # extra args go to `cargo test`
@@ -47,19 +48,15 @@ print_summary() {
 # ---------------------------------------------------------------------------------------------
 # Tools: the project venv (moto server, cfn-lint, cargo-lambda, schemathesis).
 # ---------------------------------------------------------------------------------------------
-"$root/scripts/venv.sh"
+# shellcheck source=SCRIPTDIR/lib.sh
+source "$root/scripts/lib.sh"
+ensure_venv
 
 # ---------------------------------------------------------------------------------------------
-# The emulator: moto server on a free loopback port, stopped on exit whatever happens.
+# The emulator: scripts/emulator.py (moto server with SESv2's suppression list) on a free
+# loopback port, stopped on exit whatever happens; its log is kept only when something failed.
 # ---------------------------------------------------------------------------------------------
-mkdir -p "$root/.tmp"
-free_port() {
-    "$root/.venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-port="$(free_port)"
-moto_log="$root/.tmp/moto-$port.log"
-"$root/.venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$moto_log" 2>&1 &
-moto_pid=$!
+start_emulator test.sh moto
 dynalite_pid=""
 stop_dynalite() {
     if [[ -n "$dynalite_pid" ]] && kill -0 "$dynalite_pid" 2>/dev/null; then
@@ -68,40 +65,12 @@ stop_dynalite() {
     fi
     dynalite_pid=""
 }
-cleanup() {
-    local status=$?
-    if kill -0 "$moto_pid" 2>/dev/null; then
-        kill "$moto_pid" 2>/dev/null || true
-        wait "$moto_pid" 2>/dev/null || true
-    fi
-    stop_dynalite
-    # The emulator's log is kept only when something failed.
-    if [[ $status -eq 0 ]]; then rm -f "$moto_log"; else echo "test.sh: moto server log kept at $moto_log" >&2; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+on_exit stop_dynalite
 
-endpoint="http://127.0.0.1:$port"
-deadline=$((SECONDS + 30))
-until curl -s -o /dev/null "$endpoint/moto-api/data.json"; do
-    if ! kill -0 "$moto_pid" 2>/dev/null || ((SECONDS >= deadline)); then
-        echo "test.sh: moto server did not answer at $endpoint within 30 s; its log ($moto_log):" >&2
-        cat "$moto_log" >&2
-        exit 1
-    fi
-    sleep 0.2
-done
-echo "test.sh: moto server up at $endpoint (pid $moto_pid, log $moto_log)" >&2
-
-export AWS_ENDPOINT_URL="$endpoint"
-export AWS_ACCESS_KEY_ID=test
-export AWS_SECRET_ACCESS_KEY=test
-export AWS_REGION=us-east-1
-export AWS_DEFAULT_REGION=us-east-1
-# Never let a developer's own AWS profile or a real endpoint leak into the tests (the dynalite
-# stage sets DYNALITE_ENDPOINT for its own run only).
-unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL_DYNAMODB AWS_ENDPOINT_URL_SESV2 DYNALITE_ENDPOINT \
-    AWS_ENDPOINT_URL_SQS AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER
+use_emulator
+# Never let a developer's own AWS profile or a real endpoint leak into the tests (use_emulator
+# unsets those; the dynalite stage sets DYNALITE_ENDPOINT for its own run only).
+unset DYNALITE_ENDPOINT
 
 # ---------------------------------------------------------------------------------------------
 # Stages, in order.

@@ -1,0 +1,112 @@
+# shellcheck shell=bash
+# What the scripts share, sourced (never run) by scripts/test.sh, bench.sh, check-infra.sh,
+# lambda-invoke.sh and schemathesis.sh:
+#
+#   ensure_venv                 the project venv .venv with the pinned tools (scripts/venv.sh)
+#   free_port                   prints a free loopback TCP port
+#   on_exit FUNCTION            calls FUNCTION (with the script's exit status as $1) when the
+#                               script exits, whatever happens; INT/TERM exit with 130
+#   emulator_answers URL        whether an emulator answers at URL (GET /moto-api/data.json)
+#   start_emulator WHO STEM     the AWS emulator (scripts/emulator.py: moto server plus SESv2's
+#                               suppression list) on a free loopback port, stopped on exit
+#   use_emulator                points the AWS SDK at it (AWS_ENDPOINT_URL, test credentials)
+#
+# The sourcing script keeps `set -euo pipefail`; this file sets no options.
+
+lib_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+ensure_venv() {
+    "$lib_root/scripts/venv.sh"
+}
+
+free_port() {
+    "$lib_root/.venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# ---------------------------------------------------------------------------------------------
+# Exit hooks: one EXIT trap that calls every registered function, the last registered first.
+# ---------------------------------------------------------------------------------------------
+lib_exit_hooks=()
+lib_run_exit_hooks() {
+    local status=$? i
+    for ((i = ${#lib_exit_hooks[@]} - 1; i >= 0; i--)); do
+        "${lib_exit_hooks[i]}" "$status" || true
+    done
+}
+on_exit() {
+    if [[ ${#lib_exit_hooks[@]} -eq 0 ]]; then
+        trap lib_run_exit_hooks EXIT
+        trap 'exit 130' INT TERM
+    fi
+    lib_exit_hooks+=("$1")
+}
+
+# ---------------------------------------------------------------------------------------------
+# The emulator.
+# ---------------------------------------------------------------------------------------------
+emulator_answers() {
+    curl -s -o /dev/null "$1/moto-api/data.json"
+}
+
+# start_emulator WHO STEM [--keep-log]: starts scripts/emulator.py on a free loopback port with
+# its log in .tmp/STEM-<port>.log and waits (30 s at most) until it answers; messages start with
+# "WHO:". Sets emulator_pid, emulator_endpoint, emulator_log. On exit the emulator is stopped;
+# its log is removed when the script succeeded and kept (and named) when it failed, or always
+# kept with --keep-log. If it does not come up: its log on stderr, exit 1.
+emulator_pid=""
+emulator_endpoint=""
+emulator_log=""
+emulator_who=""
+emulator_keep_log=0
+start_emulator() {
+    emulator_who="$1"
+    local stem="$2" port
+    emulator_keep_log=0
+    if [[ "${3:-}" == --keep-log ]]; then emulator_keep_log=1; fi
+    mkdir -p "$lib_root/.tmp"
+    port="$(free_port)"
+    emulator_log="$lib_root/.tmp/$stem-$port.log"
+    "$lib_root/.venv/bin/python" "$lib_root/scripts/emulator.py" -H 127.0.0.1 -p "$port" >"$emulator_log" 2>&1 &
+    emulator_pid=$!
+    on_exit stop_emulator
+    emulator_endpoint="http://127.0.0.1:$port"
+    local deadline=$((SECONDS + 30))
+    until emulator_answers "$emulator_endpoint"; do
+        if ! kill -0 "$emulator_pid" 2>/dev/null || ((SECONDS >= deadline)); then
+            echo "$emulator_who: moto server did not answer at $emulator_endpoint within 30 s; its log ($emulator_log):" >&2
+            cat "$emulator_log" >&2
+            exit 1
+        fi
+        sleep 0.2
+    done
+    echo "$emulator_who: moto server up at $emulator_endpoint (pid $emulator_pid, log $emulator_log)" >&2
+}
+
+# stop_emulator [STATUS]: the exit hook of start_emulator (STATUS: the script's exit status).
+stop_emulator() {
+    local status="${1:-0}"
+    if [[ -n "$emulator_pid" ]] && kill -0 "$emulator_pid" 2>/dev/null; then
+        kill "$emulator_pid" 2>/dev/null || true
+        wait "$emulator_pid" 2>/dev/null || true
+    fi
+    emulator_pid=""
+    if [[ $emulator_keep_log -eq 1 || -z "$emulator_log" ]]; then return 0; fi
+    # The emulator's log is kept only when something failed.
+    if [[ $status -eq 0 ]]; then
+        rm -f "$emulator_log"
+    else
+        echo "$emulator_who: moto server log kept at $emulator_log" >&2
+    fi
+}
+
+# use_emulator: the AWS SDK talks to the emulator started above, with test credentials, and
+# never to a developer's own AWS profile or a real endpoint.
+use_emulator() {
+    export AWS_ENDPOINT_URL="$emulator_endpoint"
+    export AWS_ACCESS_KEY_ID=test
+    export AWS_SECRET_ACCESS_KEY=test
+    export AWS_REGION=us-east-1
+    export AWS_DEFAULT_REGION=us-east-1
+    unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL_DYNAMODB AWS_ENDPOINT_URL_SESV2 \
+        AWS_ENDPOINT_URL_SQS AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER
+}
