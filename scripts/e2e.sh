@@ -53,7 +53,7 @@ export DEVSERVER_BIN="$target_dir/debug/devserver"
 echo "==> e2e.sh: node --test (screenshots in tests/e2e/screenshots/)" >&2
 cd tests/e2e
 status=0
-node --test --test-concurrency=1 --test-reporter=spec "$@" users-tab.test.mjs || status=$?
+node --test --test-concurrency=1 --test-reporter=spec "$@" users-tab.test.mjs audit.test.mjs || status=$?
 if [[ $status -ne 0 ]]; then
     fail "browser tests failed (exit $status); screenshots so far are in tests/e2e/screenshots/"
 fi

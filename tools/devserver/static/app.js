@@ -2,28 +2,22 @@
 // Talks to the same API as production, with a bearer token: the dev server mints one for each
 // "Signed in as" identity (GET /dev/identities), as Cognito would for a signed-in admin, and
 // checks it the way API Gateway's JWT authorizer checks a Cognito access token.
+// Shared helpers, the API helper and the error words: common.js; the audit trail (a user's
+// Activity, the Audit log view, the erasure lookup): audit.js.
+
+import {
+  MAX_SUBJECT, MAX_BODY, NOBODY, TABLE_LABELS, ERROR_TEXT, state, $, els, h, trashIcon, warnIcon, dateTimeFmt, fmtDate,
+  plural, initials, avatarColor, fmtCount, isPrivileged, enc, toast, api, describe, errorNotice, currentIdentity, fetchIdentities,
+} from './common.js';
+import { activitySection, initAudit, onIdentityChange } from './audit.js';
 
 const DEFAULT_SUBJECT = 'A message from Teleperson';
 const SUPPORT_INBOX = 'hello@teleperson.com';
 const PAGE_SIZE = 25;
-const MAX_SUBJECT = 200;
-const MAX_BODY = 10000;
 const POLL_MS = 600;
 const HISTORY_POLL_MS = 2500;
 const HISTORY_POLLS = 24;
 const IDENTITY_KEY = 'teleperson.dev.signedInAs';
-// A token is fetched anew when it has less than this left (seconds).
-const TOKEN_MARGIN_S = 60;
-const NOBODY = '';
-
-const TABLE_LABELS = {
-  transactions: 'Transactions',
-  followed_companies: 'Followed companies',
-  billing_records: 'Billing records',
-  sessions: 'Sessions',
-  help_requests: 'Help requests',
-  admin_messages: 'Messages received',
-};
 
 const STEP_LABELS = {
   audit: 'Recording the audit event',
@@ -36,31 +30,10 @@ const STEP_LABELS = {
   done: 'Done',
 };
 
-// What each stable error code means, in words for the person at the keyboard.
-const ERROR_TEXT = {
-  unauthenticated: 'You are not signed in, or your account no longer has access. Choose who you are in “Signed in as”.',
-  forbidden_role: 'Only admins and owners can do this.',
-  self_deletion: 'You can’t delete your own account here. Use the account-deletion flow in your profile instead.',
-  privileged_target: 'Only an owner can delete an admin or an owner.',
-  user_not_found: 'This user no longer exists.',
-  user_deleted: 'This user has been deleted.',
-  acknowledgement_required: 'Deleting an administrator needs the “I understand this removes an administrator” box ticked.',
-  no_email_address: 'This user has no email address on file, so they can’t be messaged.',
-  invalid_user_id: 'That user id is not valid.',
-  invalid_cursor: 'The list could not be continued from where it was. Reload the page to start again.',
-  invalid_body: 'The request was not understood. Reload the page and try again.',
-  subject_invalid: `The subject must be 1–${MAX_SUBJECT} characters, on one line.`,
-  body_invalid: `The message must be between 1 and ${MAX_BODY.toLocaleString('en-US')} characters.`,
-  payload_too_large: 'The message is too large to send (the limit is 64 KiB).',
-  // 409: the first request with this Idempotency-Key is still in flight (with Retry-After).
-  request_in_progress: 'This message is still being sent by an earlier attempt. Press Send again in a moment to see how it went: it will not be sent twice.',
-  // 422: the key was used for another message; the composer takes a new key for the next try.
-  idempotency_key_reused: 'This send was already used for a different message, so nothing was sent. Press Send again to send this one.',
-  last_owner: 'This is the last active owner, who can’t be deleted. Make another user an owner first.',
-  rate_limited: 'You are doing that too often.',
-  mail_rejected: 'The email provider refused this message. Check the address, or try again later.',
-  dependency_unavailable: 'A service we depend on is unavailable right now. Please try again in a moment.',
-  recipient_undeliverable: 'The last message to this user bounced or was marked as spam, so nothing was sent.',
+// recipient_suppressed: why the mail provider suppressed the address ("because …").
+const SUPPRESSION_REASON = {
+  BOUNCE: 'an earlier message bounced',
+  COMPLAINT: 'the recipient marked a message as spam',
 };
 
 // A message's delivery status: the badge, the verb before its time, and what it means.
@@ -78,168 +51,9 @@ const MESSAGE_STATUS = {
   failed: { label: 'Failed', verb: 'Failed', note: 'The mail service refused it, so it was not sent.' },
 };
 
-const state = {
-  user: NOBODY,
-  identities: [],
-  q: '',
-  cursor: null,
-  shown: 0,
-  listSeq: 0,
-  openComposer: null,
-  drafts: new Map(),
-  names: new Map(),
-  deleting: new Map(),
-  dialog: null,
-  openingDialog: false,
-};
-
-const $ = (sel, root = document) => root.querySelector(sel);
-const els = {};
-
-// ---------------------------------------------------------------------------------------
-// small helpers
-// ---------------------------------------------------------------------------------------
-
-function h(tag, props = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(props)) {
-    if (v === null || v === undefined || v === false) continue;
-    if (k === 'class') el.className = v;
-    else if (k === 'text') el.textContent = v;
-    else if (k === 'dataset') Object.assign(el.dataset, v);
-    else if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
-    else if (typeof v === 'boolean') el[k] = v;
-    else el.setAttribute(k, v);
-  }
-  for (const c of children.flat()) {
-    if (c === null || c === undefined || c === false) continue;
-    el.append(c instanceof Node ? c : String(c));
-  }
-  return el;
-}
-
-const svg = (markup) => {
-  const t = document.createElement('template');
-  t.innerHTML = markup.trim();
-  return t.content.firstChild;
-};
-const trashIcon = () =>
-  svg('<svg width="16" height="16" viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round" aria-hidden="true"><path d="M3 6h18"/><path d="M8 6V4a2 2 0 0 1 2-2h4a2 2 0 0 1 2 2v2"/><path d="M19 6l-1 14a2 2 0 0 1-2 2H8a2 2 0 0 1-2-2L5 6"/><path d="M10 11v6M14 11v6"/></svg>');
-const warnIcon = () =>
-  svg('<svg width="18" height="18" viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" aria-hidden="true"><path d="M12 9v4"/><path d="M12 17h.01"/><path d="M10.3 3.9 1.8 18a2 2 0 0 0 1.7 3h17a2 2 0 0 0 1.7-3L13.7 3.9a2 2 0 0 0-3.4 0z"/></svg>');
-
-const dateFmt = new Intl.DateTimeFormat('en-US', { year: 'numeric', month: 'short', day: 'numeric' });
-const dateTimeFmt = new Intl.DateTimeFormat('en-US', { month: 'short', day: 'numeric', year: 'numeric', hour: 'numeric', minute: '2-digit' });
-const fmtDate = (iso, f = dateFmt) => {
-  const d = new Date(iso);
-  return Number.isNaN(d.getTime()) ? '' : f.format(d);
-};
-const plural = (n, one, many = `${one}s`) => `${n.toLocaleString('en-US')} ${n === 1 ? one : many}`;
-const initials = (name) =>
-  name.split(/\s+/).filter(Boolean).slice(0, 2).map((p) => p[0].toUpperCase()).join('') || '?';
-const AVATAR_COLORS = ['#3451d1', '#0f766e', '#b45309', '#7c3aed', '#be185d', '#0369a1', '#4d7c0f', '#9f1239'];
-const avatarColor = (id) => AVATAR_COLORS[[...id].reduce((a, c) => (a * 31 + c.charCodeAt(0)) >>> 0, 7) % AVATAR_COLORS.length];
-/** "12" → "12", "10000+" → "10,000+". */
-const fmtCount = (text) => {
-  const m = /^(\d+)(\+?)$/.exec(String(text));
-  return m ? `${Number(m[1]).toLocaleString('en-US')}${m[2]}` : String(text);
-};
-const isPrivileged = (role) => role === 'admin' || role === 'owner';
-const enc = encodeURIComponent;
-
-function toast(text) {
-  const t = h('div', { class: 'toast', text });
-  els.toasts.append(t);
-  setTimeout(() => t.remove(), 6000);
-}
-
-// ---------------------------------------------------------------------------------------
-// API
-// ---------------------------------------------------------------------------------------
-
-class ApiError extends Error {
-  constructor(status, problem, retryAfter) {
-    super(problem?.detail || problem?.title || problem?.message || `HTTP ${status}`);
-    this.status = status;
-    this.code = problem?.code || null;
-    this.title = problem?.title || problem?.message || null;
-    this.detail = problem?.detail || null;
-    this.retryAfter = retryAfter ? Number(retryAfter) : null;
-    // recipient_undeliverable: what became of the last message (bounced | complained).
-    this.lastStatus = problem?.last_status || null;
-  }
-}
-
-/** The access token of `userId` (none for "Nobody"), fetched anew when it is about to expire. */
-async function tokenFor(userId) {
-  if (!userId) return null;
-  let identity = state.identities.find((i) => i.user_id === userId);
-  if (!identity || identity.expires_at - TOKEN_MARGIN_S < Date.now() / 1000) {
-    await fetchIdentities();
-    identity = state.identities.find((i) => i.user_id === userId);
-  }
-  return identity?.access_token || null;
-}
-
-async function api(method, path, { body, headers = {}, as = state.user } = {}) {
-  const h2 = { Accept: 'application/json, application/problem+json', ...headers };
-  const token = await tokenFor(as);
-  if (token) h2.Authorization = `Bearer ${token}`;
-  const init = { method, headers: h2 };
-  if (body !== undefined) {
-    h2['Content-Type'] = 'application/json';
-    init.body = JSON.stringify(body);
-  }
-  let res;
-  try {
-    res = await fetch(path, init);
-  } catch {
-    throw new ApiError(0, { title: 'Network error', detail: 'Could not reach the server. Check that the dev server is running and try again.' });
-  }
-  const text = await res.text();
-  let data = null;
-  try {
-    data = text ? JSON.parse(text) : null;
-  } catch {
-    data = null;
-  }
-  if (!res.ok) throw new ApiError(res.status, data || {}, res.headers.get('Retry-After'));
-  return { status: res.status, data };
-}
-
-/** The error in words: the friendly sentence for its code, else the API's own detail/title. */
-function describe(err) {
-  if (!(err instanceof ApiError)) return 'Something went wrong. Please try again.';
-  // API Gateway's own refusals ({"message": "Unauthorized" | "Forbidden"}) carry no code.
-  const code = err.code || (err.status === 401 ? 'unauthenticated' : null);
-  let text = (code && ERROR_TEXT[code]) || err.detail || err.title;
-  if (!text) text = err.status >= 500 ? 'The server had a problem. Please try again.' : `The request failed (HTTP ${err.status}).`;
-  if (err.retryAfter) text += ` Try again in ${plural(err.retryAfter, 'second')}.`;
-  return text;
-}
-
-function errorNotice(err, heading) {
-  return h('div', { class: 'notice error', role: 'alert' }, h('strong', { text: heading }), describe(err));
-}
-
 // ---------------------------------------------------------------------------------------
 // identity picker
 // ---------------------------------------------------------------------------------------
-
-const currentIdentity = () => state.identities.find((i) => i.user_id === state.user) || null;
-
-/** The demo identities, each with a fresh access token. */
-async function fetchIdentities() {
-  let items = [];
-  try {
-    const res = await fetch('/dev/identities', { cache: 'no-store' });
-    items = (await res.json()).items || [];
-  } catch {
-    items = [];
-  }
-  state.identities = items;
-  return items;
-}
 
 async function loadIdentities() {
   const items = await fetchIdentities();
@@ -461,6 +275,8 @@ function openComposer(user, row) {
   const send = h('button', { type: 'submit', class: 'btn primary', disabled: noEmail }, 'Send');
   const result = h('div', { class: 'result', role: 'status', 'aria-live': 'polite' });
   const historyList = h('ul', { 'aria-label': `Messages sent to ${user.display_name}` });
+  // The user's audit rows (audit.js): loaded with the panel, again after every send.
+  const activity = activitySection(user);
   const form = h(
     'form',
     { class: 'composer-form', novalidate: '', 'aria-label': `Message ${user.display_name}` },
@@ -512,22 +328,36 @@ function openComposer(user, row) {
   subject.addEventListener('input', onEdit);
   body.addEventListener('input', onEdit);
 
+  // recipient_undeliverable (our last message bounced or drew a complaint) or
+  // recipient_suppressed (the mail provider's suppression list has the address): both offer
+  // "Send anyway".
   function undeliverableNotice(err, refused) {
     const complaint = err.lastStatus === 'complained';
     const name = user.display_name;
-    const title = complaint ? `${name} marked the last message as spam.` : `The last message to ${name} bounced.`;
-    const why = complaint
+    let title = complaint ? `${name} marked the last message as spam.` : `The last message to ${name} bounced.`;
+    let why = complaint
       ? 'Nothing was sent.'
       : 'Their mail server refused it for good, so the address may be wrong or no longer exist. Nothing was sent.';
+    const suppressed = err.code === 'recipient_suppressed';
+    if (suppressed) {
+      title = `${user.email || 'This address'} is on the mail provider’s suppression list.`;
+      const cause = SUPPRESSION_REASON[err.reason] || 'of an earlier delivery problem';
+      const since = fmtDate(err.lastUpdateTime);
+      why = [
+        'It was put there ',
+        since ? h('time', { datetime: err.lastUpdateTime, text: `on ${since} ` }) : null,
+        `because ${cause}. Nothing was sent.`,
+      ];
+    }
     const anyway = h('button', { type: 'button', class: 'btn warn', id: `send-anyway-${id}` }, 'Send anyway');
     const error = h('div', { class: 'anyway-error' });
     blocked = { ...refused, key: crypto.randomUUID(), button: anyway, error };
     anyway.addEventListener('click', () => submit({ anyway: true }));
     return h(
       'div',
-      { class: 'notice warn undeliverable', role: 'alert' },
+      { class: `notice warn undeliverable${suppressed ? ' suppressed' : ''}`, role: 'alert', dataset: suppressed ? { reason: err.reason || '' } : null },
       h('strong', { text: title }),
-      h('p', { text: `${why} Sending again can hurt the delivery of Teleperson’s other mail; check the address with ${name} another way if you can.` }),
+      h('p', {}, why, ` Sending again can hurt the delivery of Teleperson’s other mail; check the address with ${name} another way if you can.`),
       h('div', { class: 'notice-actions' }, anyway),
       error,
     );
@@ -607,7 +437,7 @@ function openComposer(user, row) {
         if (anyway && blocked) blocked.key = crypto.randomUUID();
         else attempt = { fingerprint: null, key: null };
       }
-      if (!anyway && err.code === 'recipient_undeliverable') {
+      if (!anyway && (err.code === 'recipient_undeliverable' || err.code === 'recipient_suppressed')) {
         const notice = undeliverableNotice(err, { fingerprint: fingerprintOf(subj, text), subject: subj, body: text });
         result.replaceChildren(notice);
         // It asks for a decision: make sure it is on screen (focus stays on Send).
@@ -628,6 +458,7 @@ function openComposer(user, row) {
       sending = false;
       if (button.isConnected) setIdle(button, idleLabel);
       if (anyway) send.removeAttribute('aria-disabled');
+      activity.reload();
     }
   }
 
@@ -651,11 +482,12 @@ function openComposer(user, row) {
       },
     },
     form,
-    h('aside', { class: 'history' }, h('h3', { text: 'Message history' }), historyList),
+    h('aside', { class: 'history' }, h('h3', { text: 'Message history' }), historyList, activity.el),
   );
   const composerRow = h('tr', { class: 'composer-row' }, h('td', { colspan: '5' }, panel));
   row.after(composerRow);
   loadHistory(id, historyList, { follow: true });
+  activity.reload();
   subject.focus();
 }
 
@@ -1026,6 +858,7 @@ async function main() {
     state.user = els.identity.value;
     localStorage.setItem(IDENTITY_KEY, state.user);
     loadUsers({ reset: true });
+    onIdentityChange();
   });
 
   const url = new URL(location.href);
@@ -1050,7 +883,10 @@ async function main() {
   });
 
   await loadIdentities();
+  // The Audit log view and the erasure lookup (audit.js); ?view=audit opens the view.
+  const opening = initAudit();
   await loadUsers({ reset: true });
+  await opening;
   document.body.dataset.ready = 'true';
 }
 
