@@ -7,10 +7,12 @@
 
 use crate::{
     CognitoAuthDirectory, DynamoDeletionJobs, DynamoDeliveryLog, DynamoIdempotency, DynamoMessageOutbox,
-    DynamoProfiles, DynamoRateLimiter, DynamoSecurityLog, DynamoUserData, SesMailer, SqsDeletionQueue,
+    DynamoProfiles, DynamoRateLimiter, DynamoSecurityLog, DynamoUserData, SesMailer, SesSuppressionList,
+    SqsDeletionQueue,
 };
 use aws_config::SdkConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
+use domain::audit::AuditLog;
 use domain::cascade::CASCADE_PLAN;
 use domain::deletion::{Deletion, DeletionSettings};
 use domain::delivery::Delivery;
@@ -166,6 +168,16 @@ fn sqs(sdk: &SdkConfig) -> aws_sdk_sqs::Client {
     aws_sdk_sqs::Client::from_conf(config)
 }
 
+/// SESv2 for reads (the suppression list): the SDK's standard retries within a short timeout.
+/// Sends have a client of their own that never retries ([`SesMailer::client_config`]).
+fn ses_reads(sdk: &SdkConfig) -> aws_sdk_sesv2::Client {
+    let config = aws_sdk_sesv2::config::Builder::from(sdk)
+        .timeout_config(timeouts(Duration::from_secs(2), Duration::from_secs(5)))
+        .retry_partition(retry_partition("teleperson-ses-reads"))
+        .build();
+    aws_sdk_sesv2::Client::from_conf(config)
+}
+
 /// `POST /admin/users/{id}/messages` and the message history.
 ///
 /// Reads `PROFILES_TABLE`, `ADMIN_MESSAGES_TABLE`, `SECURITY_LOGS_TABLE`, `IDEMPOTENCY_TABLE`,
@@ -186,6 +198,7 @@ pub fn messaging_from(lookup: Lookup<'_>, sdk: &SdkConfig) -> Result<Messaging, 
     Ok(messaging_with_mailer(
         dynamodb(sdk),
         SesMailer::new(sdk, configuration_set),
+        SesSuppressionList::new(ses_reads(sdk)),
         [profiles_table, messages_table, logs_table, idempotency_table],
         settings,
     ))
@@ -205,6 +218,7 @@ pub fn messaging_from_with_mailer(
 fn messaging_with_mailer(
     client: aws_sdk_dynamodb::Client,
     mailer: SesMailer,
+    suppressions: SesSuppressionList,
     [profiles, messages, logs, idempotency]: [String; 4],
     settings: MessagingSettings,
 ) -> Messaging {
@@ -218,6 +232,7 @@ fn messaging_with_mailer(
         )),
         log: Arc::new(DynamoSecurityLog::new(client.clone(), logs)),
         mailer: Arc::new(mailer),
+        suppressions: Arc::new(suppressions),
         idempotency: Arc::new(DynamoIdempotency::new(client.clone(), &idempotency)),
         limiter: Arc::new(DynamoRateLimiter::new(client, idempotency)),
         clock: Arc::new(SystemClock),
@@ -295,6 +310,27 @@ pub fn directory_from(lookup: Lookup<'_>, sdk: &SdkConfig) -> Result<Directory, 
         log: Arc::new(DynamoSecurityLog::new(client, logs_table)),
         clock: Arc::new(SystemClock),
     })
+}
+
+/// `GET /admin/audit` and `GET /admin/erasures`. Reads `PROFILES_TABLE`,
+/// `SECURITY_LOGS_TABLE`, `DELETION_JOBS_TABLE`.
+pub fn audit_log_from(lookup: Lookup<'_>, sdk: &SdkConfig) -> Result<AuditLog, ConfigError> {
+    let profiles_table = required(lookup, "PROFILES_TABLE")?;
+    let logs_table = required(lookup, "SECURITY_LOGS_TABLE")?;
+    let jobs_table = required(lookup, "DELETION_JOBS_TABLE")?;
+    let client = dynamodb(sdk);
+    let log = Arc::new(DynamoSecurityLog::new(client.clone(), logs_table));
+    Ok(AuditLog {
+        profiles: Arc::new(DynamoProfiles::new(client.clone(), &profiles_table)),
+        log: log.clone(),
+        trail: log,
+        jobs: Arc::new(DynamoDeletionJobs::new(client, jobs_table, &profiles_table)),
+        clock: Arc::new(SystemClock),
+    })
+}
+
+pub fn audit_log_from_env(sdk: &SdkConfig) -> Result<AuditLog, ConfigError> {
+    audit_log_from(&process_env, sdk)
 }
 
 /// The delivery-status update from SES events. Reads `ADMIN_MESSAGES_TABLE`.

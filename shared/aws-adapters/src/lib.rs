@@ -26,5 +26,5 @@ pub use dynamo::outbox::DynamoMessageOutbox;
 pub use dynamo::profiles::DynamoProfiles;
 pub use dynamo::security_log::DynamoSecurityLog;
 pub use dynamo::user_data::{DynamoUserData, MAX_BATCH_WRITE};
-pub use ses::SesMailer;
+pub use ses::{SesMailer, SesSuppressionList};
 pub use sqs::SqsDeletionQueue;

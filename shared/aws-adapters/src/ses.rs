@@ -1,4 +1,5 @@
-//! SESv2 `SendEmail`: plain-text mail with the support Reply-To.
+//! SESv2 `SendEmail`: plain-text mail with the support Reply-To; and the account-level
+//! suppression list, asked before a send.
 
 use crate::deadline::WithinDeadline;
 use async_trait::async_trait;
@@ -6,11 +7,16 @@ use aws_sdk_sesv2::config::http::HttpResponse;
 use aws_sdk_sesv2::error::ProvideErrorMetadata;
 use aws_sdk_sesv2::error::SdkError;
 use aws_sdk_sesv2::operation::send_email::SendEmailError;
-use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message, MessageTag};
+use aws_sdk_sesv2::types::{
+    Body, Content, Destination, EmailContent, Message, MessageTag, SuppressionListReason,
+};
 use aws_sdk_sesv2::Client;
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
-use domain::ports::{MailError, Mailer, OutgoingEmail};
+use domain::ports::{
+    MailError, Mailer, OutgoingEmail, StoreResult, Suppression, SuppressionList, SuppressionReason,
+};
+use domain::types::EmailAddress;
 use std::time::Duration;
 
 /// The whole `SendEmail` call, connection included.
@@ -203,5 +209,53 @@ fn mail_code(err: &MailError) -> &str {
         | MailError::Throttled { code, .. }
         | MailError::NotSent { code, .. }
         | MailError::Unconfirmed { code, .. } => code,
+    }
+}
+
+/// SESv2 `GetSuppressedDestination`: whether the account-level suppression list holds an
+/// address (mail to it is accepted and then not delivered). A read: its client retries
+/// (the SDK's standard mode) within a short timeout.
+#[derive(Clone, Debug)]
+pub struct SesSuppressionList {
+    client: Client,
+}
+
+impl SesSuppressionList {
+    pub fn new(client: Client) -> Self {
+        SesSuppressionList { client }
+    }
+}
+
+#[async_trait]
+impl SuppressionList for SesSuppressionList {
+    async fn check(&self, to: &EmailAddress) -> StoreResult<Option<Suppression>> {
+        let result = self
+            .client
+            .get_suppressed_destination()
+            .email_address(to.as_str())
+            .send()
+            .within_deadline()
+            .await;
+        let out = match result {
+            Ok(out) => out,
+            // "Not on the list" is how SES answers an address that is not suppressed.
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_not_found_exception()) => return Ok(None),
+            Err(e) => return Err(crate::errors::sdk("ses", "SESv2 GetSuppressedDestination", e)),
+        };
+        let Some(found) = out.suppressed_destination() else {
+            return Ok(None);
+        };
+        let reason = match found.reason() {
+            SuppressionListReason::Bounce => SuppressionReason::Bounce,
+            SuppressionListReason::Complaint => SuppressionReason::Complaint,
+            // A reason this version does not know: suppressed all the same, and a bounce is
+            // the closer reading of "will not be delivered".
+            _ => SuppressionReason::Bounce,
+        };
+        let since = found
+            .last_update_time()
+            .fmt(aws_smithy_types::date_time::Format::DateTime)
+            .unwrap_or_default();
+        Ok(Some(Suppression { reason, since }))
     }
 }

@@ -12,8 +12,12 @@
 //!   `message_id` of the last message, joined by `~`, e.g.
 //!   `2026-11-25T10:00:00.000Z~3f1c6a5e-9a4b-4c1e-8d8a-2b7e5c9d0f11`.
 //!
+//! - [`AuditCursor`] (the audit trail, newest first): the `created_at` and the `event_id` of the
+//!   last row, joined by `~`, e.g. `2026-11-25T10:00:00.000Z~refusals#u-1#2026-11-25T10:00:00.000Z`.
+//!
 //! Each part is 1..=128 characters from `[A-Za-z0-9._:-]` (the alphabet of user ids, message
-//! ids and our timestamps).
+//! ids and our timestamps); an event id may also hold `#` (it joins the parts of the
+//! deterministic ids, `<job_id>#deleted`) and be up to [`MAX_EVENT_ID`] characters.
 
 use crate::types::UserId;
 use std::fmt;
@@ -159,6 +163,81 @@ impl FromStr for MessageCursor {
     }
 }
 
+/// Longest event id a cursor carries (a refusal row's id holds a caller id and a minute).
+pub const MAX_EVENT_ID: usize = 255;
+
+/// Where the next page of the audit trail starts: after the row with this `created_at` and
+/// `event_id` (newest first: `created_at` descending, then `event_id` descending).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AuditCursor {
+    created_at: String,
+    event_id: String,
+}
+
+fn check_event_id(id: &str) -> Result<(), CursorError> {
+    if id.is_empty() {
+        return Err(CursorError::EmptyPart);
+    }
+    if let Some(c) = id.chars().find(|c| !is_part_char(*c) && *c != '#') {
+        return Err(CursorError::InvalidCharacter(c));
+    }
+    if id.len() > MAX_EVENT_ID {
+        return Err(CursorError::PartTooLong);
+    }
+    Ok(())
+}
+
+impl AuditCursor {
+    pub fn parse(text: &str) -> Result<AuditCursor, CursorError> {
+        if text.is_empty() {
+            return Err(CursorError::Empty);
+        }
+        let got: Vec<&str> = text.split(SEPARATOR).collect();
+        let [created_at, event_id] = got.as_slice() else {
+            return Err(CursorError::Parts {
+                expected: 2,
+                got: got.len(),
+            });
+        };
+        AuditCursor::after(created_at, event_id)
+    }
+
+    pub fn after(created_at: &str, event_id: &str) -> Result<AuditCursor, CursorError> {
+        check_part(created_at)?;
+        check_event_id(event_id)?;
+        Ok(AuditCursor {
+            created_at: created_at.to_owned(),
+            event_id: event_id.to_owned(),
+        })
+    }
+
+    pub fn created_at(&self) -> &str {
+        &self.created_at
+    }
+
+    pub fn event_id(&self) -> &str {
+        &self.event_id
+    }
+
+    /// Whether a row at (`created_at`, `event_id`) comes after this cursor, newest first.
+    pub fn is_before(&self, created_at: &str, event_id: &str) -> bool {
+        (created_at, event_id) < (self.created_at.as_str(), self.event_id.as_str())
+    }
+}
+
+impl fmt::Display for AuditCursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{SEPARATOR}{}", self.created_at, self.event_id)
+    }
+}
+
+impl FromStr for AuditCursor {
+    type Err = CursorError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        AuditCursor::parse(s)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,6 +262,39 @@ mod tests {
         assert_eq!(back, c);
         assert_eq!(back.created_at(), "2026-11-25T10:00:00.000Z");
         assert_eq!(back.message_id(), "m-1");
+    }
+
+    #[test]
+    fn an_audit_cursor_is_created_at_and_an_event_id_that_may_hold_hashes() {
+        let c = AuditCursor::after(
+            "2026-11-25T10:00:00.000Z",
+            "refusals#u-1#2026-11-25T10:00:00.000Z",
+        )
+        .unwrap();
+        assert_eq!(
+            c.to_string(),
+            "2026-11-25T10:00:00.000Z~refusals#u-1#2026-11-25T10:00:00.000Z"
+        );
+        assert_eq!(AuditCursor::parse(&c.to_string()).unwrap(), c);
+        assert!(c.is_before("2026-11-25T10:00:00.000Z", "m-1#sent"));
+        assert!(!c.is_before("2026-11-25T10:00:00.000Z", "z"));
+        assert!(c.is_before("2026-11-24T10:00:00.000Z", "z"));
+        assert_eq!(
+            AuditCursor::parse("2026-11-25T10:00:00.000Z#x~e"),
+            Err(CursorError::InvalidCharacter('#'))
+        );
+        assert_eq!(
+            AuditCursor::parse("a~b~c"),
+            Err(CursorError::Parts { expected: 2, got: 3 })
+        );
+        assert_eq!(
+            AuditCursor::parse("a~e f"),
+            Err(CursorError::InvalidCharacter(' '))
+        );
+        assert_eq!(
+            AuditCursor::parse(&format!("a~{}", "e".repeat(256))),
+            Err(CursorError::PartTooLong)
+        );
     }
 
     #[test]

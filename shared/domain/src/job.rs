@@ -177,6 +177,20 @@ impl DeletionJob {
         self.status() == JobStatus::Completed
     }
 
+    /// Once completed: the late pass, as the API shows it.
+    pub fn late_pass(&self) -> Option<LatePassView> {
+        self.is_completed().then(|| LatePassView {
+            status: if self.late_pass_done_at.is_some() {
+                "done"
+            } else {
+                "pending"
+            },
+            due_at: self.late_pass_due_at.clone(),
+            done_at: self.late_pass_done_at.clone(),
+            late: self.late_counts(),
+        })
+    }
+
     /// Per-table counts of the items the routine deleted.
     pub fn counts(&self) -> BTreeMap<String, u64> {
         counts_of(&self.progress)
@@ -270,4 +284,16 @@ mod tests {
         );
         assert_eq!(job(Step::Done).sweep_due_at(), None);
     }
+}
+
+/// The late pass of a completed job: when it is due, when it ran, what it found.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LatePassView {
+    /// `pending` or `done`.
+    pub status: &'static str,
+    pub due_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub done_at: Option<String>,
+    /// Rows written with a token issued before the lock-out, removed by the late pass.
+    pub late: BTreeMap<String, u64>,
 }

@@ -4,6 +4,7 @@
 //! [`memory::InMemoryBackend`]).
 
 pub mod access;
+pub mod audit;
 pub mod cascade;
 pub mod cursor;
 pub mod deletion;

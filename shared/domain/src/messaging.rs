@@ -94,6 +94,10 @@ pub struct SendOptions {
 pub enum SendError {
     #[error("the recipient's last message {}: send anyway to override", .last_status.as_str())]
     RecipientUndeliverable { last_status: MessageStatus },
+    /// The address is on the mail provider's account-level suppression list: a send would be
+    /// accepted and then silently not delivered.
+    #[error("the recipient's address is on the suppression list ({}): send anyway to override", .suppression.reason.as_str())]
+    RecipientSuppressed { suppression: Suppression },
     #[error("denied: {}", .0.code())]
     Denied(Denial),
     #[error("the recipient has no usable email address")]
@@ -141,6 +145,7 @@ pub struct Messaging {
     pub outbox: Arc<dyn MessageOutbox>,
     pub log: Arc<dyn SecurityLog>,
     pub mailer: Arc<dyn Mailer>,
+    pub suppressions: Arc<dyn SuppressionList>,
     pub idempotency: Arc<dyn Idempotency>,
     pub limiter: Arc<dyn RateLimiter>,
     pub clock: Arc<dyn Clock>,
@@ -210,13 +215,21 @@ impl Messaging {
             .and_then(|e| EmailAddress::parse(e).ok())
             .ok_or(SendError::NoEmailAddress)?;
         if !options.send_anyway {
-            // A hard bounce or a complaint on the last message: sending again hurts the
-            // sender's reputation, so it takes an explicit "send anyway".
-            let last = self.outbox.history(target_id, 1, None).await?;
+            // A hard bounce or a complaint on the last message, or the address on the mail
+            // provider's own suppression list (mail to it is accepted and never delivered):
+            // sending again hurts the sender's reputation, so it takes an explicit "send
+            // anyway", and the admin hears of it before anything is sent.
+            let (last, suppression) = futures::try_join!(
+                self.outbox.history(target_id, 1, None),
+                self.suppressions.check(&to)
+            )?;
             if let Some(status) = last.items.first().map(|m| m.status) {
                 if matches!(status, MessageStatus::Bounced | MessageStatus::Complained) {
                     return Err(SendError::RecipientUndeliverable { last_status: status });
                 }
+            }
+            if let Some(suppression) = suppression {
+                return Err(SendError::RecipientSuppressed { suppression });
             }
         }
 

@@ -166,16 +166,34 @@ pub enum EventType {
     AdminDeletedUser,
     AdminDeletionCompleted,
     AdminActionDenied,
+    /// An admin asked whether an address was erased (`GET /admin/erasures`); the row keeps the
+    /// address's hash only.
+    AdminLookedUpErasure,
 }
 
 impl EventType {
+    /// Every event type, in the order the contract lists them.
+    pub const ALL: [EventType; 5] = [
+        EventType::AdminSentUserMessage,
+        EventType::AdminDeletedUser,
+        EventType::AdminDeletionCompleted,
+        EventType::AdminActionDenied,
+        EventType::AdminLookedUpErasure,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             EventType::AdminSentUserMessage => "admin_sent_user_message",
             EventType::AdminDeletedUser => "admin_deleted_user",
             EventType::AdminDeletionCompleted => "admin_deletion_completed",
             EventType::AdminActionDenied => "admin_action_denied",
+            EventType::AdminLookedUpErasure => "admin_looked_up_erasure",
         }
+    }
+
+    /// The exact stored spelling; anything else is `None`.
+    pub fn parse(s: &str) -> Option<EventType> {
+        EventType::ALL.into_iter().find(|t| t.as_str() == s)
     }
 }
 

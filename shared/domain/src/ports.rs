@@ -2,10 +2,10 @@
 //! Cognito / SQS in `aws-adapters`) implement them; the use cases only see these.
 
 use crate::cascade::CascadeTable;
-use crate::cursor::{MessageCursor, UserCursor};
+use crate::cursor::{AuditCursor, MessageCursor, UserCursor};
 use crate::deletion::Continuation;
 use crate::job::DeletionJob;
-use crate::model::{AdminMessage, ItemKey, Page, Profile, SecurityEvent};
+use crate::model::{AdminMessage, EventType, ItemKey, Page, Profile, SecurityEvent};
 use crate::types::{EmailAddress, MessageBody, Subject};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -171,6 +171,82 @@ pub trait SecurityLog: Send + Sync {
     /// refusals the row counts now (1: `first` was just written). These counters are the only
     /// attributes of the log that ever change.
     async fn count_refusal(&self, first: &SecurityEvent, request_id: &str) -> StoreResult<u64>;
+}
+
+/// Which rows of the audit trail to read, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// Rows about this target (`*` for the actions with no single target).
+    pub target: Option<String>,
+    /// Rows of this actor.
+    pub actor: Option<String>,
+    pub event_type: Option<EventType>,
+    /// 1..=[`AuditQuery::MAX_LIMIT`].
+    pub limit: usize,
+    /// Rows strictly after this one, newest first.
+    pub after: Option<AuditCursor>,
+}
+
+impl AuditQuery {
+    pub const MAX_LIMIT: usize = 100;
+
+    /// Whether `event` passes every filter of the query (the cursor aside).
+    pub fn matches(&self, event: &SecurityEvent) -> bool {
+        self.target.as_deref().is_none_or(|t| event.target_id == t)
+            && self
+                .actor
+                .as_deref()
+                .is_none_or(|a| event.actor_id.as_deref() == Some(a))
+            && self.event_type.is_none_or(|t| event.event_type == t)
+    }
+}
+
+/// A page of the audit trail: at most `limit` rows, newest first, and whether more follow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditPage {
+    pub items: Vec<SecurityEvent>,
+    pub more: bool,
+}
+
+/// The read side of the audit trail: through indexes only, never a scan.
+#[async_trait]
+pub trait AuditTrail: Send + Sync {
+    /// Rows matching `query`, newest first (`created_at`, then `event_id`, descending).
+    async fn list(&self, query: &AuditQuery) -> StoreResult<AuditPage>;
+    /// The `admin_deleted_user` rows whose `target_email_sha256` is `email_sha256`, newest
+    /// first, at most `limit`.
+    async fn erasure_receipts(&self, email_sha256: &str, limit: usize) -> StoreResult<Vec<SecurityEvent>>;
+}
+
+/// Why an address is on the mail provider's account-level suppression list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SuppressionReason {
+    Bounce,
+    Complaint,
+}
+
+impl SuppressionReason {
+    /// The provider's spelling: `BOUNCE`, `COMPLAINT`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SuppressionReason::Bounce => "BOUNCE",
+            SuppressionReason::Complaint => "COMPLAINT",
+        }
+    }
+}
+
+/// An address the provider accepts mail for and then silently does not deliver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suppression {
+    pub reason: SuppressionReason,
+    /// When the address was put on the list (RFC 3339, UTC).
+    pub since: String,
+}
+
+#[async_trait]
+pub trait SuppressionList: Send + Sync {
+    /// Whether mail to `to` (as it would be delivered) is suppressed; `None`: it is not.
+    async fn check(&self, to: &EmailAddress) -> StoreResult<Option<Suppression>>;
 }
 
 /// An email ready to go.

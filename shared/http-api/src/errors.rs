@@ -5,10 +5,12 @@
 //! helpful `detail`; nothing in any of them echoes a stored email, subject or body.
 
 use crate::problem::{code, Problem};
+use domain::audit::AuditError;
 use domain::deletion::DeleteError;
 use domain::messaging::{HistoryError, SendError};
 use domain::model::MessageStatus;
 use domain::policy::Denial;
+use domain::ports::SuppressionReason;
 use domain::types::ParseError;
 use domain::users::ListError;
 use lambda_http::http::StatusCode;
@@ -44,6 +46,23 @@ pub fn send_error(err: SendError) -> Problem {
                 ),
             )
             .with_extension("last_status", last_status.as_str())
+        }
+        SendError::RecipientSuppressed { suppression } => {
+            let what = match suppression.reason {
+                SuppressionReason::Complaint => "a spam complaint",
+                SuppressionReason::Bounce => "a hard bounce",
+            };
+            Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                code::RECIPIENT_SUPPRESSED,
+                format!(
+                    "The mail provider keeps this address on its suppression list after {what}: \
+                     a message would be accepted and not delivered, so nothing was sent. To send \
+                     anyway, repeat the request with \"send_anyway\": true."
+                ),
+            )
+            .with_extension("reason", suppression.reason.as_str())
+            .with_extension("last_update_time", suppression.since.clone())
         }
         SendError::NoEmailAddress => Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -133,6 +152,17 @@ pub fn list_error(err: ListError) -> Problem {
     match &err {
         ListError::Denied(d) => denied(*d),
         ListError::Dependency(e) => {
+            let retryable = e.retryable;
+            dependency(retryable, anyhow::Error::from(err))
+        }
+    }
+}
+
+/// `GET /admin/audit`, `GET /admin/erasures`
+pub fn audit_error(err: AuditError) -> Problem {
+    match &err {
+        AuditError::Denied(d) => denied(*d),
+        AuditError::Dependency(e) => {
             let retryable = e.retryable;
             dependency(retryable, anyhow::Error::from(err))
         }
@@ -255,12 +285,40 @@ mod tests {
     }
 
     #[test]
+    fn a_suppressed_recipient_is_told_with_the_reason_and_date() {
+        for (reason, said) in [
+            (SuppressionReason::Bounce, "hard bounce"),
+            (SuppressionReason::Complaint, "spam complaint"),
+        ] {
+            let p = send_error(SendError::RecipientSuppressed {
+                suppression: domain::ports::Suppression {
+                    reason,
+                    since: "2026-10-02T09:15:00Z".into(),
+                },
+            });
+            assert_eq!(p.status.as_u16(), 422);
+            assert_eq!(p.code, "recipient_suppressed");
+            assert!(p.detail.contains(said), "{}", p.detail);
+            assert!(p.detail.contains(r#""send_anyway": true"#), "{}", p.detail);
+            assert_eq!(p.extensions["reason"], reason.as_str());
+            assert_eq!(p.extensions["last_update_time"], "2026-10-02T09:15:00Z");
+        }
+    }
+
+    #[test]
     fn every_mapped_code_is_listed_with_its_status() {
         let problems = [
             send_error(SendError::RecipientUndeliverable {
                 last_status: MessageStatus::Complained,
             }),
             send_error(SendError::NoEmailAddress),
+            send_error(SendError::RecipientSuppressed {
+                suppression: domain::ports::Suppression {
+                    reason: SuppressionReason::Bounce,
+                    since: "2026-10-02T09:15:00Z".into(),
+                },
+            }),
+            audit_error(AuditError::Denied(Denial::ForbiddenRole)),
             send_error(SendError::RequestInProgress {
                 message_id: "m".into(),
                 retry_after: Duration::ZERO,

@@ -40,6 +40,9 @@ pub mod code {
     /// 422: the user's last message bounced hard or drew a complaint; the request may be
     /// repeated with `"send_anyway": true`.
     pub const RECIPIENT_UNDELIVERABLE: &str = "recipient_undeliverable";
+    /// 422: the address is on the mail provider's account-level suppression list; the
+    /// request may be repeated with `"send_anyway": true`.
+    pub const RECIPIENT_SUPPRESSED: &str = "recipient_suppressed";
 
     /// Every code an answer of this crate can carry, with its one HTTP status: the codes
     /// above and the policy's denial codes (which are the same strings). `docs/openapi.yaml`
@@ -64,6 +67,7 @@ pub mod code {
         (ACKNOWLEDGEMENT_REQUIRED, 422),
         (NO_EMAIL_ADDRESS, 422),
         (RECIPIENT_UNDELIVERABLE, 422),
+        (RECIPIENT_SUPPRESSED, 422),
         (IDEMPOTENCY_KEY_REUSED, 422),
         (RATE_LIMITED, 429),
         (INTERNAL_ERROR, 500),
@@ -119,6 +123,7 @@ pub fn title(code: &str) -> &'static str {
         code::METHOD_NOT_ALLOWED => "Method not allowed",
         code::NOT_FOUND => "Not found",
         code::RECIPIENT_UNDELIVERABLE => "Recipient undeliverable",
+        code::RECIPIENT_SUPPRESSED => "Recipient suppressed",
         code::INTERNAL_ERROR => "Internal error",
         _ => "Internal error",
     }

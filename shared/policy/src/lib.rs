@@ -12,7 +12,8 @@
 //!   the explicit acknowledgement flag;
 //! - a target whose role string this version does not know is treated as privileged
 //!   (fail closed): only an owner with the acknowledgement can delete it;
-//! - the last active owner cannot be deleted.
+//! - the last active owner cannot be deleted;
+//! - the user list and the audit trail have no single target: any admin or owner may read them.
 
 /// A role as stored in a profile. Anything else is [`RoleName::Unknown`] and grants nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -103,6 +104,8 @@ pub enum Action {
     ViewDeletion,
     /// `GET /admin/users` (no single target).
     ListUsers,
+    /// `GET /admin/audit` and `GET /admin/erasures`: the audit trail (no single target).
+    ReadAudit,
 }
 
 impl Action {
@@ -113,6 +116,7 @@ impl Action {
             Action::DeleteUser => "delete_user",
             Action::ViewDeletion => "view_deletion",
             Action::ListUsers => "list_users",
+            Action::ReadAudit => "read_audit",
         }
     }
 }
@@ -226,7 +230,7 @@ pub fn decide(req: Request) -> Decision {
     if !caller_role.is_staff() {
         return Deny(Denial::ForbiddenRole);
     }
-    if req.action == Action::ListUsers {
+    if matches!(req.action, Action::ListUsers | Action::ReadAudit) {
         return Allow;
     }
 
@@ -271,7 +275,7 @@ pub fn decide(req: Request) -> Decision {
                 Allow
             }
         }
-        Action::ListUsers => Allow,
+        Action::ListUsers | Action::ReadAudit => Allow,
     }
 }
 

@@ -5,7 +5,9 @@
 
 use crate::esm::{in_process_worker, EventSourceMapping};
 use crate::world::Apps;
-use aws_adapters::env::{deletion_from, delivery_from, directory_from, messaging_from, sweeper_from};
+use aws_adapters::env::{
+    audit_log_from, deletion_from, delivery_from, directory_from, messaging_from, sweeper_from,
+};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::{Credentials, SharedCredentialsProvider};
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
@@ -108,6 +110,7 @@ impl Cloud {
         let deletion = deletion_from(&lookup, sdk).expect("deletion configured");
         let worker = deletion_from(&lookup, sdk).expect("deletion configured");
         let directory = directory_from(&lookup, sdk).expect("directory configured");
+        let audit = audit_log_from(&lookup, sdk).expect("audit log configured");
         Apps {
             messaging,
             delete: DeleteApp {
@@ -120,6 +123,7 @@ impl Cloud {
                 budget: Duration::from_secs(60),
             },
             directory,
+            audit,
         }
     }
 

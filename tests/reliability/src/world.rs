@@ -4,6 +4,7 @@
 use crate::answer::Answer;
 use delete_user::DeleteApp;
 use deletion_worker::WorkerApp;
+use domain::audit::AuditLog;
 use domain::cascade::{Lookup, CASCADE_PLAN};
 use domain::deletion::DeletionSettings;
 use domain::job::{DeletionJob, Step};
@@ -21,6 +22,8 @@ pub const MESSAGES_ROUTE: &str = "/admin/users/{userId}/messages";
 pub const USER_ROUTE: &str = "/admin/users/{userId}";
 pub const DELETION_ROUTE: &str = "/admin/users/{userId}/deletion";
 pub const LIST_ROUTE: &str = "/admin/users";
+pub const AUDIT_ROUTE: &str = "/admin/audit";
+pub const ERASURES_ROUTE: &str = "/admin/erasures";
 
 /// Which function an event goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,14 +31,16 @@ pub enum Function {
     MessageUser,
     DeleteUser,
     ListUsers,
+    AuditLog,
 }
 
-/// The four functions' apps on one backend.
+/// The HTTP functions' apps (and the deletion worker's) on one backend.
 pub struct Apps {
     pub messaging: Messaging,
     pub delete: DeleteApp,
     pub worker: WorkerApp,
     pub directory: Directory,
+    pub audit: AuditLog,
 }
 
 /// What the functions require of a token: the app client of the events tests build.
@@ -58,6 +63,7 @@ impl Apps {
                 budget: Duration::from_secs(60),
             },
             directory: b.directory(),
+            audit: b.audit_log(),
         }
     }
 
@@ -83,6 +89,13 @@ impl Apps {
                     tokens: tokens(),
                 };
                 list_users::handle(&app, request).await
+            }
+            Function::AuditLog => {
+                let app = audit_log::AuditApp {
+                    audit: self.audit.clone(),
+                    tokens: tokens(),
+                };
+                audit_log::handle(&app, request).await
             }
         };
         Answer::from_response(response)
@@ -123,6 +136,16 @@ pub fn deletion_status(caller: Option<&str>, target: &str) -> ApiEvent {
 /// `GET /admin/users`
 pub fn list(caller: Option<&str>) -> ApiEvent {
     event("GET", LIST_ROUTE, caller, None)
+}
+
+/// `GET /admin/audit`, no filters yet.
+pub fn audit(caller: Option<&str>) -> ApiEvent {
+    event("GET", AUDIT_ROUTE, caller, None)
+}
+
+/// `GET /admin/erasures?email=<email>`
+pub fn erasures(caller: Option<&str>, email: &str) -> ApiEvent {
+    event("GET", ERASURES_ROUTE, caller, None).query("email", email)
 }
 
 pub fn profile(id: &str, role: &str, email: Option<&str>) -> Profile {

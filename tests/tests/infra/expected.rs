@@ -17,6 +17,7 @@ pub const FUNCTIONS: &[&str] = &[
     "delete-user",
     "deletion-worker",
     "list-users",
+    "audit-log",
     "delivery-events",
     "sweeper",
     "token-revocation",
@@ -141,6 +142,7 @@ pub fn event_fields(bin: &str) -> Vec<&'static str> {
             ]
         }
         "list-users" => DENIAL_FIELDS.to_vec(),
+        "audit-log" => vec!["email_sha256", "found", "action", "reason"],
         _ => vec![],
     }
 }
@@ -296,6 +298,8 @@ fn message_user() -> Vec<Grant> {
             .returns(&["NONE"]),
         grant("ses:SendEmail", Arn(SES_IDENTITY)),
         grant("ses:SendEmail", Arn(SES_CONFIGURATION_SET)),
+        // SesSuppressionList::check (the action has no resource-level permissions).
+        grant("ses:GetSuppressedDestination", Arn("*")),
     ]
 }
 
@@ -368,6 +372,26 @@ fn list_users() -> Vec<Grant> {
         grant("dynamodb:Scan", Table("PROFILES_TABLE")),
         grant("dynamodb:PutItem", Table("SECURITY_LOGS_TABLE"))
             .attrs(&event_attributes("list-users"))
+            .returns(&["NONE"]),
+        refusal_counter(),
+    ]
+}
+
+fn audit_log() -> Vec<Grant> {
+    use On::*;
+    vec![
+        // The caller's profile.
+        grant("dynamodb:GetItem", Table("PROFILES_TABLE")),
+        // Each erasure receipt's job.
+        grant("dynamodb:GetItem", Table("DELETION_JOBS_TABLE")),
+        // The trail (audit_trail.rs): the four indexes, never a scan.
+        grant("dynamodb:Query", Index("SECURITY_LOGS_TABLE", "by_target")),
+        grant("dynamodb:Query", Index("SECURITY_LOGS_TABLE", "by_actor")),
+        grant("dynamodb:Query", Index("SECURITY_LOGS_TABLE", "by_type")),
+        grant("dynamodb:Query", Index("SECURITY_LOGS_TABLE", "by_email_hash")),
+        // The lookup's own row, and refusals.
+        grant("dynamodb:PutItem", Table("SECURITY_LOGS_TABLE"))
+            .attrs(&event_attributes("audit-log"))
             .returns(&["NONE"]),
         refusal_counter(),
     ]
@@ -450,6 +474,7 @@ pub fn grants(bin: &str) -> Vec<Grant> {
             grants
         }
         "list-users" => list_users(),
+        "audit-log" => audit_log(),
         "delivery-events" => delivery_events(),
         "sweeper" => sweeper(),
         "token-revocation" => token_revocation(),

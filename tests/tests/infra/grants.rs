@@ -472,7 +472,7 @@ fn send_email_is_limited_to_the_configured_from_address() {
         .filter(|s| {
             alternatives(&s["Action"])
                 .iter()
-                .any(|a| t.render(a).starts_with("ses:"))
+                .any(|a| t.render(a) == "ses:SendEmail")
         })
         .collect();
     assert_eq!(ses.len(), 1, "{ses:?}");

@@ -15,6 +15,8 @@ const ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/admin/users/{userId}/deletion", "delete-user"),
     ("GET", "/admin/users/{userId}/deletion-preview", "delete-user"),
     ("GET", "/admin/users", "list-users"),
+    ("GET", "/admin/audit", "audit-log"),
+    ("GET", "/admin/erasures", "audit-log"),
 ];
 
 /// The functions that serve no route: the queue worker, the SES events subscriber, the sweep.

@@ -14,6 +14,7 @@ const DELETION_SOURCE: &str = include_str!("../../../shared/domain/src/deletion.
 const MESSAGING_SOURCE: &str = include_str!("../../../shared/domain/src/messaging.rs");
 const ACCESS_SOURCE: &str = include_str!("../../../shared/domain/src/access.rs");
 const USERS_SOURCE: &str = include_str!("../../../shared/domain/src/users.rs");
+const AUDIT_SOURCE: &str = include_str!("../../../shared/domain/src/audit.rs");
 const OUTBOX_SOURCE: &str = include_str!("../../../shared/aws-adapters/src/dynamo/outbox.rs");
 
 fn keys(v: &Value) -> BTreeSet<String> {
@@ -162,11 +163,12 @@ fn every_function_may_write_every_field_of_the_audit_events_it_writes_and_no_oth
 
     let denial = event_fields_in(ACCESS_SOURCE);
     assert_eq!(denial, set(DENIAL_FIELDS), "admin_action_denied (access.rs)");
-    let cases: [(&str, Vec<&str>); 4] = [
+    let cases: [(&str, Vec<&str>); 5] = [
         ("message-user", vec![MESSAGING_SOURCE, ACCESS_SOURCE]),
         ("delete-user", vec![DELETION_SOURCE, ACCESS_SOURCE]),
         ("deletion-worker", vec![DELETION_SOURCE, ACCESS_SOURCE]),
         ("list-users", vec![USERS_SOURCE, ACCESS_SOURCE]),
+        ("audit-log", vec![AUDIT_SOURCE, ACCESS_SOURCE]),
     ];
     for (bin, sources) in cases {
         let mut written = common.clone();

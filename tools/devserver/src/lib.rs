@@ -116,6 +116,7 @@ pub struct DevServer {
     messaging: message_user::MessageApp,
     delete: DeleteApp,
     directory: list_users::ListApp,
+    audit: audit_log::AuditApp,
     delivery: Delivery,
 }
 
@@ -164,6 +165,10 @@ impl DevServer {
             directory: backend.directory(),
             tokens: tokens(),
         };
+        let audit = audit_log::AuditApp {
+            audit: backend.audit_log(),
+            tokens: tokens(),
+        };
         let delivery = backend.delivery();
         Ok(Arc::new(DevServer {
             backend,
@@ -173,6 +178,7 @@ impl DevServer {
             messaging,
             delete,
             directory,
+            audit,
             delivery,
         }))
     }
@@ -227,6 +233,7 @@ enum Function {
     ListUsers,
     MessageUser,
     DeleteUser,
+    AuditLog,
 }
 
 impl Function {
@@ -235,6 +242,7 @@ impl Function {
             Function::ListUsers => "list-users",
             Function::MessageUser => "message-user",
             Function::DeleteUser => "delete-user",
+            Function::AuditLog => "audit-log",
         }
     }
 }
@@ -329,6 +337,7 @@ async fn invoke(
                 Function::ListUsers => list_users::handle(&app.directory, lambda_req).await,
                 Function::MessageUser => message_user::handle(&app.messaging, lambda_req).await,
                 Function::DeleteUser => delete_user::handle(&app.delete, lambda_req).await,
+                Function::AuditLog => audit_log::handle(&app.audit, lambda_req).await,
             }
         })
     };
@@ -545,6 +554,16 @@ pub fn router(app: App) -> Router {
                 "ANY /admin/users/{userId}/deletion-preview",
                 DeleteUser,
             )),
+        )
+        .route(
+            "/admin/audit",
+            api(Method::GET, "GET /admin/audit", AuditLog)
+                .fallback(handler_for("ANY /admin/audit", AuditLog)),
+        )
+        .route(
+            "/admin/erasures",
+            api(Method::GET, "GET /admin/erasures", AuditLog)
+                .fallback(handler_for("ANY /admin/erasures", AuditLog)),
         )
         .route("/admin/{*rest}", axum::routing::any(not_found));
     let dev_routes = Router::new()

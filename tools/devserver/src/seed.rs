@@ -6,6 +6,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use domain::cascade::{table, CASCADE_PLAN};
 use domain::memory::InMemoryBackend;
 use domain::model::{timestamp, AdminMessage, MessageStatus, Profile};
+use domain::ports::SuppressionReason;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -83,6 +84,8 @@ const USERS: [(&str, &str); 40] = [
 const HEAVY: (&str, &str) = ("Riley Archer", "riley.archer@example.com");
 const HEAVY_TRANSACTIONS: usize = 12_500;
 const NO_EMAIL_NAME: &str = "Jordan Blake";
+/// On the dev mail provider's suppression list (a seeded user's address), and since when.
+pub const SUPPRESSED: (&str, &str) = ("liam.walsh@example.com", "2026-10-02T09:15:00Z");
 
 const MERCHANTS: [&str; 8] = [
     "Comcast",
@@ -212,6 +215,9 @@ pub fn seed(backend: &InMemoryBackend) -> Seeded {
     }
     seed_heavy(backend, &seeded.heavy);
     seed_messages(backend, &seeded);
+    // The mail provider's suppression list: an earlier message to Liam Walsh bounced hard,
+    // so a new one is refused with `recipient_suppressed` unless sent anyway.
+    backend.suppress(SUPPRESSED.0, SuppressionReason::Bounce, SUPPRESSED.1);
     debug_assert!(CASCADE_PLAN.iter().all(|t| table(t.name).is_some()));
 
     let mut ids = vec![seeded.owner.clone()];

@@ -1,5 +1,6 @@
 //! DynamoDB adapters, one per port. Table names come from the environment (see `env`).
 
+pub(crate) mod audit_trail;
 pub(crate) mod deletion_jobs;
 pub(crate) mod delivery;
 pub(crate) mod idempotency;

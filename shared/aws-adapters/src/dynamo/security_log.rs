@@ -15,8 +15,8 @@ const DEP: &str = "security_logs";
 
 #[derive(Clone, Debug)]
 pub struct DynamoSecurityLog {
-    client: Client,
-    table: String,
+    pub(super) client: Client,
+    pub(super) table: String,
 }
 
 impl DynamoSecurityLog {
@@ -123,8 +123,8 @@ impl SecurityLog for DynamoSecurityLog {
 
 /// The request ids the first refusal row of a caller and minute counts, and the refusals
 /// counted beyond them.
-const REFUSAL_IDS: &str = "request_ids";
-const REFUSALS_OVER: &str = "refusals_over";
+pub(super) const REFUSAL_IDS: &str = "request_ids";
+pub(super) const REFUSALS_OVER: &str = "refusals_over";
 
 fn counted(row: Option<&HashMap<String, AttributeValue>>) -> u64 {
     let Some(row) = row else { return 0 };
