@@ -168,16 +168,6 @@ fn sqs(sdk: &SdkConfig) -> aws_sdk_sqs::Client {
     aws_sdk_sqs::Client::from_conf(config)
 }
 
-/// SESv2 for reads (the suppression list): the SDK's standard retries within a short timeout.
-/// Sends have a client of their own that never retries ([`SesMailer::client_config`]).
-fn ses_reads(sdk: &SdkConfig) -> aws_sdk_sesv2::Client {
-    let config = aws_sdk_sesv2::config::Builder::from(sdk)
-        .timeout_config(timeouts(Duration::from_secs(2), Duration::from_secs(5)))
-        .retry_partition(retry_partition("teleperson-ses-reads"))
-        .build();
-    aws_sdk_sesv2::Client::from_conf(config)
-}
-
 /// `POST /admin/users/{id}/messages` and the message history.
 ///
 /// Reads `PROFILES_TABLE`, `ADMIN_MESSAGES_TABLE`, `SECURITY_LOGS_TABLE`, `IDEMPOTENCY_TABLE`,
@@ -198,7 +188,11 @@ pub fn messaging_from(lookup: Lookup<'_>, sdk: &SdkConfig) -> Result<Messaging, 
     Ok(messaging_with_mailer(
         dynamodb(sdk),
         SesMailer::new(sdk, configuration_set),
-        SesSuppressionList::new(ses_reads(sdk)),
+        SesSuppressionList::with_client(aws_sdk_sesv2::Client::from_conf(
+            SesSuppressionList::client_config(sdk)
+                .retry_partition(retry_partition("teleperson-ses-reads"))
+                .build(),
+        )),
         [profiles_table, messages_table, logs_table, idempotency_table],
         settings,
     ))

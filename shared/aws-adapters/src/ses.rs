@@ -221,7 +221,22 @@ pub struct SesSuppressionList {
 }
 
 impl SesSuppressionList {
-    pub fn new(client: Client) -> Self {
+    /// The client configuration: a 5 s operation timeout (2 s an attempt) and the SDK's
+    /// standard retries (a read is safe to repeat).
+    pub fn client_config(sdk: &aws_config::SdkConfig) -> aws_sdk_sesv2::config::Builder {
+        aws_sdk_sesv2::config::Builder::from(sdk)
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(2))
+                    .operation_attempt_timeout(Duration::from_secs(2))
+                    .operation_timeout(Duration::from_secs(5))
+                    .build(),
+            )
+            .retry_config(RetryConfig::standard())
+    }
+
+    /// With a client built elsewhere (from [`Self::client_config`]).
+    pub fn with_client(client: Client) -> Self {
         SesSuppressionList { client }
     }
 }

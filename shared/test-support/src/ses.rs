@@ -141,3 +141,15 @@ pub fn capturing_mailer_with(
         capture,
     )
 }
+
+/// Puts `address` on the emulator's account-level suppression list (`BOUNCE` or `COMPLAINT`);
+/// `scripts/emulator.py` adds the call to moto.
+pub async fn suppress(emulator: &Emulator, address: &str, reason: &str) {
+    aws_sdk_sesv2::Client::new(emulator.sdk())
+        .put_suppressed_destination()
+        .email_address(address)
+        .reason(aws_sdk_sesv2::types::SuppressionListReason::from(reason))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("PutSuppressedDestination on the emulator (scripts/emulator.py): {e:?}"));
+}

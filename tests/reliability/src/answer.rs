@@ -28,6 +28,7 @@ pub const KNOWN_CODES: &[(u16, &str)] = &[
     (422, "acknowledgement_required"),
     (422, "no_email_address"),
     (422, "recipient_undeliverable"),
+    (422, "recipient_suppressed"),
     (422, "idempotency_key_reused"),
     (429, "rate_limited"),
     (500, "internal_error"),

@@ -21,6 +21,7 @@ pub const FUNCTIONS: &[&str] = &[
     "message-user",
     "delete-user",
     "list-users",
+    "audit-log",
     "deletion-worker",
     "sweeper",
     "token-revocation",

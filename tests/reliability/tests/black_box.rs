@@ -17,7 +17,7 @@ use reliability_tests::world;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;
-use test_support::sqs;
+use test_support::{ses, sqs};
 
 /// What each function needs (the README's configuration table), written out here rather
 /// than read from the code under test. The deletion functions need
@@ -54,6 +54,15 @@ const REQUIRED: &[(&str, &[&str])] = &[
     (
         "list-users",
         &["PROFILES_TABLE", "SECURITY_LOGS_TABLE", "APP_CLIENT_ID"],
+    ),
+    (
+        "audit-log",
+        &[
+            "PROFILES_TABLE",
+            "SECURITY_LOGS_TABLE",
+            "DELETION_JOBS_TABLE",
+            "APP_CLIENT_ID",
+        ],
     ),
     (
         "deletion-worker",
@@ -171,13 +180,14 @@ async fn the_built_functions_answer_events_exactly_as_the_lambda_service_returns
     let mut delete_env = env.clone();
     // No time in the request: the deletion goes on in the worker, through SQS.
     delete_env.insert("DELETE_BUDGET_MS".into(), "0".into());
-    let (message, delete, delete_now, list, worker, sweeper) = futures::join!(
+    let (message, delete, delete_now, list, worker, sweeper, audit) = futures::join!(
         start("message-user", env.clone()),
         start("delete-user", delete_env),
         start("delete-user", env.clone()),
         start("list-users", env.clone()),
         start("deletion-worker", env.clone()),
         start("sweeper", env.clone()),
+        start("audit-log", env.clone()),
     );
 
     // Send.
@@ -200,6 +210,27 @@ async fn the_built_functions_answer_events_exactly_as_the_lambda_service_returns
     let replay = invoke(&message, &send).await;
     assert_eq!(assert_proxy_response(&replay, 201, "application/json"), receipt);
     assert_eq!(cloud.emails_to(&target_email).await.len(), 1);
+
+    // An address on SES's suppression list: refused with the reason unless sent anyway.
+    ses::suppress(&cloud.emulator, &second_email, "BOUNCE").await;
+    let to_suppressed = ApiEvent::new("POST", world::MESSAGES_ROUTE)
+        .path_param("userId", &second)
+        .caller(&owner)
+        .json(&json!({ "subject": subject, "body": body }));
+    let inv = invoke(&message, &to_suppressed.clone().to_value()).await;
+    let refused = assert_proxy_response(&inv, 422, "application/problem+json");
+    assert_eq!(refused["code"], "recipient_suppressed", "{refused}");
+    assert_eq!(refused["reason"], "BOUNCE", "{refused}");
+    assert!(refused["last_update_time"].is_string(), "{refused}");
+    assert!(
+        cloud.emails_to(&second_email).await.is_empty(),
+        "nothing was sent"
+    );
+    let anyway = to_suppressed
+        .json(&json!({ "subject": subject, "body": body, "send_anyway": true }))
+        .to_value();
+    assert_proxy_response(&invoke(&message, &anyway).await, 201, "application/json");
+    assert_eq!(cloud.emails_to(&second_email).await.len(), 1);
 
     // History.
     let history = ApiEvent::new("GET", world::MESSAGES_ROUTE)
@@ -318,6 +349,51 @@ async fn the_built_functions_answer_events_exactly_as_the_lambda_service_returns
     let profile = cloud.profile_row(&target).await.expect("the tombstone");
     assert!(!profile.contains_key("email") && str_attr(&profile, "deleted_at").is_some());
 
+    // Was this address erased? Found by its hash, in any case, with the job's counts.
+    let lookup = ApiEvent::new("GET", world::ERASURES_ROUTE)
+        .caller(&owner)
+        .query("email", &format!("  {} ", target_email.to_uppercase()))
+        .to_value();
+    let found = assert_proxy_response(&invoke(&audit, &lookup).await, 200, "application/json");
+    let erasures = found["erasures"].as_array().expect("erasures");
+    assert_eq!(erasures.len(), 1, "{found}");
+    assert_eq!(erasures[0]["job_id"], job["job_id"], "{found}");
+    assert_eq!(erasures[0]["status"], "completed", "{found}");
+    assert_eq!(erasures[0]["deleted"], job["deleted"], "{found}");
+    assert!(
+        !found
+            .to_string()
+            .to_lowercase()
+            .contains(&target_email.to_lowercase()),
+        "the address is never answered back: {found}"
+    );
+    // The audit trail of the target: the send, the refused delete, the deletion and its
+    // completion.
+    let trail = ApiEvent::new("GET", world::AUDIT_ROUTE)
+        .caller(&owner)
+        .query("target", &target)
+        .to_value();
+    let page = assert_proxy_response(&invoke(&audit, &trail).await, 200, "application/json");
+    let kinds: std::collections::BTreeSet<&str> = page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|i| i["event_type"].as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "admin_action_denied",
+            "admin_deleted_user",
+            "admin_deletion_completed",
+            "admin_sent_user_message"
+        ]
+        .into(),
+        "{page}"
+    );
+    let denied_audit = ApiEvent::new("GET", world::AUDIT_ROUTE).caller(&user).to_value();
+    assert_problem_document(&invoke(&audit, &denied_audit).await, 403, "forbidden_role");
+
     // A delete inside the budget answers 200 with the counts.
     let del = ApiEvent::new("DELETE", world::USER_ROUTE)
         .path_param("userId", &second)
@@ -342,18 +418,19 @@ async fn the_built_functions_answer_events_exactly_as_the_lambda_service_returns
         ("list-users", &list),
         ("deletion-worker", &worker),
         ("sweeper", &sweeper),
+        ("audit-log", &audit),
     ] {
         let text = f.log_text();
         assert!(!text.is_empty(), "{name} logged nothing");
         logs::assert_text_clean(&format!("the output of {name}"), &text);
     }
-    let lines: usize = [&message, &delete, &delete_now, &list, &worker, &sweeper]
+    let lines: usize = [&message, &delete, &delete_now, &list, &worker, &sweeper, &audit]
         .iter()
         .map(|f| f.logs().len())
         .sum();
     cloud.assert_security_logs_clean(&[&subject, &body]).await;
     println!(
-        "black box: 6 function processes, {} worker invocations, {} sweeps, {lines} log lines checked",
+        "black box: 7 function processes, {} worker invocations, {} sweeps, {lines} log lines checked",
         responses.len(),
         sweeps.len()
     );

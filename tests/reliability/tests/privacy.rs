@@ -155,6 +155,20 @@ async fn after_a_completed_deletion_only_the_tombstone_the_job_and_security_logs
         .assert_problem(403, "forbidden_role");
 
     delete(&cloud, &apps, &owner.id, &target.id, false).await;
+    // Was this person erased? The address comes in, is hashed, and is kept nowhere: not in the
+    // lookup's audit row, the answer or a log line (every row is checked below).
+    let found = apps
+        .call(
+            Function::AuditLog,
+            world::erasures(Some(&owner.id), &target.email.to_uppercase()),
+        )
+        .await;
+    let doc = found.assert_success(200);
+    assert_eq!(doc["erasures"].as_array().map(Vec::len), Some(1), "{doc}");
+    assert!(
+        !found.body.to_lowercase().contains(&target.normal_email()),
+        "{doc}"
+    );
 
     let mut holders: Vec<String> = Vec::new();
     for (table, item, strings) in every_row(&cloud).await {
