@@ -42,7 +42,7 @@ ensure_venv
 export PATH="$root/.venv/bin:$PATH"
 py="$root/.venv/bin/python"
 
-functions=(message-user delete-user list-users deletion-worker delivery-events sweeper token-revocation)
+functions=(message-user delete-user list-users audit-log deletion-worker delivery-events sweeper token-revocation)
 for fn in "${functions[@]}"; do
     if [[ ! -f "functions/$fn/src/main.rs" ]]; then
         echo "lambda-invoke: functions/$fn/src/main.rs does not exist: nothing to run" >&2
@@ -231,6 +231,15 @@ else
     failures=$((failures + 1))
 fi
 echo "$detail"
+
+# --- the audit trail and the erasure lookup, after the deletions ---------------------------------
+audit_cases=(
+    "audit-log audit-log 200"
+    "audit-log audit-log-target 200:items.0.event_type=admin_deleted_user,items.0.target_id=user-1"
+    "audit-log erasures 200:erasures.0.user_id=user-1,erasures.0.status=completed"
+    "audit-log audit-log-no-claims 401:code=unauthenticated"
+)
+run_cases "${audit_cases[@]}"
 
 # --- a late delivery event about an erased message does not bring its row back -----------------
 if [[ -n "${delivered_id:-}" ]]; then

@@ -5,7 +5,8 @@
       Asserts a `cargo lambda invoke --output-format json` answer. EXPECT is `batch-ok` (an SQS
       partial batch response without failures), `batch-any` (one with or without failures) or
       `200|202[:key=value,...]`
-      (accepted HTTP statuses, then checks on the JSON body; key paths use dots).
+      (accepted HTTP statuses, then checks on the JSON body; key paths use dots, and a number
+      picks an item of a list: `items.0.event_type`).
       `same-as:FILE` also requires the same message_id as that earlier answer (idempotent replay).
   invoke_checks.py answer ANSWER.json ok
       Asserts the answer of a function that returns nothing (an SNS subscriber): JSON null.
@@ -121,7 +122,10 @@ def answer(path, expect, *extra):
         key, _, want = check.partition("=")
         value = body
         for part in key.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
+            if isinstance(value, list) and part.isdigit():
+                value = value[int(part)] if int(part) < len(value) else None
+            else:
+                value = value.get(part) if isinstance(value, dict) else None
         if str(value) != want:
             fail(f"expected {key}={want}, got {value!r}")
     for e in extra:
