@@ -29,19 +29,8 @@ fi
 
 # --- SAM CLI in its own venv (idempotent: pip runs only when the requirements file changed) ---
 sam_venv="$root/.sam-venv"
-sam_req="$root/infra/requirements-sam.txt"
-sam_stamp="$sam_venv/.requirements-sam.sha256"
-if [[ ! -x "$sam_venv/bin/python" ]]; then
-    echo "check-infra: creating $sam_venv" >&2
-    python3 -m venv "$sam_venv"
-fi
-want="$(sha256sum "$sam_req" | cut -d' ' -f1)"
-have="$(cat "$sam_stamp" 2>/dev/null || true)"
-if [[ "$want" != "$have" ]]; then
-    echo "check-infra: installing $(basename "$sam_req") into $sam_venv (takes a few minutes once)" >&2
-    "$sam_venv/bin/pip" install --disable-pip-version-check --quiet -r "$sam_req"
-    echo "$want" >"$sam_stamp"
-fi
+sync_venv check-infra "$sam_venv" "$root/infra/requirements-sam.txt" "$sam_venv/.requirements-sam.sha256" \
+    "(takes a few minutes once)"
 
 # No account is needed for validation; a region is (the translator builds ARNs with it).
 export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"

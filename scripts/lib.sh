@@ -1,8 +1,10 @@
 # shellcheck shell=bash
 # What the scripts share, sourced (never run) by scripts/test.sh, bench.sh, check-infra.sh,
-# lambda-invoke.sh and schemathesis.sh:
+# lambda-invoke.sh, schemathesis.sh and venv.sh:
 #
 #   ensure_venv                 the project venv .venv with the pinned tools (scripts/venv.sh)
+#   sync_venv WHO VENV REQ STAMP [NOTE]
+#                               creates a Python venv once, installs REQ when it changed
 #   free_port                   prints a free loopback TCP port
 #   on_exit FUNCTION            calls FUNCTION (with the script's exit status as $1) when the
 #                               script exits, whatever happens; INT/TERM exit with 130
@@ -17,6 +19,24 @@ lib_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 ensure_venv() {
     "$lib_root/scripts/venv.sh"
+}
+
+# sync_venv WHO VENV REQ STAMP [NOTE]: creates the Python venv VENV (once) and installs the
+# requirements file REQ into it whenever REQ changed since the last successful install (its
+# sha256 is kept in the file STAMP). Messages start with "WHO:"; NOTE ends the install message.
+sync_venv() {
+    local who="$1" venv="$2" req="$3" stamp="$4" note="${5:+ $5}" want have
+    if [[ ! -x "$venv/bin/python" ]]; then
+        echo "$who: creating $venv" >&2
+        python3 -m venv "$venv"
+    fi
+    want="$(sha256sum "$req" | cut -d' ' -f1)"
+    have="$(cat "$stamp" 2>/dev/null || true)"
+    if [[ "$want" != "$have" ]]; then
+        echo "$who: installing $(basename "$req") into $venv$note" >&2
+        "$venv/bin/pip" install --disable-pip-version-check --quiet -r "$req"
+        echo "$want" >"$stamp"
+    fi
 }
 
 free_port() {

@@ -5,9 +5,8 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-venv="$root/.venv"
-req="$root/requirements-dev.txt"
-stamp="$venv/.requirements-dev.sha256"
+# shellcheck source=SCRIPTDIR/lib.sh
+source "$root/scripts/lib.sh"
 
 for tool in python3 curl; do
     if ! command -v "$tool" >/dev/null; then
@@ -19,15 +18,4 @@ if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
     echo "venv.sh: python3 has no venv/ensurepip module (Debian: apt-get install python3-venv)" >&2
     exit 1
 fi
-if [[ ! -x "$venv/bin/python" ]]; then
-    echo "venv.sh: creating $venv" >&2
-    python3 -m venv "$venv"
-fi
-
-want="$(sha256sum "$req" | cut -d' ' -f1)"
-have="$(cat "$stamp" 2>/dev/null || true)"
-if [[ "$want" != "$have" ]]; then
-    echo "venv.sh: installing $(basename "$req") into $venv" >&2
-    "$venv/bin/pip" install --disable-pip-version-check --quiet -r "$req"
-    echo "$want" >"$stamp"
-fi
+sync_venv venv.sh "$root/.venv" "$root/requirements-dev.txt" "$root/.venv/.requirements-dev.sha256"

@@ -3,38 +3,20 @@
 // person erased?", and the composer's answer to a suppressed address. Each test gets its own
 // dev server (fresh seeded data, its own outbox folder). Screenshots go to tests/e2e/screenshots/.
 
-import { test, before, after, afterEach } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { startServer, startBrowser, openPage, shot, focused } from './harness.mjs';
+import { browserSuite, recordSends, shot, focused } from './harness.mjs';
 
-let browser;
+const suite = browserSuite();
+const { row, dialog } = suite;
 let server;
 let page;
-
-before(async () => {
-  browser = await startBrowser();
-});
-after(async () => {
-  await browser?.close();
-});
-afterEach(async () => {
-  const errors = page?.errors || [];
-  await page?.close();
-  page = null;
-  await server?.stop();
-  server = null;
-  assert.deepEqual(errors, [], 'the page threw');
-});
-
-const row = (name) => page.locator('#users-body tr.user-row', { hasText: name });
-const dialog = () => page.locator('dialog#delete-dialog');
 const auditRows = () => page.locator('#audit-body tr.audit-row');
 const sha256 = (s) => createHash('sha256').update(s, 'utf8').digest('hex');
 
 async function start(as, extraArgs = []) {
-  server = await startServer(extraArgs);
-  page = await openPage(browser, server, as === undefined ? undefined : server.byName(as));
+  ({ server, page } = await suite.start(as, extraArgs));
 }
 
 /** Every GET /admin/audit and /admin/erasures URL the page requests, in order. */
@@ -45,17 +27,6 @@ function recordAuditRequests(p) {
     if (req.method() === 'GET' && (u.pathname === '/admin/audit' || u.pathname === '/admin/erasures')) urls.push(u);
   });
   return urls;
-}
-
-/** The Idempotency-Key and body of every message POST the page makes, in order. */
-function recordSends(p) {
-  const sends = [];
-  p.on('request', (req) => {
-    if (req.method() === 'POST' && /\/admin\/users\/[^/]+\/messages$/.test(new URL(req.url()).pathname)) {
-      sends.push({ key: req.headers()['idempotency-key'], body: JSON.parse(req.postData() || '{}') });
-    }
-  });
-  return sends;
 }
 
 /** Opens `name`'s composer, sends `text`, and returns the composer and the message id. */

@@ -1,6 +1,8 @@
 // Shared plumbing of the browser tests: start a dev server (the debug binary) on a free port
 // with its own outbox, and Debian's Chromium (headless) with a fresh profile.
 
+import { before, after, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -130,6 +132,52 @@ export async function openPage(browser, server, userId) {
   }
   page.errors = errors;
   return page;
+}
+
+/**
+ * The set-up every test file shares: one browser for the file (`before`/`after`), and after each
+ * test its page closed, its dev server stopped and no page error allowed (`afterEach`). Call it
+ * once at the top of a test file; `start(as, extraArgs)` starts the test's dev server and opens
+ * the page signed in as the identity named `as` (none: the page's default), and resolves to
+ * `{ server, page }`. `row(name)` and `dialog()` find a user's row and the delete dialog on it.
+ */
+export function browserSuite() {
+  let browser;
+  const live = { server: null, page: null };
+  before(async () => {
+    browser = await startBrowser();
+  });
+  after(async () => {
+    await browser?.close();
+  });
+  afterEach(async () => {
+    const errors = live.page?.errors || [];
+    await live.page?.close();
+    live.page = null;
+    await live.server?.stop();
+    live.server = null;
+    assert.deepEqual(errors, [], 'the page threw');
+  });
+  return {
+    async start(as, extraArgs = []) {
+      live.server = await startServer(extraArgs);
+      live.page = await openPage(browser, live.server, as === undefined ? undefined : live.server.byName(as));
+      return { ...live };
+    },
+    row: (name) => live.page.locator('#users-body tr.user-row', { hasText: name }),
+    dialog: () => live.page.locator('dialog#delete-dialog'),
+  };
+}
+
+/** The Idempotency-Key and body of every message POST the page makes, in order. */
+export function recordSends(p) {
+  const sends = [];
+  p.on('request', (req) => {
+    if (req.method() === 'POST' && /\/admin\/users\/[^/]+\/messages$/.test(new URL(req.url()).pathname)) {
+      sends.push({ key: req.headers()['idempotency-key'], body: JSON.parse(req.postData() || '{}') });
+    }
+  });
+  return sends;
 }
 
 export async function shot(page, name) {

@@ -2,35 +2,17 @@
 // server. Each test gets its own dev server (fresh seeded data, its own outbox folder).
 // Screenshots of every state go to tests/e2e/screenshots/.
 
-import { test, before, after, beforeEach, afterEach } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, startBrowser, openPage, shot, focused, focusOnRow } from './harness.mjs';
+import { browserSuite, recordSends, shot, focused, focusOnRow } from './harness.mjs';
 
-let browser;
+const suite = browserSuite();
+const { row, dialog } = suite;
 let server;
 let page;
 
-before(async () => {
-  browser = await startBrowser();
-});
-after(async () => {
-  await browser?.close();
-});
-afterEach(async () => {
-  const errors = page?.errors || [];
-  await page?.close();
-  page = null;
-  await server?.stop();
-  server = null;
-  assert.deepEqual(errors, [], 'the page threw');
-});
-
-const row = (name) => page.locator('#users-body tr.user-row', { hasText: name });
-const dialog = () => page.locator('dialog#delete-dialog');
-
 async function start(as, extraArgs = []) {
-  server = await startServer(extraArgs);
-  page = await openPage(browser, server, as === undefined ? undefined : server.byName(as));
+  ({ server, page } = await suite.start(as, extraArgs));
 }
 
 /** Decodes a quoted-printable body and RFC 2047 B-encoded header text. */
@@ -345,17 +327,6 @@ test('signed out, or as a regular user, the page explains why nothing is listed'
   await page.waitForSelector('body[data-ready="true"]');
   assert.equal(await page.locator('#signed-in-as').inputValue(), server.byName('Ana Lima'));
 });
-
-/** The Idempotency-Key of every message POST the page makes, in order. */
-function recordSends(p) {
-  const sends = [];
-  p.on('request', (req) => {
-    if (req.method() === 'POST' && /\/admin\/users\/[^/]+\/messages$/.test(new URL(req.url()).pathname)) {
-      sends.push({ key: req.headers()['idempotency-key'], body: JSON.parse(req.postData() || '{}') });
-    }
-  });
-  return sends;
-}
 
 const badge = (composer, messageId) => composer.locator(`.history li[data-message-id="${messageId}"] .status`);
 

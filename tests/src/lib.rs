@@ -8,19 +8,20 @@
 
 use aws_adapters::DynamoUserData;
 use aws_config::SdkConfig;
-use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
 use aws_sdk_dynamodb::Client;
 use domain::cascade::CASCADE_PLAN;
 use domain::deletion::Deletion;
 use domain::model::Profile;
 use futures::{StreamExt, TryStreamExt};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use test_support::dynalite::Dynalite;
 use test_support::isolation::isolated;
+use test_support::rows;
 use test_support::{create_tables, create_user_data_tables, Emulator, TableSet, TestEnv};
 
-pub type Item = HashMap<String, AttributeValue>;
+pub use test_support::rows::{s, str_attr, user_attr, Item};
 
 /// The emulator, a fresh set of tables for this test, and plain DynamoDB clients.
 pub struct Harness {
@@ -121,24 +122,8 @@ impl Harness {
     }
 
     pub async fn put_profile(&self, profile: &Profile) {
-        let mut item = Item::new();
-        item.insert("user_id".into(), s(&profile.user_id));
-        item.insert("display_name".into(), s(&profile.display_name));
-        item.insert("role".into(), s(&profile.role));
-        item.insert("created_at".into(), s(&profile.created_at));
-        if let Some(e) = &profile.email {
-            item.insert("email".into(), s(e));
-        }
-        if let Some(a) = &profile.auth_username {
-            item.insert("auth_username".into(), s(a));
-        }
-        if let Some(d) = &profile.deleted_at {
-            item.insert("deleted_at".into(), s(d));
-        }
-        if let Some(j) = &profile.deletion_job_id {
-            item.insert("deletion_job_id".into(), s(j));
-        }
-        self.put(&self.table("PROFILES_TABLE"), item).await;
+        self.put(&self.table("PROFILES_TABLE"), rows::profile_item(profile))
+            .await;
     }
 
     pub async fn put(&self, table: &str, item: Item) {
@@ -153,37 +138,12 @@ impl Harness {
 
     /// The raw row with this single-attribute key.
     pub async fn get(&self, table: &str, key: &str, value: &str) -> Option<Item> {
-        let out = self
-            .client_for(table)
-            .get_item()
-            .table_name(table)
-            .key(key, s(value))
-            .consistent_read(true)
-            .send()
-            .await
-            .expect("get_item");
-        out.item().cloned()
+        rows::get(self.client_for(table), table, key, value).await
     }
 
     /// Every row of a table.
     pub async fn scan(&self, table: &str) -> Vec<Item> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client_for(table)
-                .scan()
-                .table_name(table)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .expect("scan");
-            items.extend(out.items().iter().cloned());
-            match out.last_evaluated_key() {
-                Some(k) => start = Some(k.clone()),
-                None => return items,
-            }
-        }
+        rows::scan(self.client_for(table), table).await
     }
 
     /// Rows of a table whose string attribute `attr` equals `value`.
@@ -197,21 +157,7 @@ impl Harness {
 
     /// Write many items with `BatchWriteItem` (25 per request, a few in flight).
     pub async fn seed(&self, table: &str, items: Vec<Item>) {
-        let batches: Vec<Vec<WriteRequest>> = items
-            .chunks(25)
-            .map(|chunk| {
-                chunk
-                    .iter()
-                    .map(|item| {
-                        let put = PutRequest::builder()
-                            .set_item(Some(item.clone()))
-                            .build()
-                            .expect("put request");
-                        WriteRequest::builder().put_request(put).build()
-                    })
-                    .collect()
-            })
-            .collect();
+        let batches = rows::put_batches(&items);
         futures::stream::iter(batches.into_iter().map(|batch| self.write_all(table, batch)))
             .buffer_unordered(6)
             .try_collect::<Vec<()>>()
@@ -219,22 +165,8 @@ impl Harness {
             .expect("seeding");
     }
 
-    async fn write_all(&self, table: &str, mut batch: Vec<WriteRequest>) -> Result<(), String> {
-        while !batch.is_empty() {
-            let out = self
-                .client_for(table)
-                .batch_write_item()
-                .request_items(table, batch)
-                .send()
-                .await
-                .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())?;
-            batch = out
-                .unprocessed_items()
-                .and_then(|m| m.get(table))
-                .cloned()
-                .unwrap_or_default();
-        }
-        Ok(())
+    async fn write_all(&self, table: &str, batch: Vec<WriteRequest>) -> Result<(), String> {
+        rows::write_batch(self.client_for(table), table, batch).await
     }
 
     /// Delete rows by key (test clean-up of shared fixtures).
@@ -253,14 +185,6 @@ impl Harness {
             self.write_all(table, batch).await.expect("delete");
         }
     }
-}
-
-pub fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-
-pub fn str_attr<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
-    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
 }
 
 pub fn item(pairs: &[(&str, &str)]) -> Item {
@@ -291,13 +215,6 @@ pub fn all_strings(item: &Item) -> Vec<String> {
     let mut out: Vec<String> = item.keys().cloned().collect();
     item.values().for_each(|v| walk(v, &mut out));
     out
-}
-
-/// The attribute that holds the user id in a cascade table (its partition key or its index's).
-pub fn user_attr(table: &domain::cascade::CascadeTable) -> &'static str {
-    match table.lookup {
-        domain::cascade::Lookup::PartitionKey { attr } | domain::cascade::Lookup::Index { attr, .. } => attr,
-    }
 }
 
 /// Row `i` of `user` in a cascade table, as the dashboard would write it.

@@ -11,8 +11,9 @@ use test_support::blackhole::BlackHole;
 use test_support::Emulator;
 use tokio::time::Instant;
 
-#[tokio::test]
-async fn a_store_call_to_a_silent_dynamodb_ends_at_the_deadline_as_a_retryable_failure() {
+/// An endpoint that takes requests and never answers, and the emulator's SDK settings with
+/// every service there.
+fn silent_sdk() -> (BlackHole, aws_config::SdkConfig) {
     let emulator = Emulator::start_or_panic();
     let silent = BlackHole::start();
     let sdk = emulator
@@ -20,6 +21,12 @@ async fn a_store_call_to_a_silent_dynamodb_ends_at_the_deadline_as_a_retryable_f
         .to_builder()
         .endpoint_url(silent.endpoint())
         .build();
+    (silent, sdk)
+}
+
+#[tokio::test]
+async fn a_store_call_to_a_silent_dynamodb_ends_at_the_deadline_as_a_retryable_failure() {
+    let (silent, sdk) = silent_sdk();
     let profiles = DynamoProfiles::new(aws_sdk_dynamodb::Client::new(&sdk), "profiles");
 
     let started = Instant::now();
@@ -36,13 +43,7 @@ async fn a_store_call_to_a_silent_dynamodb_ends_at_the_deadline_as_a_retryable_f
 
 #[tokio::test]
 async fn a_send_cut_short_by_the_deadline_after_the_request_went_out_is_unconfirmed() {
-    let emulator = Emulator::start_or_panic();
-    let silent = BlackHole::start();
-    let sdk = emulator
-        .sdk()
-        .to_builder()
-        .endpoint_url(silent.endpoint())
-        .build();
+    let (silent, sdk) = silent_sdk();
     let mailer = SesMailer::new(&sdk, None);
     let email = OutgoingEmail {
         message_id: "m-1".into(),

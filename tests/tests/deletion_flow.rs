@@ -162,6 +162,14 @@ fn meta_of(caller: &str, request_id: &str) -> RequestMeta {
     }
 }
 
+/// The job of a deletion that completed in one run.
+fn completed_in_one_run(outcome: DeleteOutcome) -> DeletionJob {
+    let DeleteOutcome::Completed(job) = outcome else {
+        panic!("completed in one run: {outcome:?}");
+    };
+    job
+}
+
 impl Flow {
     fn meta(&self, request_id: &str) -> RequestMeta {
         meta_of(&self.admin, request_id)
@@ -176,6 +184,12 @@ impl Flow {
         self.deletion
             .delete(&self.meta(request_id), &self.target_id(), false, deadline)
             .await
+    }
+
+    /// Deletes the target with a 60 s budget, which is enough to finish in one run.
+    async fn delete_in_one_run(&self, request_id: &str) -> DeletionJob {
+        let outcome = self.delete(request_id, Duration::from_secs(60)).await;
+        completed_in_one_run(outcome.expect("delete"))
     }
 
     async fn stored_job(&self) -> Option<DeletionJob> {
@@ -462,13 +476,7 @@ async fn a_job_whose_continuations_were_all_lost_is_queued_by_the_sweep_and_fini
 #[tokio::test]
 async fn the_late_pass_removes_rows_written_with_an_old_token_and_the_job_then_leaves_the_open_index() {
     let f = flow(SMALL).await;
-    let outcome = f
-        .delete("req-late", Duration::from_secs(60))
-        .await
-        .expect("delete");
-    let DeleteOutcome::Completed(job) = outcome else {
-        panic!("completed in one run: {outcome:?}");
-    };
+    let job = f.delete_in_one_run("req-late").await;
     assert_eq!(
         job.step,
         Step::LatePass,
@@ -604,9 +612,7 @@ async fn an_index_that_lags_behind_its_table_neither_hides_a_row_nor_counts_one_
         .delete(&f.meta("req-lag"), &f.target_id(), false, deadline)
         .await
         .expect("delete");
-    let DeleteOutcome::Completed(job) = outcome else {
-        panic!("completed in one run: {outcome:?}");
-    };
+    let job = completed_in_one_run(outcome);
     // One pass that missed session 7; a re-query that found it (and the stale 3); one that
     // found only the stale 3 (a pause for the index to catch up); one that found nothing.
     assert_eq!(lagging.queries(), 4);
@@ -617,26 +623,14 @@ async fn an_index_that_lags_behind_its_table_neither_hides_a_row_nor_counts_one_
 async fn a_federated_user_whose_username_is_not_the_user_id_is_found_by_sub_and_erased() {
     let f = flow_with(SMALL, Auth::BySub).await;
     assert!(f.cognito_username.starts_with("Google_"));
-    let outcome = f
-        .delete("req-fed", Duration::from_secs(60))
-        .await
-        .expect("delete");
-    let DeleteOutcome::Completed(job) = outcome else {
-        panic!("completed in one run: {outcome:?}");
-    };
+    let job = f.delete_in_one_run("req-fed").await;
     f.assert_fully_erased(&job, SMALL).await;
 }
 
 #[tokio::test]
 async fn a_stale_username_is_resolved_again_by_sub_before_the_lock_out() {
     let f = flow_with(SMALL, Auth::Stale).await;
-    let outcome = f
-        .delete("req-stale", Duration::from_secs(60))
-        .await
-        .expect("delete");
-    let DeleteOutcome::Completed(job) = outcome else {
-        panic!("completed in one run: {outcome:?}");
-    };
+    let job = f.delete_in_one_run("req-stale").await;
     // The user was locked out and deleted under its real username.
     f.assert_fully_erased(&job, SMALL).await;
 }

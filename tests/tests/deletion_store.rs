@@ -21,27 +21,14 @@ fn jobs(h: &Harness) -> DynamoDeletionJobs {
 const T0: &str = "2025-01-01T00:00:00.000Z";
 
 fn job(user: &str, job_id: &str, actor: &str) -> DeletionJob {
+    let meta = domain::model::RequestMeta {
+        request_id: "req-1".into(),
+        ..Default::default()
+    };
     DeletionJob {
-        user_id: user.to_owned(),
-        job_id: job_id.to_owned(),
-        step: Step::Audit,
-        actor_id: actor.to_owned(),
-        target_role: "user".into(),
         target_email_sha256: Some("cd".repeat(32)),
         auth_username: Some(format!("cognito-{user}")),
-        created_at: T0.into(),
-        updated_at: T0.into(),
-        locked_out_at: None,
-        completed_at: None,
-        late_pass_due_at: None,
-        late_pass_done_at: None,
-        request_id: "req-1".into(),
-        source_ip: None,
-        user_agent: None,
-        progress: BTreeMap::new(),
-        late_progress: BTreeMap::new(),
-        version: 1,
-        lease: None,
+        ..DeletionJob::started(user, job_id, actor, "user", T0, &meta)
     }
 }
 

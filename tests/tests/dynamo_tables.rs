@@ -58,18 +58,7 @@ async fn every_table_of_the_template_exists_with_its_keys_indexes_and_ttl() {
 #[tokio::test]
 async fn the_tables_the_design_names_are_all_there() {
     let h = Harness::new().await;
-    for var in [
-        "PROFILES_TABLE",
-        "ADMIN_MESSAGES_TABLE",
-        "SECURITY_LOGS_TABLE",
-        "DELETION_JOBS_TABLE",
-        "TRANSACTIONS_TABLE",
-        "FOLLOWED_COMPANIES_TABLE",
-        "BILLING_RECORDS_TABLE",
-        "SESSIONS_TABLE",
-        "HELP_REQUESTS_TABLE",
-        "IDEMPOTENCY_TABLE",
-    ] {
+    for var in test_support::settings::table_vars() {
         assert!(h.tables.get(var).is_some(), "{var}");
     }
 }

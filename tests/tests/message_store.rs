@@ -105,6 +105,86 @@ async fn sent_events(h: &Harness, message_id: &str) -> Vec<Item> {
         .await
 }
 
+fn record(message_id: Option<&str>, ses: &str, update: DeliveryUpdate, at: &str) -> DeliveryRecord {
+    DeliveryRecord {
+        message_id: message_id.map(str::to_owned),
+        ses_message_id: ses.to_owned(),
+        update,
+        at: at.to_owned(),
+    }
+}
+
+/// Records a delivery event through `log`.
+async fn deliver(
+    log: &DynamoDeliveryLog, message_id: Option<&str>, ses: &str, update: DeliveryUpdate, at: &str,
+) -> Recorded {
+    log.record_delivery(&record(message_id, ses, update, at))
+        .await
+        .unwrap()
+}
+
+/// The outbox, with u-1 as a recipient and `ids` reserved for them (created at `T0`).
+async fn outbox_with(h: &Harness, ids: &[&str]) -> DynamoMessageOutbox {
+    with_recipient(h, "u-1").await;
+    let store = outbox(h);
+    for id in ids {
+        reserve(&store, id).await;
+    }
+    store
+}
+
+/// Reserves message `id` to u-1, created at `T0`.
+async fn reserve(store: &DynamoMessageOutbox, id: &str) -> Reserved {
+    store.reserve(&message(id, "u-1", T0), lease()).await.unwrap()
+}
+
+/// Reserves m-0 … m-4 to u-1, one second apart.
+async fn reserve_five(store: &DynamoMessageOutbox, lease: DateTime<Utc>) {
+    for i in 0..5 {
+        let at = format!("2025-01-01T00:00:0{i}.000Z");
+        store
+            .reserve(&message(&format!("m-{i}"), "u-1", &at), lease)
+            .await
+            .unwrap();
+    }
+}
+
+/// Begins `attempt` of message `id` (to u-1) with its audit event.
+async fn begin(store: &DynamoMessageOutbox, id: &str, attempt: &str) -> Attempt {
+    store
+        .begin_attempt(id, attempt, &sent_event(id, "u-1"))
+        .await
+        .unwrap()
+}
+
+/// The stored message `id`, which must exist.
+async fn stored(store: &DynamoMessageOutbox, id: &str) -> AdminMessage {
+    store.get(id).await.unwrap().expect("the message")
+}
+
+/// Message `id` is sent with this provider id at this time.
+fn assert_sent(row: &AdminMessage, ses: &str, at: &str) {
+    assert_eq!(row.status, MessageStatus::Sent);
+    assert_eq!(row.ses_message_id.as_deref(), Some(ses));
+    assert_eq!(row.sent_at.as_deref(), Some(at));
+}
+
+/// The raw row of message `id` is out of the sparse index of pending rows.
+async fn assert_not_queued(h: &Harness, id: &str) {
+    assert!(
+        !raw_message(h, id).await.contains_key("pending_queue"),
+        "{id} left the pending index"
+    );
+}
+
+/// The ids on u-1's history page that starts at `cursor`, and the page's next cursor.
+async fn history_after(store: &DynamoMessageOutbox, cursor: &str) -> (Vec<String>, Option<String>) {
+    let from = MessageCursor::parse(cursor).unwrap();
+    let page = store.history("u-1", 10, Some(&from)).await.unwrap();
+    let ids = page.items.iter().map(|m| m.message_id.clone()).collect();
+    (ids, page.next)
+}
+
 #[tokio::test]
 async fn reserving_writes_a_pending_row_and_adds_the_message_to_the_recipients_leases() {
     let h = Harness::new().await;
@@ -137,8 +217,7 @@ async fn reserving_writes_a_pending_row_and_adds_the_message_to_the_recipients_l
 #[tokio::test]
 async fn a_pending_row_with_no_attempt_is_reserved_again_but_an_attempted_one_is_not() {
     let h = Harness::new().await;
-    with_recipient(&h, "u-1").await;
-    let store = outbox(&h);
+    let store = outbox_with(&h, &[]).await;
     let m = message("m-1", "u-1", T0);
     assert_eq!(store.reserve(&m, lease()).await.unwrap(), Reserved::Reserved);
     // A request that took the idempotency key over reserves the same message id again: SES
@@ -154,14 +233,8 @@ async fn a_pending_row_with_no_attempt_is_reserved_again_but_an_attempted_one_is
     );
 
     // Once an attempt marked the row, nothing reserves it again: the stored row comes back.
-    assert_eq!(
-        store
-            .begin_attempt("m-1", "attempt-1", &sent_event("m-1", "u-1"))
-            .await
-            .unwrap(),
-        Attempt::Began
-    );
-    let stored = store.get("m-1").await.unwrap().unwrap();
+    assert_eq!(begin(&store, "m-1", "attempt-1").await, Attempt::Began);
+    let stored = stored(&store, "m-1").await;
     assert_eq!(stored.attempt.as_deref(), Some("attempt-1"));
     let mut other = m.clone();
     other.subject = "Something else".into();
@@ -227,15 +300,9 @@ async fn a_recipient_deleted_without_email_or_being_deleted_cannot_be_reserved()
 #[tokio::test]
 async fn beginning_an_attempt_marks_the_row_and_writes_the_audit_event_together() {
     let h = Harness::new().await;
-    with_recipient(&h, "u-1").await;
-    let store = outbox(&h);
-    store.reserve(&message("m-1", "u-1", T0), lease()).await.unwrap();
-    let event = sent_event("m-1", "u-1");
+    let store = outbox_with(&h, &["m-1"]).await;
 
-    assert_eq!(
-        store.begin_attempt("m-1", "a-1", &event).await.unwrap(),
-        Attempt::Began
-    );
+    assert_eq!(begin(&store, "m-1", "a-1").await, Attempt::Began);
     assert_eq!(str_attr(&raw_message(&h, "m-1").await, "attempt"), Some("a-1"));
     let events = sent_events(&h, "m-1").await;
     assert_eq!(events.len(), 1);
@@ -252,33 +319,18 @@ async fn beginning_an_attempt_marks_the_row_and_writes_the_audit_event_together(
     }
 
     // The same attempt again (a retry of that very write): still this attempt's, one event.
-    assert_eq!(
-        store.begin_attempt("m-1", "a-1", &event).await.unwrap(),
-        Attempt::Began
-    );
+    assert_eq!(begin(&store, "m-1", "a-1").await, Attempt::Began);
     // Any other attempt: SES may have been called, never call it again.
-    assert_eq!(
-        store.begin_attempt("m-1", "a-2", &event).await.unwrap(),
-        Attempt::Taken
-    );
+    assert_eq!(begin(&store, "m-1", "a-2").await, Attempt::Taken);
     assert_eq!(str_attr(&raw_message(&h, "m-1").await, "attempt"), Some("a-1"));
     assert_eq!(sent_events(&h, "m-1").await.len(), 1, "exactly one audit event");
 
     // A row that moved on is not pending any more, whoever asks.
     store.mark_sent("m-1", "ses-1", T0).await.unwrap();
     for attempt in ["a-1", "a-3"] {
-        assert_eq!(
-            store.begin_attempt("m-1", attempt, &event).await.unwrap(),
-            Attempt::NotPending
-        );
+        assert_eq!(begin(&store, "m-1", attempt).await, Attempt::NotPending);
     }
-    assert_eq!(
-        store
-            .begin_attempt("m-missing", "a-1", &sent_event("m-missing", "u-1"))
-            .await
-            .unwrap(),
-        Attempt::NotPending
-    );
+    assert_eq!(begin(&store, "m-missing", "a-1").await, Attempt::NotPending);
     assert!(
         sent_events(&h, "m-missing").await.is_empty(),
         "no audit event without a row"
@@ -288,21 +340,11 @@ async fn beginning_an_attempt_marks_the_row_and_writes_the_audit_event_together(
 #[tokio::test]
 async fn an_attempt_whose_answer_was_lost_is_still_this_attempts() {
     let h = Harness::new().await;
-    with_recipient(&h, "u-1").await;
-    outbox(&h)
-        .reserve(&message("m-1", "u-1", T0), lease())
-        .await
-        .unwrap();
+    outbox_with(&h, &["m-1"]).await;
     let lost = ReplaceAnswers::lose_dynamodb("TransactWriteItems", 1);
     let store = outbox_on(&h, dynamodb_client(&h.sdk, &lost));
     // The retry meets its own marker and its own event (moto replays no transaction).
-    assert_eq!(
-        store
-            .begin_attempt("m-1", "a-1", &sent_event("m-1", "u-1"))
-            .await
-            .unwrap(),
-        Attempt::Began
-    );
+    assert_eq!(begin(&store, "m-1", "a-1").await, Attempt::Began);
     assert_eq!((lost.calls(), lost.replaced()), (2, 1));
     assert_eq!(sent_events(&h, "m-1").await.len(), 1);
 }
@@ -310,39 +352,26 @@ async fn an_attempt_whose_answer_was_lost_is_still_this_attempts() {
 #[tokio::test]
 async fn marking_sent_records_the_provider_id_and_leaves_the_pending_index() {
     let h = Harness::new().await;
-    with_recipient(&h, "u-1").await;
-    let store = outbox(&h);
-    store.reserve(&message("m-1", "u-1", T0), lease()).await.unwrap();
-    store
-        .begin_attempt("m-1", "a-1", &sent_event("m-1", "u-1"))
-        .await
-        .unwrap();
+    let store = outbox_with(&h, &["m-1"]).await;
+    begin(&store, "m-1", "a-1").await;
     let at = "2025-01-01T00:00:01.000Z";
     store.mark_sent("m-1", "ses-123", at).await.unwrap();
 
-    let row = store.get("m-1").await.unwrap().unwrap();
-    assert_eq!(row.status, MessageStatus::Sent);
-    assert_eq!(row.ses_message_id.as_deref(), Some("ses-123"));
-    assert_eq!(row.sent_at.as_deref(), Some(at));
-    assert!(!raw_message(&h, "m-1").await.contains_key("pending_queue"));
+    let row = stored(&store, "m-1").await;
+    assert_sent(&row, "ses-123", at);
+    assert_not_queued(&h, "m-1").await;
     // A retry changes nothing.
     store.mark_sent("m-1", "ses-123", at).await.unwrap();
-    assert_eq!(store.get("m-1").await.unwrap().unwrap(), row);
+    assert_eq!(stored(&store, "m-1").await, row);
     // A row the sweep made unconfirmed is confirmed by the send's own answer too.
-    store.reserve(&message("m-2", "u-1", T0), lease()).await.unwrap();
-    store
-        .begin_attempt("m-2", "a-2", &sent_event("m-2", "u-1"))
-        .await
-        .unwrap();
+    reserve(&store, "m-2").await;
+    begin(&store, "m-2", "a-2").await;
     assert_eq!(
         store.settle_stale("m-2", at).await.unwrap(),
         Some(MessageStatus::Unconfirmed)
     );
     store.mark_sent("m-2", "ses-2", at).await.unwrap();
-    assert_eq!(
-        store.get("m-2").await.unwrap().unwrap().status,
-        MessageStatus::Sent
-    );
+    assert_eq!(stored(&store, "m-2").await.status, MessageStatus::Sent);
     // The row may be gone with its recipient: nothing to record, and no row appears.
     store.mark_sent("m-erased", "ses-9", at).await.unwrap();
     assert_eq!(store.get("m-erased").await.unwrap(), None);
@@ -351,30 +380,24 @@ async fn marking_sent_records_the_provider_id_and_leaves_the_pending_index() {
 #[tokio::test]
 async fn marking_sent_after_an_ses_event_moved_the_row_on_keeps_its_status() {
     let h = Harness::new().await;
-    with_recipient(&h, "u-1").await;
-    let store = outbox(&h);
-    store.reserve(&message("m-1", "u-1", T0), lease()).await.unwrap();
-    store
-        .begin_attempt("m-1", "a-1", &sent_event("m-1", "u-1"))
-        .await
-        .unwrap();
+    let store = outbox_with(&h, &["m-1"]).await;
+    begin(&store, "m-1", "a-1").await;
     // The Delivery event arrives before the send's own bookkeeping (found by our message id).
     let delivered_at = "2025-01-01T00:00:02.000Z";
     assert_eq!(
-        delivery(&h)
-            .record_delivery(&DeliveryRecord {
-                message_id: Some("m-1".into()),
-                ses_message_id: "ses-1".into(),
-                update: DeliveryUpdate::Delivered,
-                at: delivered_at.into(),
-            })
-            .await
-            .unwrap(),
+        deliver(
+            &delivery(&h),
+            Some("m-1"),
+            "ses-1",
+            DeliveryUpdate::Delivered,
+            delivered_at
+        )
+        .await,
         Recorded::Updated
     );
     let sent_at = "2025-01-01T00:00:01.500Z";
     store.mark_sent("m-1", "ses-1", sent_at).await.unwrap();
-    let row = store.get("m-1").await.unwrap().unwrap();
+    let row = stored(&store, "m-1").await;
     assert_eq!(row.status, MessageStatus::Delivered, "never moved back to sent");
     assert_eq!(row.ses_message_id.as_deref(), Some("ses-1"));
     assert_eq!(
@@ -388,22 +411,17 @@ async fn marking_sent_after_an_ses_event_moved_the_row_on_keeps_its_status() {
 #[tokio::test]
 async fn marking_failed_records_the_code_but_never_undoes_a_send() {
     let h = Harness::new().await;
-    with_recipient(&h, "u-1").await;
-    let store = outbox(&h);
-    store.reserve(&message("m-1", "u-1", T0), lease()).await.unwrap();
+    let store = outbox_with(&h, &["m-1"]).await;
     store.mark_failed("m-1", "MessageRejected", T0).await.unwrap();
-    let row = store.get("m-1").await.unwrap().unwrap();
+    let row = stored(&store, "m-1").await;
     assert_eq!(row.status, MessageStatus::Failed);
     assert_eq!(row.error_code.as_deref(), Some("MessageRejected"));
-    assert!(!raw_message(&h, "m-1").await.contains_key("pending_queue"));
+    assert_not_queued(&h, "m-1").await;
 
-    store.reserve(&message("m-2", "u-1", T0), lease()).await.unwrap();
+    reserve(&store, "m-2").await;
     store.mark_sent("m-2", "ses-2", T0).await.unwrap();
     store.mark_failed("m-2", "Timeout", T0).await.unwrap();
-    assert_eq!(
-        store.get("m-2").await.unwrap().unwrap().status,
-        MessageStatus::Sent
-    );
+    assert_eq!(stored(&store, "m-2").await.status, MessageStatus::Sent);
     store.mark_failed("m-missing", "Timeout", T0).await.unwrap();
     assert_eq!(store.get("m-missing").await.unwrap(), None);
 }
@@ -411,8 +429,7 @@ async fn marking_failed_records_the_code_but_never_undoes_a_send() {
 #[tokio::test]
 async fn the_sweep_finds_stale_pending_rows_through_the_sparse_index_and_settles_them() {
     let h = Harness::new().await;
-    with_recipient(&h, "u-1").await;
-    let store = outbox(&h);
+    let store = outbox_with(&h, &[]).await;
     let now: DateTime<Utc> = "2025-01-01T12:00:00Z".parse().unwrap();
     let ago = |minutes: i64| domain::model::timestamp(now - Duration::minutes(minutes));
     for (id, minutes) in [
@@ -429,10 +446,7 @@ async fn the_sweep_finds_stale_pending_rows_through_the_sparse_index_and_settles
     }
     // m-40 and m-16 were handed to SES (their attempt is marked); m-20's request died before.
     for id in ["m-40", "m-16", "m-sent"] {
-        store
-            .begin_attempt(id, &format!("a-{id}"), &sent_event(id, "u-1"))
-            .await
-            .unwrap();
+        begin(&store, id, &format!("a-{id}")).await;
     }
     store.mark_sent("m-sent", "ses-x", &ago(49)).await.unwrap();
     let before = now - Duration::minutes(15);
@@ -448,69 +462,44 @@ async fn the_sweep_finds_stale_pending_rows_through_the_sparse_index_and_settles
     );
 
     let at = domain::model::timestamp(now);
-    // SES may have sent it: unconfirmed.
-    assert_eq!(
-        store.settle_stale("m-40", &at).await.unwrap(),
-        Some(MessageStatus::Unconfirmed)
-    );
-    let row = store.get("m-40").await.unwrap().unwrap();
-    assert_eq!(row.status, MessageStatus::Unconfirmed);
-    assert_eq!(row.updated_at.as_deref(), Some(at.as_str()));
-    assert!(!raw_message(&h, "m-40").await.contains_key("pending_queue"));
-    // Never handed to SES: failed, so the history does not show a mail that never went.
-    assert_eq!(
-        store.settle_stale("m-20", &at).await.unwrap(),
-        Some(MessageStatus::Failed)
-    );
-    let row = store.get("m-20").await.unwrap().unwrap();
-    assert_eq!(row.status, MessageStatus::Failed);
-    assert_eq!(row.error_code.as_deref(), Some("NotSent"));
-    assert!(!raw_message(&h, "m-20").await.contains_key("pending_queue"));
+    // SES may have sent it: unconfirmed. Never handed to SES: failed, so the history does not
+    // show a mail that never went.
+    for (id, settled, error_code) in [
+        ("m-40", MessageStatus::Unconfirmed, None),
+        ("m-20", MessageStatus::Failed, Some("NotSent")),
+    ] {
+        assert_eq!(store.settle_stale(id, &at).await.unwrap(), Some(settled), "{id}");
+        let row = stored(&store, id).await;
+        assert_eq!(row.status, settled, "{id}");
+        match error_code {
+            None => assert_eq!(row.updated_at.as_deref(), Some(at.as_str())),
+            Some(code) => assert_eq!(row.error_code.as_deref(), Some(code)),
+        }
+        assert_not_queued(&h, id).await;
+    }
     // Once only, and only pending rows; no row appears for a missing one.
-    assert_eq!(store.settle_stale("m-40", &at).await.unwrap(), None);
-    assert_eq!(store.settle_stale("m-20", &at).await.unwrap(), None);
-    assert_eq!(store.settle_stale("m-sent", &at).await.unwrap(), None);
-    assert_eq!(store.settle_stale("m-missing", &at).await.unwrap(), None);
+    for id in ["m-40", "m-20", "m-sent", "m-missing"] {
+        assert_eq!(store.settle_stale(id, &at).await.unwrap(), None, "{id}");
+    }
     assert_eq!(store.get("m-missing").await.unwrap(), None);
-    assert_eq!(
-        store.get("m-sent").await.unwrap().unwrap().status,
-        MessageStatus::Sent
-    );
+    assert_eq!(stored(&store, "m-sent").await.status, MessageStatus::Sent);
     assert_eq!(store.stale_pending(before, 10).await.unwrap(), vec!["m-16"]);
 
     // A late Send event still settles an unconfirmed row.
     assert_eq!(
-        delivery(&h)
-            .record_delivery(&DeliveryRecord {
-                message_id: Some("m-40".into()),
-                ses_message_id: "ses-40".into(),
-                update: DeliveryUpdate::Sent,
-                at: at.clone(),
-            })
-            .await
-            .unwrap(),
+        deliver(&delivery(&h), Some("m-40"), "ses-40", DeliveryUpdate::Sent, &at).await,
         Recorded::Updated
     );
-    let row = store.get("m-40").await.unwrap().unwrap();
-    assert_eq!(row.status, MessageStatus::Sent);
-    assert_eq!(row.ses_message_id.as_deref(), Some("ses-40"));
-    assert_eq!(row.sent_at.as_deref(), Some(at.as_str()));
+    assert_sent(&stored(&store, "m-40").await, "ses-40", &at);
 }
 
 #[tokio::test]
 async fn history_lists_a_users_messages_newest_first_page_by_page() {
     let h = Harness::new().await;
-    with_recipient(&h, "u-1").await;
+    let store = outbox_with(&h, &[]).await;
     h.put_profile(&profile("u-2", Some("bob@example.com"), "user", "Bob"))
         .await;
-    let store = outbox(&h);
-    for i in 0..5 {
-        let at = format!("2025-01-01T00:00:0{i}.000Z");
-        store
-            .reserve(&message(&format!("m-{i}"), "u-1", &at), lease())
-            .await
-            .unwrap();
-    }
+    reserve_five(&store, lease()).await;
     store
         .reserve(&message("other", "u-2", T0), lease())
         .await
@@ -541,39 +530,29 @@ async fn history_lists_a_users_messages_newest_first_page_by_page() {
 #[tokio::test]
 async fn any_cursor_of_the_documented_form_is_a_starting_point_in_the_users_own_history() {
     let h = Harness::new().await;
-    h.put_profile(&profile("u-1", Some("ann@example.com"), "user", "Ann"))
-        .await;
+    let store = outbox_with(&h, &[]).await;
     h.put_profile(&profile("u-2", Some("bob@example.com"), "user", "Bob"))
         .await;
-    let store = outbox(&h);
     let lease = Utc::now() + Duration::seconds(30);
-    for i in 0..5 {
-        let at = format!("2025-01-01T00:00:0{i}.000Z");
-        store
-            .reserve(&message(&format!("m-{i}"), "u-1", &at), lease)
-            .await
-            .unwrap();
-    }
+    reserve_five(&store, lease).await;
     store
         .reserve(&message("bob-1", "u-2", "2025-01-01T00:00:01.500Z"), lease)
         .await
         .unwrap();
-    let ids = |page: &domain::model::Page<AdminMessage>| -> Vec<String> {
-        page.items.iter().map(|m| m.message_id.clone()).collect()
-    };
     // A position between two messages that no message has: the older ones follow.
-    let between = MessageCursor::parse("2025-01-01T00:00:02.500Z~zzz").unwrap();
-    let page = store.history("u-1", 10, Some(&between)).await.unwrap();
-    assert_eq!(ids(&page), ["m-2", "m-1", "m-0"]);
+    assert_eq!(
+        history_after(&store, "2025-01-01T00:00:02.500Z~zzz").await.0,
+        ["m-2", "m-1", "m-0"]
+    );
     // Another user's message as the cursor: the position counts, the recipient does not; the
     // page is still only u-1's messages.
-    let bobs = MessageCursor::parse("2025-01-01T00:00:01.500Z~bob-1").unwrap();
-    let page = store.history("u-1", 10, Some(&bobs)).await.unwrap();
-    assert_eq!(ids(&page), ["m-1", "m-0"]);
+    assert_eq!(
+        history_after(&store, "2025-01-01T00:00:01.500Z~bob-1").await.0,
+        ["m-1", "m-0"]
+    );
     // Past the oldest message: an empty last page, not an error.
-    let past = MessageCursor::parse("1999-01-01T00:00:00.000Z~a").unwrap();
-    let page = store.history("u-1", 10, Some(&past)).await.unwrap();
-    assert!(page.items.is_empty() && page.next.is_none());
+    let (ids, next) = history_after(&store, "1999-01-01T00:00:00.000Z~a").await;
+    assert!(ids.is_empty() && next.is_none());
 }
 
 #[tokio::test]
@@ -615,54 +594,31 @@ async fn the_security_log_appends_once_and_never_overwrites() {
     assert_eq!(str_attr(&row, "target_email_sha256").map(str::len), Some(64));
 }
 
-fn record(message_id: Option<&str>, ses: &str, update: DeliveryUpdate, at: &str) -> DeliveryRecord {
-    DeliveryRecord {
-        message_id: message_id.map(str::to_owned),
-        ses_message_id: ses.to_owned(),
-        update,
-        at: at.to_owned(),
-    }
-}
-
 #[tokio::test]
 async fn a_delivery_event_finds_its_row_by_our_message_id_before_the_row_has_a_provider_id() {
     let h = Harness::new().await;
-    with_recipient(&h, "u-1").await;
-    let store = outbox(&h);
-    store.reserve(&message("m-1", "u-1", T0), lease()).await.unwrap();
-    store
-        .begin_attempt("m-1", "a-1", &sent_event("m-1", "u-1"))
-        .await
-        .unwrap();
-    assert_eq!(store.get("m-1").await.unwrap().unwrap().ses_message_id, None);
+    let store = outbox_with(&h, &["m-1"]).await;
+    begin(&store, "m-1", "a-1").await;
+    assert_eq!(stored(&store, "m-1").await.ses_message_id, None);
     let log = delivery(&h);
     let at = "2025-01-01T00:00:05.000Z";
 
     // The Send event: pending → sent, with the provider id and the send time.
     assert_eq!(
-        log.record_delivery(&record(Some("m-1"), "ses-1", DeliveryUpdate::Sent, at))
-            .await
-            .unwrap(),
+        deliver(&log, Some("m-1"), "ses-1", DeliveryUpdate::Sent, at).await,
         Recorded::Updated
     );
-    let row = store.get("m-1").await.unwrap().unwrap();
-    assert_eq!(row.status, MessageStatus::Sent);
-    assert_eq!(row.ses_message_id.as_deref(), Some("ses-1"));
-    assert_eq!(row.sent_at.as_deref(), Some(at));
-    assert!(!raw_message(&h, "m-1").await.contains_key("pending_queue"));
+    assert_sent(&stored(&store, "m-1").await, "ses-1", at);
+    assert_not_queued(&h, "m-1").await;
 
     // Repeated and out-of-order events change nothing.
     assert_eq!(
-        log.record_delivery(&record(Some("m-1"), "ses-1", DeliveryUpdate::Sent, at))
-            .await
-            .unwrap(),
+        deliver(&log, Some("m-1"), "ses-1", DeliveryUpdate::Sent, at).await,
         Recorded::Unchanged
     );
     // An event tagged with an id we do not have (erased with its recipient).
     assert_eq!(
-        log.record_delivery(&record(Some("m-erased"), "ses-9", DeliveryUpdate::Delivered, at))
-            .await
-            .unwrap(),
+        deliver(&log, Some("m-erased"), "ses-9", DeliveryUpdate::Delivered, at).await,
         Recorded::UnknownMessage
     );
     assert_eq!(store.get("m-erased").await.unwrap(), None, "no row appears");
@@ -671,50 +627,57 @@ async fn a_delivery_event_finds_its_row_by_our_message_id_before_the_row_has_a_p
 #[tokio::test]
 async fn an_untagged_event_finds_its_row_through_the_provider_id_and_moves_it_forward_only() {
     let h = Harness::new().await;
-    with_recipient(&h, "u-1").await;
-    let store = outbox(&h);
-    store.reserve(&message("m-1", "u-1", T0), lease()).await.unwrap();
+    let store = outbox_with(&h, &["m-1"]).await;
     store.mark_sent("m-1", "ses-1", T0).await.unwrap();
     let log = delivery(&h);
     let at = "2025-01-01T00:05:00.000Z";
 
-    let apply = |update| {
-        let log = log.clone();
-        async move { log.record_delivery(&record(None, "ses-1", update, at)).await }
-    };
-    assert_eq!(apply(DeliveryUpdate::Delivered).await.unwrap(), Recorded::Updated);
-    assert_eq!(
-        store.get("m-1").await.unwrap().unwrap().status,
-        MessageStatus::Delivered
-    );
-    assert_eq!(
-        apply(DeliveryUpdate::Delivered).await.unwrap(),
-        Recorded::Unchanged
-    );
-    assert_eq!(apply(DeliveryUpdate::Sent).await.unwrap(), Recorded::Unchanged);
-    assert_eq!(apply(DeliveryUpdate::Bounced).await.unwrap(), Recorded::Updated);
-    assert_eq!(
-        apply(DeliveryUpdate::Delivered).await.unwrap(),
-        Recorded::Unchanged
-    );
-    assert_eq!(
-        apply(DeliveryUpdate::Complained).await.unwrap(),
-        Recorded::Updated
-    );
-    let row = store.get("m-1").await.unwrap().unwrap();
+    // Each event in turn, and what it does to the row (and the row's status after it).
+    for (update, recorded, status) in [
+        (
+            DeliveryUpdate::Delivered,
+            Recorded::Updated,
+            MessageStatus::Delivered,
+        ),
+        (
+            DeliveryUpdate::Delivered,
+            Recorded::Unchanged,
+            MessageStatus::Delivered,
+        ),
+        (
+            DeliveryUpdate::Sent,
+            Recorded::Unchanged,
+            MessageStatus::Delivered,
+        ),
+        (DeliveryUpdate::Bounced, Recorded::Updated, MessageStatus::Bounced),
+        (
+            DeliveryUpdate::Delivered,
+            Recorded::Unchanged,
+            MessageStatus::Bounced,
+        ),
+        (
+            DeliveryUpdate::Complained,
+            Recorded::Updated,
+            MessageStatus::Complained,
+        ),
+    ] {
+        assert_eq!(
+            deliver(&log, None, "ses-1", update, at).await,
+            recorded,
+            "{update:?}"
+        );
+        assert_eq!(stored(&store, "m-1").await.status, status, "after {update:?}");
+    }
+    let row = stored(&store, "m-1").await;
     assert_eq!(row.status, MessageStatus::Complained);
     assert_eq!(row.updated_at.as_deref(), Some(at));
     assert_eq!(
-        log.record_delivery(&record(None, "ses-unknown", DeliveryUpdate::Delivered, at))
-            .await
-            .unwrap(),
+        deliver(&log, None, "ses-unknown", DeliveryUpdate::Delivered, at).await,
         Recorded::UnknownMessage
     );
     // A tagged event whose provider id is not the row's is not this row's.
     assert_eq!(
-        log.record_delivery(&record(Some("m-1"), "ses-other", DeliveryUpdate::Delivered, at))
-            .await
-            .unwrap(),
+        deliver(&log, Some("m-1"), "ses-other", DeliveryUpdate::Delivered, at).await,
         Recorded::Unchanged
     );
 }

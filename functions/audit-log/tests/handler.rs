@@ -4,8 +4,9 @@
 use domain::deletion::{DeleteOutcome, DeletionSettings};
 use domain::memory::InMemoryBackend;
 use domain::messaging::{MessagingSettings, SendInput};
-use domain::model::{EventType, Profile};
+use domain::model::EventType;
 use domain::types::{MessageBody, Subject, UserId};
+use fixtures::{assert_problem, body_json, body_text, events_of, meta, profile, tokens};
 use http_api::event::ApiEvent;
 use lambda_http::{Body, Response};
 use serde_json::Value;
@@ -14,30 +15,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const STORED_EMAIL: &str = "Target.User@Example.com";
-
-fn profile(id: &str, role: &str, email: Option<&str>) -> Profile {
-    Profile::active(
-        id,
-        role,
-        email,
-        &format!("Name of {id}"),
-        "2025-01-01T00:00:00.000Z",
-    )
-}
-
-fn meta(caller: &str) -> domain::model::RequestMeta {
-    domain::model::RequestMeta {
-        caller: Some(caller.into()),
-        request_id: format!("req-{}", uuid_like(caller)),
-        source_ip: Some("198.51.100.7".into()),
-        user_agent: Some("tests".into()),
-        token_issued_at: None,
-    }
-}
-
-fn uuid_like(seed: &str) -> String {
-    format!("{seed}-{}", std::process::id())
-}
 
 /// An owner, an admin, a plain user and a target; one message sent to user-2 and user-1
 /// deleted by the admin (so the log has a send, a deletion and its completion).
@@ -80,7 +57,7 @@ async fn backend() -> Arc<InMemoryBackend> {
 async fn call(b: &Arc<InMemoryBackend>, event: ApiEvent) -> Response<Body> {
     let app = audit_log::AuditApp {
         audit: b.audit_log(),
-        tokens: http_api::request::TokenRules::new(http_api::event::CLIENT_ID),
+        tokens: tokens(),
     };
     audit_log::handle(&app, event.into_request().expect("a valid API Gateway v2 event")).await
 }
@@ -93,27 +70,6 @@ fn erasures(caller: &str, email: &str) -> ApiEvent {
     ApiEvent::new("GET", "/admin/erasures")
         .caller(caller)
         .query("email", email)
-}
-
-fn text(r: &Response<Body>) -> &str {
-    match r.body() {
-        Body::Text(t) => t,
-        other => panic!("expected a text body, got {other:?}"),
-    }
-}
-
-fn body_json(r: &Response<Body>) -> Value {
-    serde_json::from_str(text(r)).expect("a JSON body")
-}
-
-fn assert_problem(r: &Response<Body>, status: u16, code: &str) {
-    let doc = body_json(r);
-    assert_eq!(
-        (r.status().as_u16(), doc["code"].as_str()),
-        (status, Some(code)),
-        "{doc}"
-    );
-    assert_eq!(r.headers()["content-type"], "application/problem+json");
 }
 
 /// `created_at`, then `event_id`, descending.
@@ -140,7 +96,7 @@ fn types(doc: &Value) -> Vec<&str> {
 async fn an_admin_reads_the_whole_log_newest_first_with_every_field_of_the_rows() {
     let b = backend().await;
     let r = call(&b, audit("admin-1")).await;
-    assert_eq!(r.status(), 200, "{}", text(&r));
+    assert_eq!(r.status(), 200, "{}", body_text(&r));
     assert_eq!(r.headers()["cache-control"], "no-store");
     let doc = body_json(&r);
     let mut kinds = types(&doc);
@@ -199,7 +155,7 @@ async fn an_admin_reads_the_whole_log_newest_first_with_every_field_of_the_rows(
             assert!(allowed.contains(key.as_str()), "{key} in {item}");
         }
     }
-    assert!(!text(&r).to_lowercase().contains("target.user@example.com"));
+    assert!(!body_text(&r).to_lowercase().contains("target.user@example.com"));
 }
 
 #[tokio::test]
@@ -233,7 +189,7 @@ async fn the_filters_narrow_the_log_and_pages_follow_the_cursor() {
             event = event.query("cursor", c);
         }
         let r = call(&b, event).await;
-        assert_eq!(r.status(), 200, "{}", text(&r));
+        assert_eq!(r.status(), 200, "{}", body_text(&r));
         let doc = body_json(&r);
         seen.extend(types(&doc).into_iter().map(str::to_owned));
         match doc["next_cursor"].as_str() {
@@ -266,7 +222,7 @@ async fn bad_filters_and_cursors_are_refused_with_their_codes() {
         assert_problem(&r, 400, code);
     }
     let r = call(&b, audit("admin-1").query("target", "*")).await;
-    assert_eq!(r.status(), 200, "{}", text(&r));
+    assert_eq!(r.status(), 200, "{}", body_text(&r));
 }
 
 #[tokio::test]
@@ -284,12 +240,7 @@ async fn only_admins_and_owners_read_the_trail_and_other_methods_and_paths_are_r
         401,
         "unauthenticated",
     );
-    let refusals = b
-        .snapshot()
-        .security_logs
-        .values()
-        .filter(|e| e.event_type == EventType::AdminActionDenied)
-        .count();
+    let refusals = events_of(&b.snapshot(), EventType::AdminActionDenied).len();
     assert!(
         refusals >= 1 && b.snapshot().security_logs.len() > before,
         "refusals are audited"
@@ -313,7 +264,7 @@ async fn only_admins_and_owners_read_the_trail_and_other_methods_and_paths_are_r
 async fn an_erased_address_is_found_in_any_case_and_never_answered_back() {
     let b = backend().await;
     let r = call(&b, erasures("owner-1", "  TARGET.user@example.COM ")).await;
-    assert_eq!(r.status(), 200, "{}", text(&r));
+    assert_eq!(r.status(), 200, "{}", body_text(&r));
     let doc = body_json(&r);
     let hash = domain::types::EmailAddress::parse(STORED_EMAIL)
         .unwrap()
@@ -332,7 +283,7 @@ async fn an_erased_address_is_found_in_any_case_and_never_answered_back() {
     assert_eq!(e["late_pass"]["status"], "pending");
     assert_eq!(e["deleted"], serde_json::to_value(job.counts()).unwrap());
     assert!(
-        !text(&r).to_lowercase().contains("target.user"),
+        !body_text(&r).to_lowercase().contains("target.user"),
         "the address is echoed"
     );
 
@@ -340,12 +291,7 @@ async fn an_erased_address_is_found_in_any_case_and_never_answered_back() {
     let doc = body_json(&r);
     assert_eq!(doc["erasures"], serde_json::json!([]));
 
-    let lookups: Vec<_> = b
-        .snapshot()
-        .security_logs
-        .into_values()
-        .filter(|e| e.event_type == EventType::AdminLookedUpErasure)
-        .collect();
+    let lookups = events_of(&b.snapshot(), EventType::AdminLookedUpErasure);
     assert_eq!(lookups.len(), 2);
     let stored = format!("{lookups:?}").to_lowercase();
     assert!(
@@ -370,7 +316,7 @@ async fn an_address_that_is_missing_or_malformed_is_refused_without_echoing_it()
         let r = call(&b, erasures("admin-1", bad)).await;
         assert_problem(&r, 400, "invalid_body");
         if !bad.trim().is_empty() {
-            assert!(!text(&r).contains(bad), "{} echoes {bad}", text(&r));
+            assert!(!body_text(&r).contains(bad), "{} echoes {bad}", body_text(&r));
         }
     }
     let long = format!("{}@example.com", "a".repeat(250));

@@ -13,7 +13,7 @@ use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use tracing::Instrument;
 
 /// Kept free of the Lambda deadline, so the answer still gets out (API Gateway waits 30 s):
@@ -162,17 +162,8 @@ async fn delete(app: &DeleteApp, meta: &RequestMeta, req: &Request) -> Result<Re
 /// `min(budget, Lambda time left - LAMBDA_MARGIN)`; the budget alone outside Lambda (no
 /// context, or the default context with no deadline).
 pub fn budget(budget: Duration, req: &Request) -> Duration {
-    match req.lambda_context_ref().filter(|c| c.deadline > 0) {
-        None => budget,
-        Some(ctx) => {
-            match ctx.deadline().duration_since(SystemTime::now()) {
-                Ok(left) => budget.min(left.saturating_sub(LAMBDA_MARGIN)),
-                // A deadline already past when the handler starts never comes from Lambda
-                // (`cargo lambda watch` sends a fixed one): the configured budget applies.
-                Err(_) => budget,
-            }
-        }
-    }
+    let deadline_ms = req.lambda_context_ref().map_or(0, |c| c.deadline);
+    aws_adapters::deadline::budget(budget, deadline_ms, LAMBDA_MARGIN)
 }
 
 fn status_location(target: &UserId) -> String {

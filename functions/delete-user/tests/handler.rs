@@ -6,11 +6,15 @@ use delete_user::DeleteApp;
 use domain::cascade::{self, CASCADE_PLAN};
 use domain::deletion::{Continued, DeletionSettings};
 use domain::memory::{InMemoryBackend, State};
-use domain::model::{AdminMessage, EventType, MessageStatus, Profile};
+use domain::model::{AdminMessage, EventType, MessageStatus};
 use domain::types::EmailAddress;
+use fixtures::{
+    assert_only_denial, assert_problem, assert_state_unchanged, body_json, events_of, profile,
+    sample_requests, tokens,
+};
 use http_api::event::ApiEvent;
 use lambda_http::{Body, RequestExt, Response};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -18,16 +22,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 const USER_ROUTE: &str = "/admin/users/{userId}";
 const STATUS_ROUTE: &str = "/admin/users/{userId}/deletion";
 const PREVIEW_ROUTE: &str = "/admin/users/{userId}/deletion-preview";
-
-fn profile(id: &str, role: &str) -> Profile {
-    Profile::active(
-        id,
-        role,
-        Some(&format!("{id}@Example.com")),
-        &format!("Name of {id}"),
-        "2025-01-01T00:00:00.000Z",
-    )
-}
 
 fn item(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
@@ -48,7 +42,7 @@ fn backend() -> Arc<InMemoryBackend> {
         ("user-1", "user"),
         ("user-2", "user"),
     ] {
-        b.put_profile(profile(id, role));
+        b.put_profile(profile(id, role, Some(&format!("{id}@Example.com"))));
         b.put_auth_user(id);
     }
     let t = |name| cascade::table(name).expect("a table of the plan");
@@ -103,7 +97,7 @@ fn backend() -> Arc<InMemoryBackend> {
 
 fn app(b: &Arc<InMemoryBackend>, budget: Duration) -> DeleteApp {
     DeleteApp {
-        tokens: http_api::request::TokenRules::new(http_api::event::CLIENT_ID),
+        tokens: tokens(),
         deletion: b.deletion(DeletionSettings {
             page_size: 2,
             ..DeletionSettings::default()
@@ -132,57 +126,9 @@ async fn call(app: &DeleteApp, event: ApiEvent) -> Response<Body> {
     delete_user::handle(app, event.into_request().expect("a valid API Gateway v2 event")).await
 }
 
-fn body_json(r: &Response<Body>) -> Value {
-    match r.body() {
-        Body::Text(t) => serde_json::from_str(t).expect("a JSON body"),
-        other => panic!("expected a text body, got {other:?}"),
-    }
-}
-
-fn assert_problem(r: &Response<Body>, status: u16, code: &str) -> Value {
-    let doc = body_json(r);
-    assert_eq!(
-        (r.status().as_u16(), doc["code"].as_str()),
-        (status, Some(code)),
-        "{doc}"
-    );
-    assert_eq!(r.headers()["content-type"], "application/problem+json");
-    assert_eq!(doc["type"], format!("https://teleperson.com/problems/{code}"));
-    doc
-}
-
-fn assert_unchanged_except_logs(before: &State, after: &State) {
-    assert_eq!(before.profiles, after.profiles);
-    assert_eq!(before.send_leases, after.send_leases);
-    assert_eq!(before.messages, after.messages);
-    assert_eq!(before.jobs, after.jobs);
-    assert_eq!(before.tables, after.tables);
-    assert_eq!(before.idempotency, after.idempotency);
-    assert_eq!(before.auth_users, after.auth_users);
-    assert_eq!(before.sent_mail, after.sent_mail);
-    assert_eq!(before.queue, after.queue);
-}
-
-fn assert_nothing_changed(before: &State, after: &State) {
-    assert_unchanged_except_logs(before, after);
-    assert_eq!(before.security_logs, after.security_logs);
-}
-
-/// A refusal: exactly one new `admin_action_denied` row with this reason, nothing else.
+/// A refusal of a deletion: only the audit trail changed, by one `admin_action_denied` row.
 fn assert_only_denial_recorded(before: &State, after: &State, actor: &str, target: &str, reason: &str) {
-    assert_unchanged_except_logs(before, after);
-    let new: Vec<_> = after
-        .security_logs
-        .values()
-        .filter(|e| !before.security_logs.contains_key(&e.event_id))
-        .collect();
-    assert_eq!(new.len(), 1, "{new:?}");
-    let e = new[0];
-    assert_eq!(e.event_type, EventType::AdminActionDenied);
-    assert_eq!(e.actor_id.as_deref(), Some(actor));
-    assert_eq!(e.target_id, target);
-    assert_eq!(e.fields.get("action").map(String::as_str), Some("delete_user"));
-    assert_eq!(e.fields.get("reason").map(String::as_str), Some(reason));
+    assert_only_denial(before, after, Some(actor), target, "delete_user", reason);
 }
 
 fn user_items_left(b: &InMemoryBackend, user: &str) -> usize {
@@ -218,13 +164,9 @@ async fn an_admin_deletes_a_user_and_everything_is_cascaded_with_counts() {
         1
     );
 
-    let deleted: Vec<_> = st
-        .security_logs
-        .values()
-        .filter(|e| e.event_type == EventType::AdminDeletedUser)
-        .collect();
+    let deleted = events_of(&st, EventType::AdminDeletedUser);
     assert_eq!(deleted.len(), 1);
-    let e = deleted[0];
+    let e = &deleted[0];
     assert_eq!(e.actor_id.as_deref(), Some("admin-1"));
     assert_eq!(e.target_id, "user-1");
     assert_eq!(e.request_id, "req-del-1");
@@ -365,22 +307,7 @@ async fn a_request_without_claims_or_from_a_stranger_is_unauthenticated() {
     let before = b.snapshot();
     let anonymous = ApiEvent::new("DELETE", USER_ROUTE).path_param("userId", "user-1");
     assert_problem(&call(&roomy(&b), anonymous).await, 401, "unauthenticated");
-    assert_unchanged_except_logs(&before, &b.snapshot());
-    let new: Vec<_> = b
-        .snapshot()
-        .security_logs
-        .into_values()
-        .filter(|e| !before.security_logs.contains_key(&e.event_id))
-        .collect();
-    assert_eq!(new.len(), 1, "the anonymous refusal is audited once: {new:?}");
-    assert_eq!(new[0].event_type, EventType::AdminActionDenied);
-    assert_eq!(new[0].actor_id, None);
-    assert_eq!(new[0].target_id, "user-1");
-    assert_eq!(
-        new[0].fields.get("reason").map(String::as_str),
-        Some("unauthenticated")
-    );
-    assert_eq!(new[0].fields.get("action").map(String::as_str), Some(ACTION));
+    assert_only_denial(&before, &b.snapshot(), None, "user-1", ACTION, "unauthenticated");
     let before = b.snapshot();
     assert_problem(
         &call(&roomy(&b), delete("stranger-1", "user-1")).await,
@@ -418,7 +345,7 @@ async fn a_malformed_body_or_user_id_is_refused_before_anything_changes() {
         413,
         "payload_too_large",
     );
-    assert_nothing_changed(&before, &b.snapshot());
+    assert_state_unchanged(&before, &b.snapshot());
 }
 
 #[tokio::test]
@@ -494,13 +421,7 @@ async fn a_second_delete_joins_the_paused_job_and_finishes_it() {
     assert_eq!(body_json(&second)["job_id"], job_id);
     let st = b.snapshot();
     assert_eq!(st.jobs.len(), 1);
-    assert_eq!(
-        st.security_logs
-            .values()
-            .filter(|e| e.event_type == EventType::AdminDeletedUser)
-            .count(),
-        1
-    );
+    assert_eq!(events_of(&st, EventType::AdminDeletedUser).len(), 1);
 }
 
 #[tokio::test]
@@ -619,7 +540,7 @@ async fn the_preview_counts_each_table_and_changes_nothing() {
         ),
         (Some(true), Some(false))
     );
-    assert_nothing_changed(&before, &b.snapshot());
+    assert_state_unchanged(&before, &b.snapshot());
 }
 
 #[tokio::test]
@@ -647,7 +568,7 @@ async fn too_many_deletions_are_rate_limited() {
             ..DeletionSettings::default()
         }),
         budget: Duration::from_secs(20),
-        tokens: http_api::request::TokenRules::new(http_api::event::CLIENT_ID),
+        tokens: tokens(),
     };
     assert_eq!(call(&a, delete("admin-1", "user-1")).await.status(), 200);
     let r = call(&a, delete("admin-1", "user-2")).await;
@@ -672,7 +593,7 @@ async fn a_failing_store_is_dependency_unavailable_and_opaque() {
     let doc = assert_problem(&r, 503, "dependency_unavailable");
     assert_eq!(r.headers()["retry-after"], "1");
     assert!(!doc["detail"].as_str().unwrap().contains("injected"));
-    assert_nothing_changed(&before, &b.snapshot());
+    assert_state_unchanged(&before, &b.snapshot());
 }
 
 #[tokio::test]
@@ -742,19 +663,9 @@ async fn the_sample_events_answer_as_documented() {
         ("deletion-preview.json", 200, None),
     ];
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("events");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    files.sort();
-    let mut listed: Vec<_> = expected.iter().map(|(f, ..)| f.to_string()).collect();
-    listed.sort();
-    assert_eq!(files, listed, "every sample event is checked here");
-
-    for (file, status, code) in expected {
+    let files: Vec<&str> = expected.iter().map(|(f, ..)| *f).collect();
+    for ((file, status, code), req) in expected.into_iter().zip(sample_requests(&dir, &files)) {
         let b = backend();
-        let text = std::fs::read_to_string(dir.join(file)).unwrap();
-        let req = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
         let r = delete_user::handle(&roomy(&b), req).await;
         assert_eq!(r.status().as_u16(), status, "{file}: {:?}", r.body());
         if let Some(code) = code {

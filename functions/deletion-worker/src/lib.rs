@@ -13,7 +13,7 @@
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use domain::deletion::{Continuation, Continued, Deletion};
 use lambda_runtime::LambdaEvent;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use tracing::Instrument;
 
 /// Kept free of the Lambda deadline so the batch response still gets out: the routine stops
@@ -45,8 +45,7 @@ enum Handled {
 /// to be retried carries no `messageId`, which SQS always sets; every step of the routine is
 /// idempotent, so replaying the others is safe.
 pub async fn handle(
-    app: &WorkerApp,
-    event: LambdaEvent<SqsEvent>,
+    app: &WorkerApp, event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, lambda_runtime::Error> {
     let deadline = tokio::time::Instant::now() + budget(app.budget, &event.context);
     let records = &event.payload.records;
@@ -71,15 +70,7 @@ pub async fn handle(
 
 /// `min(budget, Lambda time left - LAMBDA_MARGIN)`; the budget alone without a deadline.
 pub fn budget(budget: Duration, ctx: &lambda_runtime::Context) -> Duration {
-    if ctx.deadline == 0 {
-        return budget;
-    }
-    match ctx.deadline().duration_since(SystemTime::now()) {
-        Ok(left) => budget.min(left.saturating_sub(LAMBDA_MARGIN)),
-        // A deadline already past when the handler starts never comes from Lambda
-        // (`cargo lambda watch` sends a fixed one): the configured budget applies.
-        Err(_) => budget,
-    }
+    aws_adapters::deadline::budget(budget, ctx.deadline, LAMBDA_MARGIN)
 }
 
 async fn handle_record(app: &WorkerApp, record: &SqsMessage, deadline: tokio::time::Instant) -> Handled {

@@ -6,22 +6,13 @@ use deletion_worker::WorkerApp;
 use domain::deletion::{DeleteOutcome, DeletionSettings};
 use domain::job::{JobStatus, Lease};
 use domain::memory::{Fault, InMemoryBackend};
-use domain::model::{Profile, RequestMeta};
+use domain::model::RequestMeta;
 use domain::types::UserId;
+use fixtures::profile;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-fn profile(id: &str, role: &str) -> Profile {
-    Profile::active(
-        id,
-        role,
-        Some(&format!("{id}@example.com")),
-        &format!("Name of {id}"),
-        "2025-01-01T00:00:00.000Z",
-    )
-}
 
 fn backend() -> Arc<InMemoryBackend> {
     let b = InMemoryBackend::new();
@@ -31,7 +22,7 @@ fn backend() -> Arc<InMemoryBackend> {
         ("user-1", "user"),
         ("user-2", "user"),
     ] {
-        b.put_profile(profile(id, role));
+        b.put_profile(profile(id, role, Some(&format!("{id}@example.com"))));
         b.put_auth_user(id);
     }
     b
@@ -85,6 +76,16 @@ fn event(records: Vec<Value>) -> LambdaEvent<SqsEvent> {
     LambdaEvent::new(payload, Context::default())
 }
 
+/// The worker's answer to a batch of these records.
+async fn run(w: &WorkerApp, records: Vec<Value>) -> SqsBatchResponse {
+    deletion_worker::handle(w, event(records)).await.unwrap()
+}
+
+/// The worker's answer to the continuations `m-1` and `m-2` of two (user, job) pairs.
+async fn continue_two(w: &WorkerApp, (u1, j1): (&str, &str), (u2, j2): (&str, &str)) -> SqsBatchResponse {
+    run(w, vec![continuation("m-1", u1, j1), continuation("m-2", u2, j2)]).await
+}
+
 fn failures(r: &SqsBatchResponse) -> Vec<&str> {
     r.batch_item_failures
         .iter()
@@ -106,15 +107,7 @@ async fn a_batch_continues_every_job_and_reports_no_failures() {
     let j2 = paused_job(&b, "admin-2").await;
     b.drain_queue();
     let w = worker(&b, Duration::from_secs(60));
-    let r = deletion_worker::handle(
-        &w,
-        event(vec![
-            continuation("m-1", "user-1", &j1),
-            continuation("m-2", "admin-2", &j2),
-        ]),
-    )
-    .await
-    .unwrap();
+    let r = continue_two(&w, ("user-1", &j1), ("admin-2", &j2)).await;
     assert!(failures(&r).is_empty());
     assert!(completed(&b, "user-1") && completed(&b, "admin-2"));
     // What is left on the queue are the runs' own continuations: they find nothing to do.
@@ -134,17 +127,16 @@ async fn a_malformed_record_among_good_ones_is_dropped_and_the_others_complete()
     let j1 = paused_job(&b, "user-1").await;
     let j2 = paused_job(&b, "user-2").await;
     let w = worker(&b, Duration::from_secs(60));
-    let r = deletion_worker::handle(
+    let r = run(
         &w,
-        event(vec![
+        vec![
             continuation("m-1", "user-1", &j1),
             record("m-poison", "{not json"),
             record("m-wrong", r#"{"user":"user-2"}"#),
             continuation("m-2", "user-2", &j2),
-        ]),
+        ],
     )
-    .await
-    .unwrap();
+    .await;
     assert!(failures(&r).is_empty(), "a poison message is not retried");
     assert!(completed(&b, "user-1") && completed(&b, "user-2"));
 }
@@ -165,15 +157,7 @@ async fn a_busy_job_is_queued_again_for_when_its_lease_runs_out_and_its_record_i
     }
     b.drain_queue();
     let w = worker(&b, Duration::from_secs(60));
-    let r = deletion_worker::handle(
-        &w,
-        event(vec![
-            continuation("m-1", "user-1", &j1),
-            continuation("m-2", "user-2", &j2),
-        ]),
-    )
-    .await
-    .unwrap();
+    let r = continue_two(&w, ("user-1", &j1), ("user-2", &j2)).await;
     assert!(
         failures(&r).is_empty(),
         "a busy job never walks to the dead-letter queue"
@@ -201,19 +185,16 @@ async fn a_failing_store_continues_after_a_backoff_without_failing_the_record() 
     b.drain_queue();
     let w = worker(&b, Duration::from_secs(60));
     b.fail_at(1);
-    let r = deletion_worker::handle(&w, event(vec![continuation("m-1", "user-1", &j1)]))
-        .await
-        .unwrap();
+    let r = run(&w, vec![continuation("m-1", "user-1", &j1)]).await;
     assert!(failures(&r).is_empty());
     let queued = b.drain_queue();
     assert_eq!(queued.len(), 1);
     assert_eq!(queued[0].attempt, 1, "the backoff grows with the failures");
-    let r = deletion_worker::handle(
+    let r = run(
         &w,
-        event(vec![record("m-2", &serde_json::to_string(&queued[0]).unwrap())]),
+        vec![record("m-2", &serde_json::to_string(&queued[0]).unwrap())],
     )
-    .await
-    .unwrap();
+    .await;
     assert!(failures(&r).is_empty());
     assert!(completed(&b, "user-1"));
 }
@@ -225,9 +206,7 @@ async fn a_record_whose_continuation_cannot_be_queued_again_is_reported_for_retr
     let w = worker(&b, Duration::from_secs(60));
     // The job cannot be read, and the queue is down too.
     b.inject(&[(1, Fault::Fail), (2, Fault::Fail)]);
-    let r = deletion_worker::handle(&w, event(vec![continuation("m-1", "user-1", &j1)]))
-        .await
-        .unwrap();
+    let r = run(&w, vec![continuation("m-1", "user-1", &j1)]).await;
     assert_eq!(failures(&r), ["m-1"]);
 }
 
@@ -235,9 +214,7 @@ async fn a_record_whose_continuation_cannot_be_queued_again_is_reported_for_retr
 async fn a_stray_message_without_a_job_is_done() {
     let b = backend();
     let w = worker(&b, Duration::from_secs(60));
-    let r = deletion_worker::handle(&w, event(vec![continuation("m-1", "user-1", "no-such-job")]))
-        .await
-        .unwrap();
+    let r = run(&w, vec![continuation("m-1", "user-1", "no-such-job")]).await;
     assert!(failures(&r).is_empty());
     assert!(b.snapshot().jobs.is_empty());
 }
@@ -248,9 +225,7 @@ async fn out_of_budget_the_job_is_requeued_not_retried() {
     let j1 = paused_job(&b, "user-1").await;
     b.drain_queue();
     let w = worker(&b, Duration::ZERO);
-    let r = deletion_worker::handle(&w, event(vec![continuation("m-1", "user-1", &j1)]))
-        .await
-        .unwrap();
+    let r = run(&w, vec![continuation("m-1", "user-1", &j1)]).await;
     assert!(failures(&r).is_empty());
     // This run's own continuation (due after its lease) and the one of its pause (now).
     let queued = b.drain_queue();

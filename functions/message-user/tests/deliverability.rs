@@ -59,7 +59,7 @@ async fn after_a_hard_bounce_a_send_is_recipient_undeliverable_until_sent_anyway
         "{detail}"
     );
     assert!(!detail.contains('@'), "no address in the answer: {detail}");
-    assert_nothing_changed(&before, &b.snapshot());
+    assert_state_unchanged(&before, &b.snapshot());
 
     let explicit_false = json!({"subject": "Hi", "body": "Again", "send_anyway": false});
     let r = call(&a, post("admin-1", "user-1").json(&explicit_false)).await;
@@ -121,7 +121,7 @@ async fn send_anyway_that_is_not_a_boolean_is_invalid_body() {
         let r = call(&app(&b), post("owner-1", "user-1").json(&body)).await;
         assert_problem(&r, 400, "invalid_body");
     }
-    assert_nothing_changed(&before, &b.snapshot());
+    assert_state_unchanged(&before, &b.snapshot());
 }
 
 #[tokio::test]
@@ -166,7 +166,7 @@ async fn a_suppressed_address_is_recipient_suppressed_with_the_reason_and_nothin
         assert!(detail.contains("send_anyway"), "{detail}");
         assert!(!detail.contains('@'), "no address in the answer: {detail}");
         let after = b.snapshot();
-        assert_nothing_changed(&before, &after);
+        assert_state_unchanged(&before, &after);
         assert!(after.mail_calls.is_empty(), "the mailer was called");
     }
 }
@@ -208,7 +208,7 @@ async fn a_suppression_list_that_cannot_be_asked_is_dependency_unavailable_and_s
     let doc = assert_problem(&r, 503, "dependency_unavailable");
     assert!(r.headers().contains_key("retry-after"), "{doc}");
     let after = b.snapshot();
-    assert_nothing_changed(&before, &after);
+    assert_state_unchanged(&before, &after);
     assert!(after.mail_calls.is_empty());
     // "Send anyway" does not ask the list at all.
     let mut anyway = good_body();

@@ -2,9 +2,9 @@
 //! a revocation does to the next request of that user (message-user and list-users).
 
 use domain::memory::InMemoryBackend;
-use domain::model::{EventType, Profile};
+use domain::model::EventType;
+use fixtures::{profile, tokens};
 use http_api::event::ApiEvent;
-use http_api::request::TokenRules;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -13,20 +13,10 @@ const POOL: &str = "eu-west-1_Example";
 /// The samples' `eventTime`, 2026-11-25T10:15:30Z, as epoch seconds.
 const CALL_AT: i64 = 1_795_601_730;
 
-fn profile(id: &str, role: &str) -> Profile {
-    Profile::active(
-        id,
-        role,
-        Some(&format!("{id}@example.com")),
-        &format!("Name of {id}"),
-        "2025-01-01T00:00:00.000Z",
-    )
-}
-
 fn backend() -> Arc<InMemoryBackend> {
     let b = InMemoryBackend::new();
     for (id, role) in [("admin-1", "admin"), ("owner-1", "owner"), ("user-1", "user")] {
-        b.put_profile(profile(id, role));
+        b.put_profile(profile(id, role, Some(&format!("{id}@example.com"))));
         b.put_auth_user(id);
     }
     b
@@ -43,10 +33,6 @@ async fn apply(b: &Arc<InMemoryBackend>, event: Value) -> Value {
     token_revocation::handle(&b.revocation(POOL), LambdaEvent::new(event, Context::default()))
         .await
         .unwrap()
-}
-
-fn tokens() -> TokenRules {
-    TokenRules::new(http_api::event::CLIENT_ID)
 }
 
 /// A message send by admin-1 with a token issued at `iat`.

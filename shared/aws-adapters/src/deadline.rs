@@ -39,6 +39,20 @@ pub fn before_lambda_deadline(deadline_ms: u64, margin: Duration) -> Option<Inst
     Some(Instant::now() + left.saturating_sub(margin))
 }
 
+/// How long an invocation may work: `min(budget, time left before the Lambda deadline -
+/// margin)`. The budget alone without a deadline (0: outside Lambda), or with one already
+/// past when the handler starts (`cargo lambda watch` sends a fixed one; Lambda never does).
+pub fn budget(budget: Duration, deadline_ms: u64, margin: Duration) -> Duration {
+    if deadline_ms == 0 {
+        return budget;
+    }
+    let deadline = std::time::UNIX_EPOCH + Duration::from_millis(deadline_ms);
+    match deadline.duration_since(std::time::SystemTime::now()) {
+        Ok(left) => budget.min(left.saturating_sub(margin)),
+        Err(_) => budget,
+    }
+}
+
 /// The time left before the deadline [`within`] set, if one is set.
 pub fn left() -> Option<Duration> {
     DEADLINE

@@ -70,9 +70,7 @@ pub fn optional(lookup: Lookup<'_>, name: &'static str) -> Option<String> {
 }
 
 fn number<T: std::str::FromStr>(
-    lookup: Lookup<'_>,
-    name: &'static str,
-    default: T,
+    lookup: Lookup<'_>, name: &'static str, default: T,
 ) -> Result<T, ConfigError> {
     match optional(lookup, name) {
         None => Ok(default),
@@ -90,6 +88,20 @@ pub fn duration_ms(lookup: Lookup<'_>, name: &'static str, default_ms: u64) -> R
 /// The SDK configuration from the environment (region, credentials, `AWS_ENDPOINT_URL`, ...).
 /// In Lambda: the environment's credentials and one HTTPS client trusting the Amazon roots,
 /// unless `SDK_SYSTEM_TRUST_AND_DEFAULT_CREDENTIALS` is true ([`crate::sdk`]).
+/// A function's start-up: tracing, the SDK configuration, then `build` (its use case from the
+/// environment). A configuration `build` cannot use ends the process at init, naming the
+/// variable ([`crate::telemetry::startup_failed`]).
+pub async fn start<T>(build: impl FnOnce(&SdkConfig) -> Result<T, ConfigError>) -> T {
+    crate::telemetry::init();
+    let sdk = sdk_config().await;
+    build(&sdk).unwrap_or_else(|e| crate::telemetry::startup_failed(e))
+}
+
+/// `APP_CLIENT_ID`: the app client whose access tokens the HTTP functions accept.
+pub fn app_client_id() -> Result<String, ConfigError> {
+    required(&process_env, "APP_CLIENT_ID")
+}
+
 pub async fn sdk_config() -> SdkConfig {
     crate::sdk::sdk_config_from(&process_env).await
 }
@@ -200,9 +212,7 @@ pub fn messaging_from(lookup: Lookup<'_>, sdk: &SdkConfig) -> Result<Messaging, 
 
 /// [`messaging_from`] with a mailer built by the caller (tests capture the SESv2 request).
 pub fn messaging_from_with_mailer(
-    lookup: Lookup<'_>,
-    sdk: &SdkConfig,
-    mailer: SesMailer,
+    lookup: Lookup<'_>, sdk: &SdkConfig, mailer: SesMailer,
 ) -> Result<Messaging, ConfigError> {
     let mut messaging = messaging_from(lookup, sdk)?;
     messaging.mailer = Arc::new(mailer);
@@ -210,11 +220,8 @@ pub fn messaging_from_with_mailer(
 }
 
 fn messaging_with_mailer(
-    client: aws_sdk_dynamodb::Client,
-    mailer: SesMailer,
-    suppressions: SesSuppressionList,
-    [profiles, messages, logs, idempotency]: [String; 4],
-    settings: MessagingSettings,
+    client: aws_sdk_dynamodb::Client, mailer: SesMailer, suppressions: SesSuppressionList,
+    [profiles, messages, logs, idempotency]: [String; 4], settings: MessagingSettings,
 ) -> Messaging {
     Messaging {
         profiles: Arc::new(DynamoProfiles::new(client.clone(), &profiles)),

@@ -6,14 +6,9 @@ use aws_smithy_runtime_api::http::Response as HttpResponse;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use domain::ports::DependencyError;
 
-/// Error codes that mean "slow down" or "try again" whatever the HTTP status.
+/// Error codes that mean "try again" whatever the HTTP status, on top of the "slow down"
+/// ones ([`THROTTLING_CODES`]).
 const RETRYABLE_CODES: &[&str] = &[
-    "ThrottlingException",
-    "Throttling",
-    "ThrottledException",
-    "ProvisionedThroughputExceededException",
-    "RequestLimitExceeded",
-    "TooManyRequestsException",
     "LimitExceededException",
     "TransactionConflictException",
     "TransactionInProgressException",
@@ -28,7 +23,7 @@ const RETRYABLE_CODES: &[&str] = &[
 ];
 
 pub(crate) fn is_retryable_code(code: Option<&str>) -> bool {
-    code.is_some_and(|c| RETRYABLE_CODES.contains(&c))
+    is_throttling_code(code) || code.is_some_and(|c| RETRYABLE_CODES.contains(&c))
 }
 
 /// Whether repeating the call may succeed.
@@ -54,9 +49,7 @@ pub(crate) fn service_code<E: ProvideErrorMetadata>(err: &SdkError<E, HttpRespon
 
 /// Wrap an SDK error, with `what` (operation and table) as context.
 pub(crate) fn sdk<E>(
-    dependency: &'static str,
-    what: impl Into<String>,
-    err: SdkError<E, HttpResponse>,
+    dependency: &'static str, what: impl Into<String>, err: SdkError<E, HttpResponse>,
 ) -> DependencyError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
@@ -87,9 +80,7 @@ pub(crate) fn is_throttling_code(code: Option<&str>) -> bool {
 
 /// A request that could not even be built (a bug, not an outage).
 pub(crate) fn build(
-    dependency: &'static str,
-    what: impl Into<String>,
-    err: impl std::error::Error + Send + Sync + 'static,
+    dependency: &'static str, what: impl Into<String>, err: impl std::error::Error + Send + Sync + 'static,
 ) -> DependencyError {
     DependencyError::new(dependency, false, anyhow::Error::new(err).context(what.into()))
 }

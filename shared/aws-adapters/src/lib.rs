@@ -17,6 +17,7 @@ mod errors;
 pub mod sdk;
 mod ses;
 mod sqs;
+pub mod telemetry;
 
 pub use cognito::CognitoAuthDirectory;
 pub use dynamo::deletion_jobs::DynamoDeletionJobs;

@@ -120,17 +120,13 @@ pub struct ConnectOnFirstUse(pub SharedHttpClient);
 
 impl HttpClient for ConnectOnFirstUse {
     fn http_connector(
-        &self,
-        settings: &HttpConnectorSettings,
-        components: &RuntimeComponents,
+        &self, settings: &HttpConnectorSettings, components: &RuntimeComponents,
     ) -> SharedHttpConnector {
         self.0.http_connector(settings, components)
     }
 
     fn validate_final_config(
-        &self,
-        components: &RuntimeComponents,
-        cfg: &ConfigBag,
+        &self, components: &RuntimeComponents, cfg: &ConfigBag,
     ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
         self.0.validate_final_config(components, cfg)
     }
@@ -384,17 +380,13 @@ mod tests {
         }
         impl HttpClient for Inner {
             fn http_connector(
-                &self,
-                _: &HttpConnectorSettings,
-                _: &RuntimeComponents,
+                &self, _: &HttpConnectorSettings, _: &RuntimeComponents,
             ) -> SharedHttpConnector {
                 self.0.connectors.fetch_add(1, Ordering::SeqCst);
                 Answer.into_shared()
             }
             fn validate_base_client_config(
-                &self,
-                _: &RuntimeComponentsBuilder,
-                _: &ConfigBag,
+                &self, _: &RuntimeComponentsBuilder, _: &ConfigBag,
             ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
                 self.0.warm_ups.fetch_add(1, Ordering::SeqCst);
                 Ok(())

@@ -70,11 +70,7 @@ pub fn target_state(profile: Option<&Profile>, job: Option<&DeletionJob>) -> Tar
 /// The answer to a request that carries no caller at all (no `sub` claim): the policy's
 /// refusal, audited like every other (with no actor id).
 pub async fn refuse_anonymous(
-    log: &dyn SecurityLog,
-    clock: &dyn Clock,
-    meta: &RequestMeta,
-    action: Action,
-    target_id: &str,
+    log: &dyn SecurityLog, clock: &dyn Clock, meta: &RequestMeta, action: Action, target_id: &str,
 ) -> policy::Denial {
     let decision = policy::decide(policy::Request {
         action,
@@ -96,11 +92,7 @@ pub async fn refuse_anonymous(
 
 /// Asks the policy; a refusal is audited (`admin_action_denied`) and returned.
 pub async fn authorize(
-    log: &dyn SecurityLog,
-    clock: &dyn Clock,
-    meta: &RequestMeta,
-    request: policy::Request,
-    target_id: &str,
+    log: &dyn SecurityLog, clock: &dyn Clock, meta: &RequestMeta, request: policy::Request, target_id: &str,
 ) -> Result<(), policy::Denial> {
     match policy::decide(request) {
         policy::Decision::Allow => Ok(()),
@@ -109,6 +101,23 @@ pub async fn authorize(
             Err(denial)
         }
     }
+}
+
+/// [`authorize`] for an action with no single target (the user list, the audit trail): the
+/// caller is read, the policy asked, a refusal audited against `*`.
+pub async fn authorize_untargeted(
+    profiles: &dyn Profiles, log: &dyn SecurityLog, clock: &dyn Clock, meta: &RequestMeta, action: Action,
+) -> StoreResult<Result<(), policy::Denial>> {
+    let caller = load_caller(profiles, meta).await?;
+    let request = policy::Request {
+        action,
+        caller,
+        target: Target::Missing,
+        is_self: false,
+        acknowledged: false,
+        last_owner: false,
+    };
+    Ok(authorize(log, clock, meta, request, "*").await)
 }
 
 /// Records a refusal. A refusal changes nothing else.
@@ -120,11 +129,7 @@ pub async fn authorize(
 /// nobody can flood the log: a flood costs one row per caller and minute. Refusal rows expire
 /// after [`REFUSAL_RETENTION_DAYS`]; deletion and message events never do.
 pub async fn audit_denial(
-    log: &dyn SecurityLog,
-    clock: &dyn Clock,
-    meta: &RequestMeta,
-    action: Action,
-    target_id: &str,
+    log: &dyn SecurityLog, clock: &dyn Clock, meta: &RequestMeta, action: Action, target_id: &str,
     reason: &str,
 ) {
     let now = clock.now();

@@ -6,13 +6,13 @@
 //! hash, so the receipts are found through an index on it; the lookup itself is audited with
 //! the hash only.
 
-use crate::access::{authorize, load_caller};
+use crate::access::authorize_untargeted;
 use crate::cursor::AuditCursor;
 use crate::job::{JobStatus, LatePassView};
 use crate::model::{timestamp, EventType, RequestMeta, SecurityEvent};
 use crate::ports::*;
 use crate::types::EmailAddress;
-use policy::{Action, Denial, Target};
+use policy::{Action, Denial};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -79,17 +79,8 @@ impl AuditLog {
     }
 
     async fn allow(&self, meta: &RequestMeta) -> Result<(), AuditError> {
-        let caller = load_caller(&*self.profiles, meta).await?;
-        let request = policy::Request {
-            action: Action::ReadAudit,
-            caller,
-            target: Target::Missing,
-            is_self: false,
-            acknowledged: false,
-            last_owner: false,
-        };
-        authorize(&*self.log, &*self.clock, meta, request, "*")
-            .await
+        authorize_untargeted(&*self.profiles, &*self.log, &*self.clock, meta, Action::ReadAudit)
+            .await?
             .map_err(AuditError::Denied)
     }
 
@@ -112,9 +103,7 @@ impl AuditLog {
     /// The erasures of `email`, found by its hash; the lookup is audited (hash only) before
     /// the answer is given.
     pub async fn erasures(
-        &self,
-        meta: &RequestMeta,
-        email: &EmailAddress,
+        &self, meta: &RequestMeta, email: &EmailAddress,
     ) -> Result<ErasureLookup, AuditError> {
         self.allow(meta).await?;
         let hash = email.sha256_hex();

@@ -8,8 +8,8 @@
 //! the lease runs out; and a scheduled sweep queues every job that stalled anyway.
 
 use crate::access::{authorize, load_caller, target_state};
-use crate::cascade::{CascadeTable, Lookup, CASCADE_PLAN};
-use crate::job::{DeletionJob, Lease, Step, TableProgress};
+use crate::cascade::CASCADE_PLAN;
+use crate::job::{DeletionJob, Lease, Step};
 use crate::model::{parse_timestamp, timestamp, EventType, RequestMeta, SecurityEvent};
 use crate::ports::*;
 use crate::types::{EmailAddress, UserId};
@@ -20,6 +20,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 use tracing::Instrument;
+
+mod cascade_run;
 
 /// SQS's longest delivery delay.
 pub const MAX_QUEUE_DELAY: Duration = Duration::from_secs(900);
@@ -187,11 +189,7 @@ impl Deletion {
 
     /// `DELETE /admin/users/{id}`: authorise, create or join the job, run it until `deadline`.
     pub async fn delete(
-        &self,
-        meta: &RequestMeta,
-        target: &UserId,
-        acknowledged: bool,
-        deadline: Instant,
+        &self, meta: &RequestMeta, target: &UserId, acknowledged: bool, deadline: Instant,
     ) -> Result<DeleteOutcome, DeleteError> {
         let span = tracing::info_span!(
             "delete_user",
@@ -204,11 +202,7 @@ impl Deletion {
     }
 
     async fn delete_inner(
-        &self,
-        meta: &RequestMeta,
-        target: &UserId,
-        acknowledged: bool,
-        deadline: Instant,
+        &self, meta: &RequestMeta, target: &UserId, acknowledged: bool, deadline: Instant,
     ) -> Result<DeleteOutcome, DeleteError> {
         let target_id = target.as_str();
         let (caller, profile, job) = futures::try_join!(
@@ -250,11 +244,7 @@ impl Deletion {
     /// Whether the target is the only active owner. The owners index is eventually
     /// consistent, so the caller's own fresh read counts too.
     async fn is_last_owner(
-        &self,
-        meta: &RequestMeta,
-        caller: Caller,
-        target: Target,
-        target_id: &str,
+        &self, meta: &RequestMeta, caller: Caller, target: Target, target_id: &str,
     ) -> Result<bool, DependencyError> {
         let owner = RoleName::Known(Role::Owner);
         if target != Target::Active(owner) {
@@ -274,9 +264,7 @@ impl Deletion {
     /// one transaction with the target's deletion mark and the check that the actor is not
     /// being deleted themself.
     async fn create_job(
-        &self,
-        meta: &RequestMeta,
-        profile: &crate::model::Profile,
+        &self, meta: &RequestMeta, profile: &crate::model::Profile,
     ) -> Result<DeletionJob, DeleteError> {
         let actor = meta.caller.clone().unwrap_or_default();
         if self.settings.deletions_per_hour > 0 {
@@ -311,31 +299,15 @@ impl Deletion {
             tracing::warn!("no Cognito user has this sub: there is no auth record to lock out or delete");
         }
         let now = timestamp(self.clock.now());
+        let job_id = uuid::Uuid::new_v4().to_string();
         let new = DeletionJob {
-            user_id: profile.user_id.clone(),
-            job_id: uuid::Uuid::new_v4().to_string(),
-            step: Step::Audit,
-            actor_id: actor,
-            target_role: profile.role.clone(),
             target_email_sha256: profile
                 .email
                 .as_deref()
                 .and_then(|e| EmailAddress::parse(e).ok())
                 .map(|e| e.sha256_hex()),
             auth_username,
-            created_at: now.clone(),
-            updated_at: now,
-            locked_out_at: None,
-            completed_at: None,
-            late_pass_due_at: None,
-            late_pass_done_at: None,
-            request_id: meta.request_id.clone(),
-            source_ip: meta.source_ip.clone(),
-            user_agent: meta.user_agent.clone(),
-            progress: BTreeMap::new(),
-            late_progress: BTreeMap::new(),
-            version: 1,
-            lease: None,
+            ..DeletionJob::started(&profile.user_id, &job_id, &actor, &profile.role, &now, meta)
         };
         match self.jobs.create(&new).await? {
             Created::Created => {
@@ -364,9 +336,7 @@ impl Deletion {
     /// `Ok` whatever became of the job (a continuation that is still needed was queued
     /// again); `Err` only when that re-queue itself failed, so the message must come back.
     pub async fn continue_job(
-        &self,
-        continuation: &Continuation,
-        deadline: Instant,
+        &self, continuation: &Continuation, deadline: Instant,
     ) -> Result<Continued, DependencyError> {
         let span = tracing::info_span!(
             "continue_deletion",
@@ -422,9 +392,7 @@ impl Deletion {
 
     /// A read failed before any run: queue the continuation again after a backoff.
     async fn retry_later(
-        &self,
-        continuation: &Continuation,
-        err: DependencyError,
+        &self, continuation: &Continuation, err: DependencyError,
     ) -> Result<Continued, DependencyError> {
         tracing::error!(error = ?anyhow::Error::from(err), "reading the deletion job failed; continued after a backoff");
         let retry_in = backoff(continuation.attempt);
@@ -438,9 +406,7 @@ impl Deletion {
 
     /// `GET /admin/users/{id}/deletion`
     pub async fn status(
-        &self,
-        meta: &RequestMeta,
-        target: &UserId,
+        &self, meta: &RequestMeta, target: &UserId,
     ) -> Result<Option<DeletionJob>, DeleteError> {
         Ok(self.view(meta, target).await?.job)
     }
@@ -519,10 +485,7 @@ impl Deletion {
     /// or out of time. On a failure the lease is released and a continuation queued after a
     /// backoff (both best effort: the first continuation stands anyway).
     async fn run(
-        &self,
-        mut job: DeletionJob,
-        deadline: Instant,
-        attempt: u32,
+        &self, mut job: DeletionJob, deadline: Instant, attempt: u32,
     ) -> Result<Run, DependencyError> {
         let now = self.clock.now();
         if job.live_lease(now).is_some() {
@@ -740,185 +703,6 @@ impl Deletion {
         }
     }
 
-    /// Step 5 (or the late pass): erase every table of the plan, all at once, into
-    /// `job.progress` (or `job.late_progress`).
-    ///
-    /// Each table runs its own loop, and the tables share the job, which is saved after every
-    /// page of any of them (one save at a time), so a crash anywhere resumes exactly: a page's
-    /// keys are saved as `pending` before they are deleted and counted once they are gone.
-    /// While a page is deleted, the next one is read. DynamoDB's "slow down" (throttling,
-    /// capacity exceeded) slows a table down; it never fails the erasure.
-    async fn cascade(
-        &self,
-        job: &mut DeletionJob,
-        late: bool,
-        deadline: Instant,
-    ) -> Result<Cascaded, DependencyError> {
-        let shared = tokio::sync::Mutex::new(job.clone());
-        let lost = std::sync::atomic::AtomicBool::new(false);
-        let ends = futures::future::try_join_all(
-            CASCADE_PLAN
-                .iter()
-                .map(|table| self.cascade_table(&shared, table, late, deadline, &lost)),
-        )
-        .await;
-        *job = shared.into_inner();
-        let ends = ends?;
-        Ok(
-            if lost.load(std::sync::atomic::Ordering::SeqCst) || ends.contains(&Cascaded::Lost) {
-                Cascaded::Lost
-            } else if ends.contains(&Cascaded::OutOfTime) {
-                Cascaded::OutOfTime
-            } else {
-                Cascaded::Done
-            },
-        )
-    }
-
-    /// One table of [`Self::cascade`].
-    ///
-    /// A table found through its own partition key is read consistently: one pass finds every
-    /// item. A table found through an index is eventually consistent: a row written just
-    /// before can be missing, a deleted one can still show. So the keys of every page read
-    /// through an index are checked against the table first (an item the index still shows
-    /// after its deletion is neither deleted nor counted), and once the first pass is over the
-    /// index is queried again from the start until a query finds nothing.
-    async fn cascade_table(
-        &self,
-        shared: &tokio::sync::Mutex<DeletionJob>,
-        table: &CascadeTable,
-        late: bool,
-        deadline: Instant,
-        lost: &std::sync::atomic::AtomicBool,
-    ) -> Result<Cascaded, DependencyError> {
-        use std::sync::atomic::Ordering;
-        let by_index = matches!(table.lookup, Lookup::Index { .. });
-        let (user_id, mut at) = {
-            let mut job = shared.lock().await;
-            (job.user_id.clone(), progress_of(&mut job, table, late).clone())
-        };
-        let mut only_stale = false;
-        let mut slow_down = Duration::ZERO;
-        loop {
-            if lost.load(Ordering::SeqCst) {
-                return Ok(Cascaded::Lost);
-            }
-            if at.done {
-                return Ok(Cascaded::Done);
-            }
-            if !slow_down.is_zero() {
-                if Instant::now() + slow_down >= deadline {
-                    return Ok(Cascaded::OutOfTime);
-                }
-                tokio::time::sleep(slow_down).await;
-            }
-            let mut next = at.clone();
-            // Deleted and counted below: the keys saved as pending (read before a save).
-            let deleting = std::mem::take(&mut next.pending);
-            let deleted = deleting.len() as u64;
-            // What to read now. A re-query must wait for the pending keys to be gone (it would
-            // find them again), so only the first pass reads ahead.
-            let read = if at.exhausted || Instant::now() >= deadline {
-                None
-            } else if at.verifying {
-                deleting.is_empty().then_some(None)
-            } else {
-                Some(at.cursor.clone())
-            };
-            if at.verifying && read.is_some() && only_stale {
-                // Entering the re-query, or the last one found only rows already gone: let the
-                // index catch up.
-                let pause = self.settings.requery_pause;
-                if Instant::now() + pause >= deadline {
-                    return Ok(Cascaded::OutOfTime);
-                }
-                tokio::time::sleep(pause).await;
-            }
-            let delete = async {
-                if deleting.is_empty() {
-                    Ok(())
-                } else {
-                    self.user_data.delete(table, &deleting).await
-                }
-            };
-            let page = async {
-                match &read {
-                    None => Ok(None),
-                    Some(cursor) => {
-                        let page = self
-                            .user_data
-                            .page(table, &user_id, cursor.as_ref(), self.settings.page_size)
-                            .await?;
-                        let found = page.keys.len();
-                        if by_index && found > 0 {
-                            // An index can still show items already deleted: only the ones the
-                            // table itself holds are deleted and counted.
-                            let live = self.user_data.existing(table, &page.keys).await?;
-                            Ok(Some((
-                                found,
-                                KeysPage {
-                                    keys: live,
-                                    next: page.next,
-                                },
-                            )))
-                        } else {
-                            Ok(Some((found, page)))
-                        }
-                    }
-                }
-            };
-            let (deleted_now, read_now) = futures::join!(delete, page);
-            if let Err(err) = deleted_now.as_ref().and(read_now.as_ref().map(drop)) {
-                if err.throttled {
-                    // Slow down and try again (the pending keys are still saved).
-                    slow_down = (slow_down * 2).clamp(Duration::from_millis(50), Duration::from_secs(2));
-                    tracing::debug!(table = table.name, "throttled; slowing down");
-                    continue;
-                }
-            }
-            deleted_now?;
-            let read_now = read_now?;
-            slow_down = Duration::ZERO;
-            next.deleted += deleted;
-            match read_now {
-                Some((found, page)) => {
-                    if next.verifying {
-                        // The last re-query is the one that finds nothing.
-                        next.exhausted = found == 0;
-                        only_stale = found > 0 && page.keys.is_empty();
-                        next.cursor = None;
-                    } else {
-                        next.exhausted = page.next.is_none();
-                        next.cursor = page.next;
-                    }
-                    next.pending = page.keys;
-                }
-                None if next.exhausted => {
-                    if by_index && !next.verifying {
-                        next.verifying = true;
-                        next.exhausted = false;
-                        only_stale = true;
-                    } else {
-                        next.done = true;
-                    }
-                    next.cursor = None;
-                }
-                None if deleting.is_empty() && Instant::now() >= deadline => {
-                    return Ok(Cascaded::OutOfTime);
-                }
-                None => {}
-            }
-            let mut job = shared.lock().await;
-            *progress_of(&mut job, table, late) = next.clone();
-            if !self.save(&mut job).await? {
-                lost.store(true, Ordering::SeqCst);
-                return Ok(Cascaded::Lost);
-            }
-            drop(job);
-            at = next;
-        }
-    }
-
     /// Release the lease and stop: a continuation takes over after `resume_in`.
     async fn pause(&self, job: DeletionJob, resume_in: Duration) -> Result<Run, DependencyError> {
         Ok(match self.release(job.clone()).await? {
@@ -976,15 +760,6 @@ impl Deletion {
         };
         SecurityEvent::new(event_id, kind, &job.user_id, &meta, &timestamp(self.clock.now()))
     }
-}
-
-fn progress_of<'j>(job: &'j mut DeletionJob, table: &CascadeTable, late: bool) -> &'j mut TableProgress {
-    let map = if late {
-        &mut job.late_progress
-    } else {
-        &mut job.progress
-    };
-    map.entry(table.name.to_owned()).or_default()
 }
 
 fn late_pass_due(job: &DeletionJob, now: chrono::DateTime<chrono::Utc>) -> bool {

@@ -1,7 +1,7 @@
 //! The deletion job: one per target user, the progress of the delete routine (see
 //! `docs/DESIGN.md`, "The delete routine"). It is also the erasure receipt once completed.
 
-use crate::model::{parse_timestamp, timestamp, ItemKey};
+use crate::model::{parse_timestamp, timestamp, ItemKey, RequestMeta};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -164,6 +164,35 @@ fn counts_of(progress: &BTreeMap<String, TableProgress>) -> BTreeMap<String, u64
 }
 
 impl DeletionJob {
+    /// A job just created, before any step ran: at the audit step, version 1, no progress and
+    /// no lease; who asked comes from `meta` (its request id, source IP and user agent).
+    pub fn started(
+        user_id: &str, job_id: &str, actor_id: &str, target_role: &str, at: &str, meta: &RequestMeta,
+    ) -> DeletionJob {
+        DeletionJob {
+            user_id: user_id.to_owned(),
+            job_id: job_id.to_owned(),
+            step: Step::Audit,
+            actor_id: actor_id.to_owned(),
+            target_role: target_role.to_owned(),
+            target_email_sha256: None,
+            auth_username: None,
+            created_at: at.to_owned(),
+            updated_at: at.to_owned(),
+            locked_out_at: None,
+            completed_at: None,
+            late_pass_due_at: None,
+            late_pass_done_at: None,
+            request_id: meta.request_id.clone(),
+            source_ip: meta.source_ip.clone(),
+            user_agent: meta.user_agent.clone(),
+            progress: BTreeMap::new(),
+            late_progress: BTreeMap::new(),
+            version: 1,
+            lease: None,
+        }
+    }
+
     /// Derived from the step: completed once step 7 has run.
     pub fn status(&self) -> JobStatus {
         if self.step >= Step::LatePass {
@@ -233,27 +262,15 @@ mod tests {
     use super::*;
 
     fn job(step: Step) -> DeletionJob {
-        DeletionJob {
-            user_id: "u".into(),
-            job_id: "j".into(),
-            step,
-            actor_id: "a".into(),
-            target_role: "user".into(),
-            target_email_sha256: None,
-            auth_username: None,
-            created_at: "2026-01-01T00:00:00.000Z".into(),
-            updated_at: "2026-01-01T00:00:10.000Z".into(),
-            locked_out_at: None,
-            completed_at: None,
-            late_pass_due_at: Some("2026-01-01T01:00:00.000Z".into()),
-            late_pass_done_at: None,
+        let meta = RequestMeta {
             request_id: "r".into(),
-            source_ip: None,
-            user_agent: None,
-            progress: BTreeMap::new(),
-            late_progress: BTreeMap::new(),
-            version: 1,
-            lease: None,
+            ..RequestMeta::default()
+        };
+        DeletionJob {
+            step,
+            updated_at: "2026-01-01T00:00:10.000Z".into(),
+            late_pass_due_at: Some("2026-01-01T01:00:00.000Z".into()),
+            ..DeletionJob::started("u", "j", "a", "user", "2026-01-01T00:00:00.000Z", &meta)
         }
     }
 

@@ -171,10 +171,7 @@ impl Messaging {
 
     /// [`send`](Self::send) with options.
     pub async fn send_with(
-        &self,
-        meta: &RequestMeta,
-        input: SendInput,
-        options: SendOptions,
+        &self, meta: &RequestMeta, input: SendInput, options: SendOptions,
     ) -> Result<Answer, SendError> {
         let span = tracing::info_span!(
             "send_message",
@@ -185,10 +182,7 @@ impl Messaging {
     }
 
     async fn send_inner(
-        &self,
-        meta: &RequestMeta,
-        input: SendInput,
-        options: SendOptions,
+        &self, meta: &RequestMeta, input: SendInput, options: SendOptions,
     ) -> Result<Answer, SendError> {
         let target_id = input.target.as_str();
         let (caller, target) =
@@ -272,11 +266,7 @@ impl Messaging {
     }
 
     async fn take_rate(
-        &self,
-        meta: &RequestMeta,
-        actor: &str,
-        target_id: &str,
-        use_id: &str,
+        &self, meta: &RequestMeta, actor: &str, target_id: &str, use_id: &str,
     ) -> Result<(), SendError> {
         if self.settings.messages_per_minute == 0 {
             return Ok(());
@@ -309,12 +299,7 @@ impl Messaging {
     /// Take the idempotency key (`Ok(message id to send with)`), or the answer it already
     /// gives (`Err`).
     async fn claim(
-        &self,
-        actor: &str,
-        key: &IdempotencyKey,
-        fingerprint: &str,
-        message_id: &str,
-        owner: &str,
+        &self, actor: &str, key: &IdempotencyKey, fingerprint: &str, message_id: &str, owner: &str,
     ) -> Result<Result<String, Result<Answer, SendError>>, SendError> {
         let now = self.clock.now();
         let claim = ClaimRequest {
@@ -387,12 +372,7 @@ impl Messaging {
     /// Reserve, mark the attempt, send at most once, record. Every path leaves the message
     /// row `pending` (SES's answer unknown), `sent` or `failed`.
     async fn deliver(
-        &self,
-        meta: &RequestMeta,
-        actor: &str,
-        message_id: &str,
-        to: EmailAddress,
-        input: &SendInput,
+        &self, meta: &RequestMeta, actor: &str, message_id: &str, to: EmailAddress, input: &SendInput,
     ) -> Result<Outcome, SendError> {
         let now = self.clock.now();
         let message = AdminMessage {
@@ -521,10 +501,7 @@ impl Messaging {
 
     /// Messages a user received, newest first.
     pub async fn history(
-        &self,
-        meta: &RequestMeta,
-        target: &UserId,
-        limit: usize,
+        &self, meta: &RequestMeta, target: &UserId, limit: usize,
         cursor: Option<&crate::cursor::MessageCursor>,
     ) -> Result<Page<AdminMessage>, HistoryError> {
         let (caller, profile) = futures::try_join!(

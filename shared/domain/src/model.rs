@@ -45,11 +45,7 @@ impl Profile {
     /// A live profile: not deleted, no deletion under way, no revoked tokens, its Cognito
     /// username its `user_id`.
     pub fn active(
-        user_id: &str,
-        role: &str,
-        email: Option<&str>,
-        display_name: &str,
-        created_at: &str,
+        user_id: &str, role: &str, email: Option<&str>, display_name: &str, created_at: &str,
     ) -> Profile {
         Profile {
             user_id: user_id.to_owned(),
@@ -238,11 +234,7 @@ pub struct SecurityEvent {
 
 impl SecurityEvent {
     pub fn new(
-        event_id: String,
-        event_type: EventType,
-        target_id: &str,
-        meta: &RequestMeta,
-        at: &str,
+        event_id: String, event_type: EventType, target_id: &str, meta: &RequestMeta, at: &str,
     ) -> Self {
         SecurityEvent {
             event_id,

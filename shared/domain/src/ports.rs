@@ -119,10 +119,7 @@ pub trait MessageOutbox: Send + Sync {
     /// In one transaction, before SES is called: mark the pending row with `attempt` (only if
     /// it carries no attempt, or this same one) and append the `admin_sent_user_message` event.
     async fn begin_attempt(
-        &self,
-        message_id: &str,
-        attempt: &str,
-        event: &SecurityEvent,
+        &self, message_id: &str, attempt: &str, event: &SecurityEvent,
     ) -> StoreResult<Attempt>;
     /// SES accepted the message: `pending`/`unconfirmed` → `sent` with the provider's id. An
     /// event that moved the row on first keeps its status; the provider id is kept either way.
@@ -135,10 +132,7 @@ pub trait MessageOutbox: Send + Sync {
     async fn get(&self, message_id: &str) -> StoreResult<Option<AdminMessage>>;
     /// Messages received by a user, newest first.
     async fn history(
-        &self,
-        recipient_id: &str,
-        limit: usize,
-        cursor: Option<&MessageCursor>,
+        &self, recipient_id: &str, limit: usize, cursor: Option<&MessageCursor>,
     ) -> StoreResult<Page<AdminMessage>>;
     /// Ids of rows still `pending` that were created before `before`, oldest first, through the
     /// sparse index of pending rows.
@@ -147,9 +141,7 @@ pub trait MessageOutbox: Send + Sync {
     /// (it carries an attempt), `failed` (code `NotSent`) when it never was. `None` when the row
     /// is not pending any more.
     async fn settle_stale(
-        &self,
-        message_id: &str,
-        at: &str,
+        &self, message_id: &str, at: &str,
     ) -> StoreResult<Option<crate::model::MessageStatus>>;
 }
 
@@ -381,11 +373,7 @@ pub struct Count {
 pub trait UserData: Send + Sync {
     /// Read one page of the user's item keys (keys only), starting after `cursor`.
     async fn page(
-        &self,
-        table: &CascadeTable,
-        user_id: &str,
-        cursor: Option<&ItemKey>,
-        limit: usize,
+        &self, table: &CascadeTable, user_id: &str, cursor: Option<&ItemKey>, limit: usize,
     ) -> StoreResult<KeysPage>;
     /// Delete these items (absent ones are fine). Batches of at most 25, unprocessed items
     /// retried with backoff; returns once every key is gone.
@@ -447,12 +435,7 @@ pub trait Idempotency: Send + Sync {
     async fn claim(&self, claim: &ClaimRequest<'_>) -> StoreResult<Claim>;
     /// Store the final answer (only while `owner` holds the key).
     async fn complete(
-        &self,
-        scope: &str,
-        key: &str,
-        owner: &str,
-        status: u16,
-        response: &str,
+        &self, scope: &str, key: &str, owner: &str, status: u16, response: &str,
     ) -> StoreResult<()>;
     /// Forget an in-flight claim after a definite failure (nothing was sent), so the client
     /// may retry with the same key. Only while `owner` holds it.
@@ -480,12 +463,7 @@ pub trait RateLimiter: Send + Sync {
     /// at `now`: allowed while fewer than `limit` uses fall inside it. `use_id` names this use,
     /// so that a retried write that had in fact applied counts once.
     async fn take(
-        &self,
-        bucket: &str,
-        limit: u32,
-        window: Duration,
-        now: DateTime<Utc>,
-        use_id: &str,
+        &self, bucket: &str, limit: u32, window: Duration, now: DateTime<Utc>, use_id: &str,
     ) -> StoreResult<RateDecision>;
 }
 
@@ -496,12 +474,7 @@ pub struct NoRateLimit;
 #[async_trait]
 impl RateLimiter for NoRateLimit {
     async fn take(
-        &self,
-        _bucket: &str,
-        _limit: u32,
-        _window: Duration,
-        _now: DateTime<Utc>,
-        _use_id: &str,
+        &self, _bucket: &str, _limit: u32, _window: Duration, _now: DateTime<Utc>, _use_id: &str,
     ) -> StoreResult<RateDecision> {
         Ok(RateDecision::Allowed)
     }

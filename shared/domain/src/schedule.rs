@@ -48,11 +48,7 @@ impl Schedule {
     /// true) and the sweep until `done` holds; the simulated time it took. Panics (with the
     /// jobs, the queue and the dead letters) when `limit` passes first.
     pub async fn run_until<W, F>(
-        &mut self,
-        b: &InMemoryBackend,
-        sweeper: &Sweeper,
-        limit: Duration,
-        done: impl Fn(&State) -> bool,
+        &mut self, b: &InMemoryBackend, sweeper: &Sweeper, limit: Duration, done: impl Fn(&State) -> bool,
         mut worker: W,
     ) -> Duration
     where

@@ -18,6 +18,15 @@ pub enum ParseError {
     NotAnEmail,
 }
 
+/// At most `max` characters (Unicode scalar values, as the contract counts them).
+fn check_length(text: &str, max: usize) -> Result<(), ParseError> {
+    let len = text.chars().count();
+    if len > max {
+        return Err(ParseError::TooLong { max, len });
+    }
+    Ok(())
+}
+
 /// A user id as used in `profiles.user_id` (for Cognito users: the `sub`).
 /// 1..=128 characters from `[A-Za-z0-9._:-]`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -30,13 +39,7 @@ impl UserId {
         if s.is_empty() {
             return Err(ParseError::Empty);
         }
-        let len = s.chars().count();
-        if len > Self::MAX_LEN {
-            return Err(ParseError::TooLong {
-                max: Self::MAX_LEN,
-                len,
-            });
-        }
+        check_length(s, Self::MAX_LEN)?;
         if let Some(c) = s
             .chars()
             .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')))
@@ -77,13 +80,7 @@ impl EmailAddress {
         if normal.is_empty() {
             return Err(ParseError::Empty);
         }
-        let len = normal.chars().count();
-        if len > Self::MAX_LEN {
-            return Err(ParseError::TooLong {
-                max: Self::MAX_LEN,
-                len,
-            });
-        }
+        check_length(&normal, Self::MAX_LEN)?;
         if normal.chars().any(char::is_control) {
             return Err(ParseError::ControlCharacter);
         }
@@ -164,13 +161,7 @@ impl Subject {
         {
             return Err(ParseError::ControlCharacter);
         }
-        let len = trimmed.chars().count();
-        if len > Self::MAX_LEN {
-            return Err(ParseError::TooLong {
-                max: Self::MAX_LEN,
-                len,
-            });
-        }
+        check_length(trimmed, Self::MAX_LEN)?;
         Ok(Subject(trimmed.to_owned()))
     }
 
@@ -198,13 +189,7 @@ impl MessageBody {
         if s.trim().is_empty() {
             return Err(ParseError::Empty);
         }
-        let len = s.chars().count();
-        if len > Self::MAX_LEN {
-            return Err(ParseError::TooLong {
-                max: Self::MAX_LEN,
-                len,
-            });
-        }
+        check_length(s, Self::MAX_LEN)?;
         if s.chars()
             .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
         {

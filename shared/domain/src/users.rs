@@ -1,9 +1,9 @@
 //! `GET /admin/users`: the Users tab's table.
 
-use crate::access::{authorize, load_caller};
+use crate::access::authorize_untargeted;
 use crate::model::{Page, Profile, RequestMeta};
 use crate::ports::*;
-use policy::{Action, Denial, Target};
+use policy::{Action, Denial};
 use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
@@ -28,17 +28,8 @@ impl Directory {
     }
 
     pub async fn list(&self, meta: &RequestMeta, query: &ListQuery) -> Result<Page<Profile>, ListError> {
-        let caller = load_caller(&*self.profiles, meta).await?;
-        let request = policy::Request {
-            action: Action::ListUsers,
-            caller,
-            target: Target::Missing,
-            is_self: false,
-            acknowledged: false,
-            last_owner: false,
-        };
-        authorize(&*self.log, &*self.clock, meta, request, "*")
-            .await
+        authorize_untargeted(&*self.profiles, &*self.log, &*self.clock, meta, Action::ListUsers)
+            .await?
             .map_err(ListError::Denied)?;
         let mut query = query.clone();
         query.limit = query.limit.clamp(1, 100);

@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use domain::cascade::{Lookup, CASCADE_PLAN};
-use domain::deletion::{Continuation, Continued, DeleteError, DeleteOutcome, DeletionSettings};
+use domain::deletion::{Continuation, Continued, DeleteError, DeleteOutcome, Deletion, DeletionSettings};
 use domain::job::Step;
 use domain::memory::{Fault, InMemoryBackend, IndexLag, State};
 use domain::messaging::{MessagingSettings, SendError, SendInput};
@@ -23,6 +23,19 @@ fn uid(s: &str) -> UserId {
 
 fn far() -> Instant {
     Instant::now() + Duration::from_secs(600)
+}
+
+/// Settings with this page size.
+fn paged(page_size: usize) -> DeletionSettings {
+    DeletionSettings {
+        page_size,
+        ..Default::default()
+    }
+}
+
+/// admin-1 deletes user-1, with this deadline.
+async fn delete_user_1(d: &Deletion, deadline: Instant) -> Result<DeleteOutcome, DeleteError> {
+    d.delete(&meta("admin-1"), &uid("user-1"), false, deadline).await
 }
 
 fn events(st: &State, kind: EventType, target: &str) -> usize {
@@ -92,14 +105,8 @@ fn assert_fully_deleted(b: &InMemoryBackend, per_table: usize) {
 #[tokio::test]
 async fn an_admin_deletes_a_user_and_every_item_goes() {
     let b = seeded(40);
-    let d = b.deletion(DeletionSettings {
-        page_size: 7,
-        ..Default::default()
-    });
-    let out = d
-        .delete(&meta("admin-1"), &uid("user-1"), false, far())
-        .await
-        .unwrap();
+    let d = b.deletion(paged(7));
+    let out = delete_user_1(&d, far()).await.unwrap();
     let DeleteOutcome::Completed(job) = out else {
         panic!("expected completion, got {out:?}")
     };
@@ -121,13 +128,7 @@ async fn before_anything_destructive_a_continuation_is_queued_past_the_runners_l
         lease_margin: Duration::from_secs(30),
         ..Default::default()
     });
-    let out = d
-        .delete(
-            &meta("admin-1"),
-            &uid("user-1"),
-            false,
-            Instant::now() + Duration::from_secs(20),
-        )
+    let out = delete_user_1(&d, Instant::now() + Duration::from_secs(20))
         .await
         .unwrap();
     assert!(matches!(out, DeleteOutcome::Completed(_)));
@@ -163,10 +164,7 @@ enum Faulted {
 /// and the sweep run.
 async fn fault_then_finish(k: u64, fault: Fault, per_table: usize) -> Faulted {
     let b = sim_backend(per_table, Duration::from_millis(20));
-    let settings = DeletionSettings {
-        page_size: 4,
-        ..Default::default()
-    };
+    let settings = paged(4);
     let mut sim = Sim::new(&b, settings);
     b.inject(&[(k, fault)]);
     let (admin, target) = (meta("admin-1"), uid("user-1"));
@@ -246,28 +244,14 @@ async fn a_lost_answer_at_any_store_call_is_finished_by_the_queue_or_the_sweep_w
 #[tokio::test(start_paused = true)]
 async fn a_store_that_is_down_for_three_seconds_mid_cascade_does_not_stop_the_erasure() {
     let b = sim_backend(30, Duration::from_millis(20));
-    let mut sim = Sim::new(
-        &b,
-        DeletionSettings {
-            page_size: 4,
-            ..Default::default()
-        },
-    );
+    let mut sim = Sim::new(&b, paged(4));
     // Down from 1.5 s after the start (mid-cascade, with 20 ms per call) for 3 s.
     let start = now_of(&b);
     b.set_outage(
         start + chrono::Duration::milliseconds(1500),
         start + chrono::Duration::milliseconds(4500),
     );
-    let out = sim
-        .deletion
-        .delete(
-            &meta("admin-1"),
-            &uid("user-1"),
-            false,
-            Instant::now() + Duration::from_secs(20),
-        )
-        .await;
+    let out = delete_user_1(&sim.deletion, Instant::now() + Duration::from_secs(20)).await;
     assert!(
         matches!(out, Err(DeleteError::Dependency(_))),
         "the DELETE met the outage: {out:?}"
@@ -285,19 +269,9 @@ async fn a_store_that_is_down_for_three_seconds_mid_cascade_does_not_stop_the_er
 #[tokio::test(start_paused = true)]
 async fn a_tiny_budget_answers_in_progress_and_the_worker_finishes() {
     let b = sim_backend(30, Duration::from_millis(5));
-    let mut sim = Sim::new(
-        &b,
-        DeletionSettings {
-            page_size: 5,
-            ..Default::default()
-        },
-    );
+    let mut sim = Sim::new(&b, paged(5));
     sim.worker_budget = Duration::from_millis(200);
-    let out = sim
-        .deletion
-        .delete(&meta("admin-1"), &uid("user-1"), false, Instant::now())
-        .await
-        .unwrap();
+    let out = delete_user_1(&sim.deletion, Instant::now()).await.unwrap();
     assert!(matches!(out, DeleteOutcome::InProgress(_)), "{out:?}");
     sim.run_until(Duration::from_secs(3600), job_completed("user-1"))
         .await;
@@ -347,9 +321,7 @@ async fn a_continuation_of_a_done_job_or_of_no_job_is_acknowledged() {
         attempt: 0,
     };
     assert_eq!(d.continue_job(&stray, far()).await.unwrap(), Continued::Nothing);
-    d.delete(&meta("admin-1"), &uid("user-1"), false, far())
-        .await
-        .unwrap();
+    delete_user_1(&d, far()).await.unwrap();
     let job = b.snapshot().jobs["user-1"].clone();
     // Completed, late pass not due: nothing to do now.
     assert_eq!(
@@ -367,10 +339,7 @@ async fn a_continuation_of_a_done_job_or_of_no_job_is_acknowledged() {
 async fn the_late_pass_removes_rows_written_with_an_old_token_and_counts_them_late() {
     let b = sim_backend(4, Duration::from_millis(5));
     let mut sim = Sim::new(&b, DeletionSettings::default());
-    sim.deletion
-        .delete(&meta("admin-1"), &uid("user-1"), false, far())
-        .await
-        .unwrap();
+    delete_user_1(&sim.deletion, far()).await.unwrap();
     // After completion, a session and a transaction are written with a token issued before
     // the lock-out (still valid for up to an hour).
     for table in ["sessions", "transactions"] {
@@ -412,17 +381,8 @@ async fn a_table_found_through_an_index_is_queried_again_until_a_query_finds_not
         }
         put_user_item(&b, table, "user-2", 0);
     }
-    let mut sim = Sim::new(
-        &b,
-        DeletionSettings {
-            page_size: 4,
-            ..Default::default()
-        },
-    );
-    sim.deletion
-        .delete(&meta("admin-1"), &uid("user-1"), false, far())
-        .await
-        .unwrap();
+    let mut sim = Sim::new(&b, paged(4));
+    delete_user_1(&sim.deletion, far()).await.unwrap();
     sim.run_until(SIX_HOURS, job_completed("user-1")).await;
     assert_fully_deleted(&b, 9);
     for t in CASCADE_PLAN
@@ -438,13 +398,10 @@ async fn a_table_found_through_an_index_is_queried_again_until_a_query_finds_not
 #[tokio::test]
 async fn ten_concurrent_deletes_make_one_job_and_one_audit_event() {
     let b = seeded(20);
-    let d = b.deletion(DeletionSettings {
-        page_size: 3,
-        ..Default::default()
-    });
+    let d = b.deletion(paged(3));
     let runs = (0..10).map(|_| {
         let d = d.clone();
-        tokio::spawn(async move { d.delete(&meta("admin-1"), &uid("user-1"), false, far()).await })
+        tokio::spawn(async move { delete_user_1(&d, far()).await })
     });
     let results = futures::future::join_all(runs).await;
     let mut completed = 0;
@@ -558,9 +515,7 @@ async fn the_cognito_username_is_resolved_by_sub_when_the_profile_has_none() {
     b.put_auth_user_with_sub("target.user@example.com", "user-1");
     b.put_auth_user_with_sub("Google_1093", "user-2");
     let d = b.deletion(DeletionSettings::default());
-    d.delete(&meta("admin-1"), &uid("user-1"), false, far())
-        .await
-        .unwrap();
+    delete_user_1(&d, far()).await.unwrap();
     let st = b.snapshot();
     assert!(
         !st.auth_users.contains_key("target.user@example.com"),
@@ -585,9 +540,7 @@ async fn a_username_not_found_at_lock_out_is_resolved_again_by_sub_not_taken_as_
     b.state().profiles.get_mut("user-1").unwrap().auth_username = Some("old-name".into());
     b.put_auth_user_with_sub("new-name", "user-1");
     let d = b.deletion(DeletionSettings::default());
-    d.delete(&meta("admin-1"), &uid("user-1"), false, far())
-        .await
-        .unwrap();
+    delete_user_1(&d, far()).await.unwrap();
     assert!(
         !b.snapshot().auth_users.contains_key("new-name"),
         "the real user was deleted"
@@ -599,10 +552,7 @@ async fn a_user_without_any_cognito_account_is_still_erased() {
     let b = seeded(2);
     b.state().auth_users.clear();
     let d = b.deletion(DeletionSettings::default());
-    let out = d
-        .delete(&meta("admin-1"), &uid("user-1"), false, far())
-        .await
-        .unwrap();
+    let out = delete_user_1(&d, far()).await.unwrap();
     assert!(matches!(out, DeleteOutcome::Completed(_)));
     let st = b.snapshot();
     assert!(st.profiles["user-1"].is_tombstone());
@@ -613,10 +563,8 @@ async fn a_user_without_any_cognito_account_is_still_erased() {
 async fn a_second_delete_of_a_finished_deletion_is_user_deleted() {
     let b = seeded(1);
     let d = b.deletion(DeletionSettings::default());
-    d.delete(&meta("admin-1"), &uid("user-1"), false, far())
-        .await
-        .unwrap();
-    let again = d.delete(&meta("admin-1"), &uid("user-1"), false, far()).await;
+    delete_user_1(&d, far()).await.unwrap();
+    let again = delete_user_1(&d, far()).await;
     assert!(
         matches!(again, Err(DeleteError::Denied(Denial::UserDeleted))),
         "{again:?}"
@@ -624,11 +572,7 @@ async fn a_second_delete_of_a_finished_deletion_is_user_deleted() {
 }
 
 async fn assert_denied_and_nothing_changed(
-    b: &Arc<InMemoryBackend>,
-    caller: &str,
-    target: &str,
-    ack: bool,
-    want: Denial,
+    b: &Arc<InMemoryBackend>, caller: &str, target: &str, ack: bool, want: Denial,
 ) {
     let d = b.deletion(DeletionSettings::default());
     let before = b.snapshot();
@@ -718,15 +662,7 @@ async fn a_deletion_waits_for_a_send_in_flight_before_the_tombstone() {
     );
     let mut sim = Sim::new(&b, DeletionSettings::default());
     // With a budget shorter than the lease, the routine pauses before anonymising.
-    let out = sim
-        .deletion
-        .delete(
-            &meta("admin-1"),
-            &uid("user-1"),
-            false,
-            Instant::now() + Duration::from_millis(50),
-        )
-        .await;
+    let out = delete_user_1(&sim.deletion, Instant::now() + Duration::from_millis(50)).await;
     assert!(matches!(out, Ok(DeleteOutcome::InProgress(_))), "{out:?}");
     assert!(
         b.snapshot().profiles["user-1"].email.is_some(),
@@ -786,10 +722,7 @@ async fn a_row_the_index_still_shows_after_its_deletion_is_not_counted() {
     let gone = domain::model::ItemKey::from([("session_id".to_owned(), "user-1-sessions-00003".to_owned())]);
     b.delete(sessions, &[gone]).await.unwrap();
     let mut sim = Sim::new(&b, DeletionSettings::default());
-    sim.deletion
-        .delete(&meta("admin-1"), &uid("user-1"), false, far())
-        .await
-        .unwrap();
+    delete_user_1(&sim.deletion, far()).await.unwrap();
     sim.run_until(SIX_HOURS, job_completed("user-1")).await;
     let job = b.snapshot().jobs["user-1"].clone();
     assert_eq!(job.counts()["sessions"], 8, "the deleted session was counted");
@@ -803,22 +736,8 @@ async fn throttling_slows_the_cascade_down_and_never_fails_it() {
     // Every other store call from the 15th on is told to slow down, a hundred times.
     let plan: Vec<(u64, Fault)> = (0..100).map(|i| (15 + 2 * i, Fault::Throttle)).collect();
     b.inject(&plan);
-    let mut sim = Sim::new(
-        &b,
-        DeletionSettings {
-            page_size: 5,
-            ..Default::default()
-        },
-    );
-    let out = sim
-        .deletion
-        .delete(
-            &meta("admin-1"),
-            &uid("user-1"),
-            false,
-            Instant::now() + Duration::from_secs(20),
-        )
-        .await;
+    let mut sim = Sim::new(&b, paged(5));
+    let out = delete_user_1(&sim.deletion, Instant::now() + Duration::from_secs(20)).await;
     assert!(
         matches!(
             out,

@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use domain::deletion::DeletionSettings;
 use domain::memory::{Fault, InMemoryBackend, MailBehaviour};
-use domain::messaging::{Answer, MessagingSettings, Outcome, SendError, SendInput, SendOptions};
+use domain::messaging::{Answer, Messaging, MessagingSettings, Outcome, SendError, SendInput, SendOptions};
 use domain::model::{EventType, MessageStatus};
 use domain::ports::{Clock, ManualClock};
 use domain::types::{IdempotencyKey, MessageBody, Subject, UserId};
@@ -52,6 +52,21 @@ const RESERVE: u64 = 5;
 const BEGIN_ATTEMPT: u64 = 6;
 const MARK_SENT: u64 = 7;
 
+/// A send by admin-1 to user-1 with this body and key.
+async fn send(m: &Messaging, body: &str, key: Option<&str>) -> Result<Answer, SendError> {
+    m.send(&meta("admin-1"), input("user-1", None, body, key)).await
+}
+
+/// A send by admin-1 to user-1 under `key` that dies at store call `at`; no faults after it.
+async fn crash_at(b: &InMemoryBackend, m: &Messaging, at: u64, key: &str) {
+    b.inject(&[(at, Fault::Crash)]);
+    tokio::select! {
+        _ = send(m, "x", Some(key)) => panic!("expected the crash"),
+        _ = b.crashed() => {}
+    }
+    b.inject(&[]);
+}
+
 fn with_clock() -> (Arc<InMemoryBackend>, Arc<ManualClock>) {
     let b = seeded(0);
     let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
@@ -63,10 +78,7 @@ fn with_clock() -> (Arc<InMemoryBackend>, Arc<ManualClock>) {
 async fn a_message_goes_to_the_address_as_stored_with_the_support_reply_to() {
     let b = seeded(0);
     let m = b.messaging(settings());
-    let answer = m
-        .send(&meta("admin-1"), input("user-1", None, "Hello there", None))
-        .await
-        .unwrap();
+    let answer = send(&m, "Hello there", None).await.unwrap();
     let receipt = sent(&answer);
     let st = b.snapshot();
     assert_eq!(st.sent_mail.len(), 1);
@@ -145,16 +157,8 @@ async fn the_same_key_while_the_first_request_is_in_flight_is_request_in_progres
     let (b, _clock) = with_clock();
     let m = b.messaging(settings());
     // The first request dies right after taking its key (the reserve never happens).
-    b.inject(&[(RESERVE, Fault::Crash)]);
-    let (admin, first) = (meta("admin-1"), input("user-1", None, "x", Some("busy")));
-    tokio::select! {
-        _ = m.send(&admin, first) => panic!("expected the crash"),
-        _ = b.crashed() => {}
-    }
-    b.inject(&[]);
-    let again = m
-        .send(&meta("admin-1"), input("user-1", None, "x", Some("busy")))
-        .await;
+    crash_at(&b, &m, RESERVE, "busy").await;
+    let again = send(&m, "x", Some("busy")).await;
     let Err(SendError::RequestInProgress {
         message_id,
         retry_after,
@@ -164,9 +168,7 @@ async fn the_same_key_while_the_first_request_is_in_flight_is_request_in_progres
     };
     assert!(!message_id.is_empty());
     assert!(retry_after > Duration::from_secs(20) && retry_after <= Duration::from_secs(30));
-    let other = m
-        .send(&meta("admin-1"), input("user-1", None, "y", Some("busy")))
-        .await;
+    let other = send(&m, "y", Some("busy")).await;
     assert!(matches!(other, Err(SendError::IdempotencyKeyReused)), "{other:?}");
     assert!(b.snapshot().sent_mail.is_empty());
 }
@@ -177,10 +179,7 @@ async fn concurrent_duplicates_send_one_email_and_name_one_message() {
     let m = b.messaging(settings());
     let tasks = (0..50).map(|_| {
         let m = m.clone();
-        tokio::spawn(async move {
-            m.send(&meta("admin-1"), input("user-1", None, "Once", Some("same")))
-                .await
-        })
+        tokio::spawn(async move { send(&m, "Once", Some("same")).await })
     });
     let mut ids = std::collections::HashSet::new();
     for r in futures::future::join_all(tasks).await {
@@ -200,10 +199,7 @@ async fn a_rejected_message_is_failed_and_its_key_is_free_for_a_retry() {
     let b = seeded(0);
     b.set_mail_behaviour(MailBehaviour::Reject);
     let m = b.messaging(settings());
-    let err = m
-        .send(&meta("admin-1"), input("user-1", None, "x", Some("r")))
-        .await
-        .unwrap_err();
+    let err = send(&m, "x", Some("r")).await.unwrap_err();
     let SendError::MailRejected { message_id, code } = err else {
         panic!("{err:?}")
     };
@@ -213,10 +209,7 @@ async fn a_rejected_message_is_failed_and_its_key_is_free_for_a_retry() {
     assert_eq!(row.error_code.as_deref(), Some("MessageRejected"));
     // A definite no sent nothing: the same key may try again, and this time it goes out.
     b.set_mail_behaviour(MailBehaviour::Accept);
-    let again = m
-        .send(&meta("admin-1"), input("user-1", None, "x", Some("r")))
-        .await
-        .unwrap();
+    let again = send(&m, "x", Some("r")).await.unwrap();
     assert_ne!(again.outcome.message_id(), message_id);
     assert_eq!(b.snapshot().sent_mail.len(), 1);
 }
@@ -227,10 +220,7 @@ async fn a_throttled_or_unreachable_provider_sent_nothing_and_frees_the_key() {
         let b = seeded(0);
         b.set_mail_behaviour(behaviour.clone());
         let m = b.messaging(settings());
-        let err = m
-            .send(&meta("admin-1"), input("user-1", None, "x", Some("t")))
-            .await
-            .unwrap_err();
+        let err = send(&m, "x", Some("t")).await.unwrap_err();
         match behaviour {
             MailBehaviour::Throttle => assert!(matches!(err, SendError::MailThrottled { .. }), "{err:?}"),
             _ => assert!(matches!(err, SendError::MailNotSent { .. }), "{err:?}"),
@@ -244,9 +234,7 @@ async fn a_throttled_or_unreachable_provider_sent_nothing_and_frees_the_key() {
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].status, MessageStatus::Failed);
         b.set_mail_behaviour(MailBehaviour::Accept);
-        m.send(&meta("admin-1"), input("user-1", None, "x", Some("t")))
-            .await
-            .unwrap();
+        send(&m, "x", Some("t")).await.unwrap();
         assert_eq!(b.snapshot().sent_mail.len(), 1);
     }
 }
@@ -257,10 +245,7 @@ async fn an_unconfirmed_send_is_pending_and_nothing_ever_sends_it_again() {
         let (b, clock) = with_clock();
         b.set_mail_behaviour(behaviour.clone());
         let m = b.messaging(settings());
-        let first = m
-            .send(&meta("admin-1"), input("user-1", None, "x", Some("u")))
-            .await
-            .unwrap();
+        let first = send(&m, "x", Some("u")).await.unwrap();
         let Outcome::Pending { message_id } = first.outcome.clone() else {
             panic!("{first:?}")
         };
@@ -273,10 +258,7 @@ async fn an_unconfirmed_send_is_pending_and_nothing_ever_sends_it_again() {
         // A retry under the same key, now and after the key's lease ran out.
         for wait in [0, 60] {
             clock.advance(chrono::Duration::seconds(wait));
-            let again = m
-                .send(&meta("admin-1"), input("user-1", None, "x", Some("u")))
-                .await
-                .unwrap();
+            let again = send(&m, "x", Some("u")).await.unwrap();
             assert_eq!(again.outcome, first.outcome, "{behaviour:?}");
             assert!(again.replayed);
         }
@@ -295,21 +277,12 @@ async fn a_takeover_of_an_expired_key_never_sends_a_row_ses_may_have_seen() {
     let m = b.messaging(settings());
     // The first request sent the mail and died before its bookkeeping: the row stays
     // pending with its attempt.
-    b.inject(&[(MARK_SENT, Fault::Crash)]);
-    let (admin, first) = (meta("admin-1"), input("user-1", None, "x", Some("k")));
-    tokio::select! {
-        _ = m.send(&admin, first) => panic!("expected the crash"),
-        _ = b.crashed() => {}
-    }
-    b.inject(&[]);
+    crash_at(&b, &m, MARK_SENT, "k").await;
     assert_eq!(b.snapshot().sent_mail.len(), 1);
     // After the key's lease, a retry takes the key over with the same message id, finds the
     // row attempted, and answers pending: SES is never called again.
     clock.advance(chrono::Duration::seconds(60));
-    let again = m
-        .send(&meta("admin-1"), input("user-1", None, "x", Some("k")))
-        .await
-        .unwrap();
+    let again = send(&m, "x", Some("k")).await.unwrap();
     assert!(matches!(again.outcome, Outcome::Pending { .. }), "{again:?}");
     assert_eq!(b.snapshot().mail_calls.len(), 1);
     assert_eq!(rows_for(&b, "user-1"), 1);
@@ -320,20 +293,11 @@ async fn a_takeover_of_a_key_whose_send_never_reached_ses_sends_it_once() {
     let (b, clock) = with_clock();
     let m = b.messaging(settings());
     // The first request died at begin_attempt, before it applied: SES was never called.
-    b.inject(&[(BEGIN_ATTEMPT, Fault::Crash)]);
-    let (admin, first) = (meta("admin-1"), input("user-1", None, "x", Some("k")));
-    tokio::select! {
-        _ = m.send(&admin, first) => panic!("expected the crash"),
-        _ = b.crashed() => {}
-    }
-    b.inject(&[]);
+    crash_at(&b, &m, BEGIN_ATTEMPT, "k").await;
     let row = b.snapshot().messages.values().next().cloned().unwrap();
     assert!(row.attempt.is_none() && row.status == MessageStatus::Pending);
     clock.advance(chrono::Duration::seconds(60));
-    let again = m
-        .send(&meta("admin-1"), input("user-1", None, "x", Some("k")))
-        .await
-        .unwrap();
+    let again = send(&m, "x", Some("k")).await.unwrap();
     assert_eq!(
         sent(&again).message_id,
         row.message_id,
@@ -357,9 +321,8 @@ async fn at_most_one_email_per_key_with_a_fault_at_every_store_call() {
             b.inject(&[(k, fault)]);
             let mut answered_sent = false;
             for attempt in 0..5 {
-                let (admin, req) = (meta("admin-1"), input("user-1", None, "x", Some("once")));
                 let out = tokio::select! {
-                    r = m.send(&admin, req) => Some(r),
+                    r = send(&m, "x", Some("once")) => Some(r),
                     _ = b.crashed() => None,
                 };
                 if let Some(Ok(a)) = &out {
@@ -421,7 +384,7 @@ async fn nobody_messages_a_deleted_user_or_a_user_without_email() {
         b.snapshot().profiles["user-1"].deleted_at.is_none(),
         "no tombstone yet"
     );
-    let gone = m.send(&meta("admin-1"), input("user-1", None, "x", None)).await;
+    let gone = send(&m, "x", None).await;
     assert!(
         matches!(gone, Err(SendError::Denied(Denial::UserDeleted))),
         "{gone:?}"
@@ -439,13 +402,11 @@ async fn the_per_admin_limit_is_a_sliding_window() {
     // Two sends late in a minute...
     clock.advance(chrono::Duration::seconds(50));
     for _ in 0..2 {
-        m.send(&meta("admin-1"), input("user-1", None, "x", None))
-            .await
-            .unwrap();
+        send(&m, "x", None).await.unwrap();
     }
     // ... leave none for the next 60 seconds, across any window boundary.
     clock.advance(chrono::Duration::seconds(15));
-    let third = m.send(&meta("admin-1"), input("user-1", None, "x", None)).await;
+    let third = send(&m, "x", None).await;
     let Err(SendError::RateLimited { retry_after }) = third else {
         panic!("{third:?}")
     };
@@ -463,9 +424,7 @@ async fn the_per_admin_limit_is_a_sliding_window() {
         .await
         .unwrap();
     clock.advance(chrono::Duration::seconds(46));
-    m.send(&meta("admin-1"), input("user-1", None, "x", None))
-        .await
-        .unwrap();
+    send(&m, "x", None).await.unwrap();
 }
 
 #[tokio::test]
@@ -507,13 +466,9 @@ async fn replays_do_not_count_against_the_limit() {
         ..settings()
     });
     for _ in 0..5 {
-        m.send(&meta("admin-1"), input("user-1", None, "x", Some("one")))
-            .await
-            .unwrap();
+        send(&m, "x", Some("one")).await.unwrap();
     }
-    let new = m
-        .send(&meta("admin-1"), input("user-1", None, "y", Some("two")))
-        .await;
+    let new = send(&m, "y", Some("two")).await;
     assert!(matches!(new, Err(SendError::RateLimited { .. })), "{new:?}");
     // The refused key is free again once the window allows it (it was not stored as an answer).
     assert!(b.snapshot().idempotency.keys().all(|k| !k.ends_with("#two")));
@@ -524,10 +479,7 @@ async fn replays_do_not_count_against_the_limit() {
 async fn after_a_hard_bounce_only_send_anyway_sends_again() {
     let b = seeded(0);
     let m = b.messaging(settings());
-    let first = m
-        .send(&meta("admin-1"), input("user-1", None, "x", None))
-        .await
-        .unwrap();
+    let first = send(&m, "x", None).await.unwrap();
     let ses_id = sent(&first).ses_message_id.clone();
     b.delivery()
         .apply(&format!(
@@ -535,7 +487,7 @@ async fn after_a_hard_bounce_only_send_anyway_sends_again() {
         ))
         .await
         .unwrap();
-    let again = m.send(&meta("admin-1"), input("user-1", None, "y", None)).await;
+    let again = send(&m, "y", None).await;
     assert!(
         matches!(
             again,
@@ -561,10 +513,7 @@ async fn the_sweep_turns_rows_pending_for_15_minutes_unconfirmed_and_a_later_eve
     let (b, clock) = with_clock();
     b.set_mail_behaviour(MailBehaviour::Unconfirmed);
     let m = b.messaging(settings());
-    let answer = m
-        .send(&meta("admin-1"), input("user-1", None, "x", None))
-        .await
-        .unwrap();
+    let answer = send(&m, "x", None).await.unwrap();
     let id = answer.outcome.message_id().to_owned();
     let sweeper = b.sweeper(Default::default());
     clock.advance(chrono::Duration::minutes(14));
@@ -586,13 +535,7 @@ async fn the_sweep_turns_rows_pending_for_15_minutes_unconfirmed_and_a_later_eve
 async fn the_sweep_fails_a_row_whose_request_died_before_ses_was_called() {
     let (b, clock) = with_clock();
     let m = b.messaging(settings());
-    b.inject(&[(BEGIN_ATTEMPT, Fault::Crash)]);
-    let (admin, first) = (meta("admin-1"), input("user-1", None, "x", Some("k")));
-    tokio::select! {
-        _ = m.send(&admin, first) => panic!("expected the crash"),
-        _ = b.crashed() => {}
-    }
-    b.inject(&[]);
+    crash_at(&b, &m, BEGIN_ATTEMPT, "k").await;
     let id = b
         .snapshot()
         .messages

@@ -114,11 +114,6 @@ impl ApiEvent {
         self
     }
 
-    pub fn without_header(mut self, name: &str) -> ApiEvent {
-        self.headers.remove(&name.to_ascii_lowercase());
-        self
-    }
-
     pub fn query(mut self, name: &str, value: &str) -> ApiEvent {
         self.query.push((name.to_owned(), value.to_owned()));
         self

@@ -22,6 +22,22 @@ pub mod event;
 pub mod problem;
 pub mod request;
 pub mod response;
-pub mod telemetry;
 
 pub use problem::{code, Problem, ALL_CODES};
+
+/// Runs an HTTP function in the Lambda runtime until the process ends: every request goes to
+/// `handle`, which always answers (every failure is a problem+json answer, never an `Err`).
+/// `app` is built once at init and lives as long as the process.
+pub async fn serve<A, H, F>(app: A, handle: H) -> Result<(), lambda_http::Error>
+where
+    A: Send + Sync + 'static,
+    H: Fn(&'static A, lambda_http::Request) -> F,
+    F: std::future::Future<Output = lambda_http::Response<lambda_http::Body>> + Send,
+{
+    let app: &'static A = Box::leak(Box::new(app));
+    lambda_http::run(lambda_http::service_fn(move |req| {
+        let answer = handle(app, req);
+        async move { Ok::<_, lambda_http::Error>(answer.await) }
+    }))
+    .await
+}

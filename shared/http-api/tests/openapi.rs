@@ -5,51 +5,18 @@
 //! The document is also checked by a real validator: `.venv/bin/openapi-spec-validator
 //! docs/openapi.yaml` (run by the test command).
 
+// The repository's YAML reader, shared with `test-support` (which this crate does not
+// depend on): the file, short tags looked through, mapping and sequence access.
+#[path = "../../test-support/src/yaml.rs"]
+mod yaml;
+
 use http_api::{code, ALL_CODES};
-use serde_yaml::Value;
+use serde_yaml_ng::Value;
 use std::collections::BTreeSet;
-use std::path::PathBuf;
-
-fn repo_file(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel)
-}
-
-fn load(rel: &str) -> Value {
-    let path = repo_file(rel);
-    let text =
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{} is not valid YAML: {e}", path.display()))
-}
+use yaml::{entries, get, load, seq, str_at};
 
 fn doc() -> Value {
     load("docs/openapi.yaml")
-}
-
-/// A CloudFormation short tag (`!Ref x`) seen as the value it wraps.
-fn untag(v: &Value) -> &Value {
-    match v {
-        Value::Tagged(t) => untag(&t.value),
-        other => other,
-    }
-}
-
-fn get<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
-    untag(v).as_mapping().and_then(|m| m.get(key)).map(untag)
-}
-
-fn str_at<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
-    get(v, key).and_then(Value::as_str)
-}
-
-fn entries(v: &Value) -> Vec<(String, &Value)> {
-    untag(v)
-        .as_mapping()
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| k.as_str().map(|k| (k.to_owned(), untag(v))))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Follows a local `$ref` (`#/components/...`), repeatedly.
@@ -476,16 +443,12 @@ fn the_send_operation_documents_the_idempotency_headers() {
 fn every_path_parameter_is_declared() {
     let doc = doc();
     for (path, item) in entries(get(&doc, "paths").expect("paths")) {
-        let declared: BTreeSet<String> = get(item, "parameters")
-            .and_then(Value::as_sequence)
-            .map(|ps| {
-                ps.iter()
-                    .map(|p| resolve(&doc, p))
-                    .filter(|p| str_at(p, "in") == Some("path"))
-                    .filter_map(|p| str_at(p, "name").map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let declared: BTreeSet<String> = seq(item, "parameters")
+            .into_iter()
+            .map(|p| resolve(&doc, p))
+            .filter(|p| str_at(p, "in") == Some("path"))
+            .filter_map(|p| str_at(p, "name").map(str::to_owned))
+            .collect();
         let in_path: BTreeSet<String> = path
             .split('/')
             .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))

@@ -61,9 +61,7 @@ pub fn build_bin(package: &str, bin: &str, profile: Profile) -> Result<PathBuf, 
 /// Builds several binaries in one cargo run: `(package, bin)` pairs → bin name → path.
 /// With `show_progress`, cargo's own progress goes to this process's stderr.
 pub fn build_bins(
-    bins: &[(&str, &str)],
-    profile: Profile,
-    show_progress: bool,
+    bins: &[(&str, &str)], profile: Profile, show_progress: bool,
 ) -> Result<BTreeMap<String, PathBuf>, BuildError> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);

@@ -278,8 +278,7 @@ pub struct Function {
 
 /// Starts `binary` with `env` (plus the variables Lambda sets) against a fresh Runtime API.
 pub async fn spawn_function<K: Into<String>, V: Into<String>>(
-    binary: impl Into<PathBuf>,
-    env: impl IntoIterator<Item = (K, V)>,
+    binary: impl Into<PathBuf>, env: impl IntoIterator<Item = (K, V)>,
 ) -> Result<Function, SimError> {
     Function::spawn(FunctionConfig::new(binary).envs(env)).await
 }
@@ -534,9 +533,7 @@ impl Function {
 
     /// Waits (at most `timeout`) for a line matching `matches`, including lines already written.
     pub async fn wait_for_log(
-        &self,
-        timeout: Duration,
-        matches: impl Fn(&LogLine) -> bool,
+        &self, timeout: Duration, matches: impl Fn(&LogLine) -> bool,
     ) -> Option<LogLine> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
@@ -657,10 +654,7 @@ fn trace_id() -> String {
 }
 
 fn read_lines(
-    pipe: impl AsyncRead + Unpin + Send + 'static,
-    stream: Stream,
-    logs: Arc<Logs>,
-    started_at: Instant,
+    pipe: impl AsyncRead + Unpin + Send + 'static, stream: Stream, logs: Arc<Logs>, started_at: Instant,
     echo: Option<String>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {

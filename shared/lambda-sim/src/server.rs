@@ -234,10 +234,7 @@ async fn response(State(s): State<Arc<Shared>>, Path(id): Path<String>, body: By
 }
 
 async fn error(
-    State(s): State<Arc<Shared>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    State(s): State<Arc<Shared>>, Path(id): Path<String>, headers: HeaderMap, body: Bytes,
 ) -> Response {
     if settle(&s, &id, Outcome::Error(ReportedError::parse(&headers, &body))) {
         accepted()

@@ -8,10 +8,7 @@
 //! port and runs the cascade flows a second time with `DYNALITE_ENDPOINT` set. Without that
 //! variable the user-data tables live on moto like every other table.
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_dynamodb::config::{Credentials, SharedCredentialsProvider};
-use std::net::{TcpStream, ToSocketAddrs};
-use std::time::Duration;
+use aws_config::SdkConfig;
 
 /// The variable that names dynalite's endpoint (`http://127.0.0.1:<port>`).
 pub const ENDPOINT_VAR: &str = "DYNALITE_ENDPOINT";
@@ -39,43 +36,21 @@ impl Dynalite {
             );
         }
         // dynalite checks request signatures: dummy credentials, any region.
-        let sdk = SdkConfig::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-                "test", "test", None, None, "dynalite",
-            )))
-            .endpoint_url(&endpoint)
-            .build();
+        let sdk = crate::emulator::local_sdk(&endpoint, "dynalite");
         Some(Dynalite { endpoint, sdk })
     }
 
-    pub fn endpoint(&self) -> &str {
-        &self.endpoint
-    }
-
+    /// SDK settings for dynalite (a client for it: `aws_sdk_dynamodb::Client::new(d.sdk())`).
     pub fn sdk(&self) -> &SdkConfig {
         &self.sdk
     }
 
-    pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
-        aws_sdk_dynamodb::Client::new(&self.sdk)
+    /// `http://127.0.0.1:<port>`.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
     }
 }
 
 fn reachable(endpoint: &str) -> Result<(), String> {
-    let authority = endpoint
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("{endpoint} is not an http:// URL"))?
-        .split('/')
-        .next()
-        .unwrap_or_default();
-    let addr = authority
-        .to_socket_addrs()
-        .map_err(|e| e.to_string())?
-        .next()
-        .ok_or_else(|| format!("{authority} does not resolve"))?;
-    TcpStream::connect_timeout(&addr, Duration::from_secs(2))
-        .map(drop)
-        .map_err(|e| e.to_string())
+    crate::emulator::connect(endpoint).map(drop)
 }

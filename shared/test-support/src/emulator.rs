@@ -1,5 +1,5 @@
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_dynamodb::config::Credentials;
+use aws_sdk_dynamodb::config::{Credentials, SharedCredentialsProvider};
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
@@ -24,14 +24,7 @@ impl Emulator {
         if let Err(err) = http_get(&endpoint, "/moto-api/") {
             panic!("the AWS emulator is not reachable at {endpoint} ({err}); {HOW}");
         }
-        let sdk = SdkConfig::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
-                Credentials::new("test", "test", None, None, "emulator"),
-            ))
-            .endpoint_url(&endpoint)
-            .build();
+        let sdk = local_sdk(&endpoint, "emulator");
         Emulator { endpoint, sdk }
     }
 
@@ -68,12 +61,7 @@ impl Emulator {
     pub async fn get_text(&self, path: &str) -> String {
         let mut last = String::new();
         for _ in 0..20 {
-            let endpoint = self.endpoint.clone();
-            let owned = path.to_owned();
-            match tokio::task::spawn_blocking(move || http_get(&endpoint, &owned))
-                .await
-                .expect("the HTTP reader does not panic")
-            {
+            match self.try_get_text(path).await {
                 Ok(text) => return text,
                 Err(e) if e.contains("HTTP 5") => {
                     last = e;
@@ -84,10 +72,31 @@ impl Emulator {
         }
         panic!("GET {path} from the emulator failed 20 times: {last}")
     }
+
+    /// `GET {endpoint}{path}` as text, once: the error says what went wrong (`HTTP 500`).
+    pub async fn try_get_text(&self, path: &str) -> Result<String, String> {
+        let (endpoint, path) = (self.endpoint.clone(), path.to_owned());
+        tokio::task::spawn_blocking(move || http_get(&endpoint, &path))
+            .await
+            .expect("the HTTP reader does not panic")
+    }
 }
 
-/// A minimal HTTP/1.0 GET over loopback (no TLS, no redirects): enough for moto's API.
-fn http_get(endpoint: &str, path: &str) -> Result<String, String> {
+/// SDK settings for a local emulator at `endpoint`: dummy credentials (named `provider`),
+/// `us-east-1`, the SDK's defaults otherwise.
+pub fn local_sdk(endpoint: &str, provider: &'static str) -> SdkConfig {
+    SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            "test", "test", None, None, provider,
+        )))
+        .endpoint_url(endpoint)
+        .build()
+}
+
+/// A TCP connection to an `http://` endpoint (given 2 s), and its `host:port`.
+pub(crate) fn connect(endpoint: &str) -> Result<(String, TcpStream), String> {
     let authority = endpoint
         .strip_prefix("http://")
         .ok_or_else(|| format!("{endpoint} is not an http:// URL"))?
@@ -100,7 +109,13 @@ fn http_get(endpoint: &str, path: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())?
         .next()
         .ok_or_else(|| format!("{authority} does not resolve"))?;
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| e.to_string())?;
+    let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| e.to_string())?;
+    Ok((authority, stream))
+}
+
+/// A minimal HTTP/1.0 GET over loopback (no TLS, no redirects): enough for moto's API.
+fn http_get(endpoint: &str, path: &str) -> Result<String, String> {
+    let (authority, mut stream) = connect(endpoint)?;
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))
         .map_err(|e| e.to_string())?;

@@ -114,10 +114,8 @@ impl Intercept for ReplaceAnswers {
     }
 
     fn modify_before_deserialization(
-        &self,
-        context: &mut BeforeDeserializationInterceptorContextMut<'_>,
-        _runtime_components: &RuntimeComponents,
-        cfg: &mut ConfigBag,
+        &self, context: &mut BeforeDeserializationInterceptorContextMut<'_>,
+        _runtime_components: &RuntimeComponents, cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         if cfg.load::<Metadata>().map(Metadata::name) != Some(self.operation) {
             return Ok(());
@@ -217,9 +215,7 @@ impl Intercept for LaggingIndex {
     }
 
     fn read_before_execution(
-        &self,
-        context: &BeforeSerializationInterceptorContextRef<'_>,
-        cfg: &mut ConfigBag,
+        &self, context: &BeforeSerializationInterceptorContextRef<'_>, cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let Some(query) = context.input().downcast_ref::<QueryInput>() else {
             return Ok(());
@@ -233,9 +229,7 @@ impl Intercept for LaggingIndex {
     }
 
     fn modify_before_attempt_completion(
-        &self,
-        context: &mut FinalizerInterceptorContextMut<'_>,
-        _runtime_components: &RuntimeComponents,
+        &self, context: &mut FinalizerInterceptorContextMut<'_>, _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let Some(QueryOrdinal(n)) = cfg.load::<QueryOrdinal>().copied() else {
@@ -266,8 +260,7 @@ impl Intercept for LaggingIndex {
 
 /// A DynamoDB client on `sdk` with `interceptor` installed.
 pub fn dynamodb_client_with(
-    sdk: &SdkConfig,
-    interceptor: impl Intercept + 'static,
+    sdk: &SdkConfig, interceptor: impl Intercept + 'static,
 ) -> aws_sdk_dynamodb::Client {
     let config = aws_sdk_dynamodb::config::Builder::from(sdk)
         .interceptor(interceptor)

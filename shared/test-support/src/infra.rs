@@ -2,43 +2,19 @@
 //! definition of every table). CloudFormation short tags (`!Sub`, `!Ref`, `!GetAtt`, ...)
 //! are kept as tagged values and looked through where a plain value is needed.
 
-use serde_yaml::Value;
+pub use crate::yaml::untag;
+use crate::yaml::{entries, get, seq, str_at};
+use serde_yaml_ng::Value;
 use std::path::PathBuf;
 
 /// `infra/template.yaml` of this repository.
 pub fn template_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../infra/template.yaml")
+    crate::yaml::repo_file("infra/template.yaml")
 }
 
 /// The parsed template.
 pub fn template() -> Value {
-    let path = template_path();
-    let text =
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{} is not valid YAML: {e}", path.display()))
-}
-
-/// A tagged value (`!Sub "..."`) seen as the value it wraps.
-pub fn untag(v: &Value) -> &Value {
-    match v {
-        Value::Tagged(t) => untag(&t.value),
-        other => other,
-    }
-}
-
-fn get<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
-    untag(v).as_mapping().and_then(|m| m.get(key)).map(untag)
-}
-
-fn str_of<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
-    get(v, key).and_then(Value::as_str)
-}
-
-fn seq<'a>(v: &'a Value, key: &str) -> Vec<&'a Value> {
-    get(v, key)
-        .and_then(Value::as_sequence)
-        .map(|s| s.iter().map(untag).collect())
-        .unwrap_or_default()
+    crate::yaml::load("infra/template.yaml")
 }
 
 /// The environment variable naming a table: `FooBarTable` ↔ `FOO_BAR_TABLE`.
@@ -85,10 +61,10 @@ fn key_schema(v: &Value) -> Vec<KeyElement> {
     seq(v, "KeySchema")
         .into_iter()
         .map(|k| KeyElement {
-            attribute: str_of(k, "AttributeName")
+            attribute: str_at(k, "AttributeName")
                 .expect("KeySchema.AttributeName")
                 .to_owned(),
-            key_type: str_of(k, "KeyType").expect("KeySchema.KeyType").to_owned(),
+            key_type: str_at(k, "KeyType").expect("KeySchema.KeyType").to_owned(),
         })
         .collect()
 }
@@ -96,18 +72,15 @@ fn key_schema(v: &Value) -> Vec<KeyElement> {
 /// Every DynamoDB table the template defines, in template order.
 pub fn dynamo_tables() -> Vec<TableDef> {
     let template = template();
-    let resources = get(&template, "Resources")
-        .and_then(Value::as_mapping)
-        .expect("the template has Resources");
-    resources
-        .iter()
-        .filter(|(_, r)| str_of(r, "Type") == Some("AWS::DynamoDB::Table"))
-        .map(|(id, r)| {
-            let logical_id = id.as_str().expect("a logical id is a string").to_owned();
+    let resources = get(&template, "Resources").expect("the template has Resources");
+    entries(resources)
+        .into_iter()
+        .filter(|(_, r)| str_at(r, "Type") == Some("AWS::DynamoDB::Table"))
+        .map(|(logical_id, r)| {
             let props = get(r, "Properties").unwrap_or_else(|| panic!("{logical_id} has no Properties"));
             let ttl = get(props, "TimeToLiveSpecification")
                 .filter(|t| get(t, "Enabled").and_then(Value::as_bool).unwrap_or(false))
-                .and_then(|t| str_of(t, "AttributeName"))
+                .and_then(|t| str_at(t, "AttributeName"))
                 .map(str::to_owned);
             TableDef {
                 env_var: env_var_for(&logical_id),
@@ -115,8 +88,8 @@ pub fn dynamo_tables() -> Vec<TableDef> {
                     .into_iter()
                     .map(|a| {
                         (
-                            str_of(a, "AttributeName").expect("AttributeName").to_owned(),
-                            str_of(a, "AttributeType").expect("AttributeType").to_owned(),
+                            str_at(a, "AttributeName").expect("AttributeName").to_owned(),
+                            str_at(a, "AttributeType").expect("AttributeType").to_owned(),
                         )
                     })
                     .collect(),
@@ -126,10 +99,10 @@ pub fn dynamo_tables() -> Vec<TableDef> {
                     .map(|g| {
                         let projection = get(g, "Projection");
                         IndexDef {
-                            name: str_of(g, "IndexName").expect("IndexName").to_owned(),
+                            name: str_at(g, "IndexName").expect("IndexName").to_owned(),
                             key: key_schema(g),
                             projection: projection
-                                .and_then(|p| str_of(p, "ProjectionType"))
+                                .and_then(|p| str_at(p, "ProjectionType"))
                                 .unwrap_or("ALL")
                                 .to_owned(),
                             non_key_attributes: projection

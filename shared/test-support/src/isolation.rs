@@ -69,9 +69,7 @@ struct Isolating {
 
 impl HttpClient for Isolating {
     fn http_connector(
-        &self,
-        settings: &HttpConnectorSettings,
-        components: &RuntimeComponents,
+        &self, settings: &HttpConnectorSettings, components: &RuntimeComponents,
     ) -> SharedHttpConnector {
         SharedHttpConnector::new(IsolatingConnector {
             inner: self.inner.http_connector(settings, components),

@@ -11,6 +11,9 @@
 //!   [`blackhole`]: an endpoint that never answers.
 //! - [`dynalite`]: the second DynamoDB (`DYNALITE_ENDPOINT`) that the user-data tables are
 //!   created in ([`create_user_data_tables`]) when a run asks for it.
+//! - [`rows`]: plain reads and writes of raw rows, to check what the adapters stored;
+//!   [`settings`]: the tables of the environment contract as the design names them;
+//!   [`yaml`]: the repository's YAML documents, short tags looked through.
 //! - Fixtures for SESv2 ([`ses`]: verified senders, the mail moto recorded, the SendEmail
 //!   request as sent on the wire), Cognito ([`cognito`]) and SQS ([`sqs`]).
 
@@ -21,11 +24,14 @@ mod emulator;
 pub mod faults;
 pub mod infra;
 pub mod isolation;
+pub mod rows;
 pub mod ses;
+pub mod settings;
 pub mod sqs;
 mod tables;
+pub mod yaml;
 
-pub use emulator::Emulator;
+pub use emulator::{local_sdk, Emulator};
 pub use tables::{create_tables, create_user_data_tables, user_data_table_defs, TableSet, TestEnv};
 
 /// A short random id for names that must not collide between parallel tests.

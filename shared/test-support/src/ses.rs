@@ -45,8 +45,12 @@ pub struct RecordedEmail {
 
 /// Every mail the emulator has accepted so far (all tests; filter by recipient or id).
 pub async fn sent_emails(emulator: &Emulator) -> Vec<RecordedEmail> {
-    let text = emulator.get_text("/moto-api/data.json").await;
-    let data: Value = serde_json::from_str(&text).expect("/moto-api/data.json is JSON");
+    recorded_emails(&emulator.get_text("/moto-api/data.json").await)
+}
+
+/// The mail in the text of moto's `/moto-api/data.json`.
+pub fn recorded_emails(data: &str) -> Vec<RecordedEmail> {
+    let data: Value = serde_json::from_str(data).expect("/moto-api/data.json is JSON");
     let messages = data["ses"]["Message"].as_array().cloned().unwrap_or_default();
     messages
         .iter()
@@ -93,9 +97,7 @@ impl Intercept for SesCapture {
     }
 
     fn read_before_transmit(
-        &self,
-        context: &BeforeTransmitInterceptorContextRef<'_>,
-        _runtime_components: &RuntimeComponents,
+        &self, context: &BeforeTransmitInterceptorContextRef<'_>, _runtime_components: &RuntimeComponents,
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let body = context
@@ -127,9 +129,7 @@ pub fn capturing_mailer(emulator: &Emulator, configuration_set: Option<String>) 
 /// [`capturing_mailer`] with one more interceptor after the capture (for example
 /// [`crate::faults::ReplaceAnswers`] on `SendEmail`).
 pub fn capturing_mailer_with(
-    emulator: &Emulator,
-    configuration_set: Option<String>,
-    extra: impl Intercept + 'static,
+    emulator: &Emulator, configuration_set: Option<String>, extra: impl Intercept + 'static,
 ) -> (SesMailer, SesCapture) {
     let capture = SesCapture::default();
     let config = SesMailer::client_config(emulator.sdk())

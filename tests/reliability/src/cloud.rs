@@ -8,25 +8,25 @@ use crate::world::Apps;
 use aws_adapters::env::{
     audit_log_from, deletion_from, delivery_from, directory_from, messaging_from, sweeper_from,
 };
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_dynamodb::config::{Credentials, SharedCredentialsProvider};
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 use delete_user::DeleteApp;
 use deletion_worker::WorkerApp;
-use domain::cascade::{CascadeTable, Lookup, CASCADE_PLAN};
+use domain::cascade::{CascadeTable, CASCADE_PLAN};
 use domain::delivery::Delivery;
 use domain::model::Profile;
 use domain::ports::Clock;
 use domain::sweep::Sweeper;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+use test_support::rows::{self, user_attr};
 use test_support::ses::RecordedEmail;
 use test_support::{cognito, create_tables, ses, sqs, Emulator, TableSet, TestEnv};
 
-pub type Item = HashMap<String, AttributeValue>;
+pub use test_support::rows::{s, str_attr, Item};
 
 /// The sender every test verifies in the emulator.
 pub const MAIL_FROM: &str = "no-reply@teleperson.com";
@@ -34,17 +34,8 @@ pub const MAIL_FROM: &str = "no-reply@teleperson.com";
 /// SDK settings like the Lambdas' (`aws_config` defaults: standard retries, 3 attempts,
 /// 3.1 s connect timeout), with every service at `endpoint`.
 pub fn sdk_for(endpoint: &str) -> SdkConfig {
-    SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            "test",
-            "test",
-            None,
-            None,
-            "reliability-tests",
-        )))
-        .endpoint_url(endpoint)
+    test_support::local_sdk(endpoint, "reliability-tests")
+        .into_builder()
         .retry_config(RetryConfig::standard())
         .timeout_config(
             TimeoutConfig::builder()
@@ -146,24 +137,10 @@ impl Cloud {
     }
 
     pub async fn put_profile(&self, p: &Profile) {
-        let mut item = Item::new();
-        item.insert("user_id".into(), s(&p.user_id));
-        item.insert("display_name".into(), s(&p.display_name));
-        item.insert("role".into(), s(&p.role));
-        item.insert("created_at".into(), s(&p.created_at));
-        if let Some(e) = &p.email {
-            item.insert("email".into(), s(e));
-        }
-        if let Some(a) = &p.auth_username {
-            item.insert("auth_username".into(), s(a));
-        }
-        if let Some(d) = &p.deleted_at {
-            item.insert("deleted_at".into(), s(d));
-        }
         self.dynamo
             .put_item()
             .table_name(self.table("PROFILES_TABLE"))
-            .set_item(Some(item))
+            .set_item(Some(rows::profile_item(p)))
             .send()
             .await
             .expect("put_item profile");
@@ -197,56 +174,26 @@ impl Cloud {
         }
     }
 
-    pub async fn batch_put(&self, table: &str, rows: Vec<Item>) {
-        for chunk in rows.chunks(25) {
-            let mut batch: Vec<WriteRequest> = chunk
-                .iter()
-                .map(|item| {
-                    let put = PutRequest::builder()
-                        .set_item(Some(item.clone()))
-                        .build()
-                        .expect("a put request");
-                    WriteRequest::builder().put_request(put).build()
-                })
-                .collect();
-            while !batch.is_empty() {
-                let out = self
-                    .dynamo
-                    .batch_write_item()
-                    .request_items(table, batch)
-                    .send()
-                    .await
-                    .expect("batch_write_item");
-                batch = out
-                    .unprocessed_items()
-                    .and_then(|m| m.get(table))
-                    .cloned()
-                    .unwrap_or_default();
-            }
+    pub async fn batch_put(&self, table: &str, items: Vec<Item>) {
+        for batch in rows::put_batches(&items) {
+            rows::write_batch(&self.dynamo, table, batch)
+                .await
+                .unwrap_or_else(|e| panic!("batch_write_item: {e}"));
         }
     }
 
     /// Every row of the table behind `env_var`.
     pub async fn scan(&self, env_var: &str) -> Vec<Item> {
-        let table = self.table(env_var);
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .dynamo
-                .scan()
-                .table_name(&table)
-                .set_exclusive_start_key(start)
-                .consistent_read(true)
-                .send()
-                .await
-                .expect("scan");
-            items.extend(out.items().iter().cloned());
-            match out.last_evaluated_key() {
-                Some(k) => start = Some(k.clone()),
-                None => return items,
-            }
-        }
+        rows::scan(&self.dynamo, &self.table(env_var)).await
+    }
+
+    /// Rows of the table behind `env_var` whose string attribute `attr` is `value`.
+    pub async fn rows_where(&self, env_var: &str, attr: &str, value: &str) -> Vec<Item> {
+        self.scan(env_var)
+            .await
+            .into_iter()
+            .filter(|i| str_attr(i, attr) == Some(value))
+            .collect()
     }
 
     /// Every row of every table of the template: (env var, row).
@@ -264,15 +211,7 @@ impl Cloud {
     pub async fn items_of(&self, user: &str) -> BTreeMap<&'static str, usize> {
         let mut out = BTreeMap::new();
         for table in CASCADE_PLAN {
-            let attr = match table.lookup {
-                Lookup::PartitionKey { attr } | Lookup::Index { attr, .. } => attr,
-            };
-            let n = self
-                .scan(table.env_var)
-                .await
-                .iter()
-                .filter(|i| str_attr(i, attr) == Some(user))
-                .count();
+            let n = self.rows_where(table.env_var, user_attr(table), user).await.len();
             out.insert(table.name, n);
         }
         out
@@ -303,16 +242,7 @@ impl Cloud {
 
     /// The profile row of `user_id`.
     pub async fn profile_row(&self, user_id: &str) -> Option<Item> {
-        self.dynamo
-            .get_item()
-            .table_name(self.table("PROFILES_TABLE"))
-            .key("user_id", s(user_id))
-            .consistent_read(true)
-            .send()
-            .await
-            .expect("get_item profile")
-            .item()
-            .cloned()
+        rows::get(&self.dynamo, &self.table("PROFILES_TABLE"), "user_id", user_id).await
     }
 
     /// Panics when any `security_logs` row holds an `@` (an address of any kind) or one of
@@ -355,8 +285,8 @@ impl Cloud {
     pub async fn emails(&self) -> Vec<RecordedEmail> {
         let mut last_error = String::new();
         for attempt in 0..8u64 {
-            match http_get(self.emulator.endpoint(), "/moto-api/data.json").await {
-                Ok(text) => return recorded_emails(&text),
+            match self.emulator.try_get_text("/moto-api/data.json").await {
+                Ok(text) => return ses::recorded_emails(&text),
                 Err(e) => last_error = e,
             }
             tokio::time::sleep(Duration::from_millis(100 * (attempt + 1))).await;
@@ -366,16 +296,13 @@ impl Cloud {
 
     /// The deletion job row of `user_id` (consistent read).
     pub async fn job_row(&self, user_id: &str) -> Option<Item> {
-        self.dynamo
-            .get_item()
-            .table_name(self.table("DELETION_JOBS_TABLE"))
-            .key("user_id", s(user_id))
-            .consistent_read(true)
-            .send()
-            .await
-            .expect("get_item job")
-            .item()
-            .cloned()
+        rows::get(
+            &self.dynamo,
+            &self.table("DELETION_JOBS_TABLE"),
+            "user_id",
+            user_id,
+        )
+        .await
     }
 
     /// The `status` of the deletion job of `user_id` (`in_progress`, `completed`), if any.
@@ -450,62 +377,6 @@ pub fn ses_send_event(ses_message_id: &str, message_id: &str) -> String {
     .to_string()
 }
 
-/// The mail in moto's `/moto-api/data.json`.
-fn recorded_emails(data: &str) -> Vec<RecordedEmail> {
-    let data: serde_json::Value = serde_json::from_str(data).expect("/moto-api/data.json is JSON");
-    let messages = data["ses"]["Message"].as_array().cloned().unwrap_or_default();
-    messages
-        .iter()
-        .map(|m| RecordedEmail {
-            id: m["id"].as_str().unwrap_or_default().to_owned(),
-            source: m["source"].as_str().unwrap_or_default().to_owned(),
-            to: m["destinations"]["ToAddresses"]
-                .as_array()
-                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
-                .unwrap_or_default(),
-            subject: m["subject"].as_str().unwrap_or_default().to_owned(),
-            body: m["body"].as_str().unwrap_or_default().to_owned(),
-        })
-        .collect()
-}
-
-/// `GET {endpoint}{path}` over HTTP/1.0; the body of a 2xx answer.
-async fn http_get(endpoint: &str, path: &str) -> Result<String, String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let authority = endpoint
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("{endpoint} is not an http:// URL"))?
-        .trim_end_matches('/');
-    let mut stream = tokio::net::TcpStream::connect(authority)
-        .await
-        .map_err(|e| e.to_string())?;
-    let request = format!("GET {path} HTTP/1.0\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(60), stream.read_to_end(&mut raw))
-        .await
-        .map_err(|_| "timed out".to_owned())?
-        .map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text.split_once("\r\n\r\n").ok_or("no HTTP answer")?;
-    let status = head.split_whitespace().nth(1).unwrap_or_default();
-    if !status.starts_with('2') {
-        return Err(format!("HTTP {status}"));
-    }
-    Ok(body.to_owned())
-}
-
-pub fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-
-pub fn str_attr<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
-    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
-}
-
 /// Every string anywhere in a row, attribute names included.
 pub fn all_strings(item: &Item) -> Vec<String> {
     fn walk(v: &AttributeValue, out: &mut Vec<String>) {
@@ -528,11 +399,8 @@ pub fn all_strings(item: &Item) -> Vec<String> {
 
 /// A row of `user` in a table of the cascade plan.
 pub fn user_row(table: &CascadeTable, user: &str, i: usize) -> Item {
-    let attr = match table.lookup {
-        Lookup::PartitionKey { attr } | Lookup::Index { attr, .. } => attr,
-    };
     let mut item = Item::new();
-    item.insert(attr.to_owned(), s(user));
+    item.insert(user_attr(table).to_owned(), s(user));
     for k in table.key {
         item.entry((*k).to_owned())
             .or_insert_with(|| s(format!("{user}-{}-{i:04}", table.name)));

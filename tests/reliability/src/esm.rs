@@ -176,12 +176,7 @@ impl EventSourceMapping {
     /// Poll the queue (and run `sweep` every `sweep_every`, the first time at once) until
     /// `done` answers true; the time it took, or an error when `limit` passes first.
     pub async fn run_until<W, WF, S, SF, D, DF>(
-        &mut self,
-        limit: Duration,
-        sweep_every: Duration,
-        mut invoke: W,
-        mut sweep: S,
-        mut done: D,
+        &mut self, limit: Duration, sweep_every: Duration, mut invoke: W, mut sweep: S, mut done: D,
     ) -> Result<Duration, String>
     where
         W: FnMut(Value) -> WF,

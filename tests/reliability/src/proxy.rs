@@ -531,11 +531,7 @@ const WRITES: &[&str] = &[
 /// Forwards one request, isolating transactions and answering a retried
 /// `ClientRequestToken` from its first answer, as DynamoDB does.
 async fn forward_as_dynamodb_does(
-    ctx: &Ctx,
-    operation: &str,
-    head: &Head,
-    body: &[u8],
-    index: usize,
+    ctx: &Ctx, operation: &str, head: &Head, body: &[u8], index: usize,
 ) -> io::Result<Answered> {
     if operation == "sesv2:SendEmail" {
         let answer = forward(&ctx.upstream, head, body).await?;
@@ -715,10 +711,7 @@ async fn forward(upstream: &str, head: &Head, body: &[u8]) -> io::Result<Answere
 }
 
 async fn respond(
-    client: &mut TcpStream,
-    status_line: &str,
-    headers: &[(String, String)],
-    body: &[u8],
+    client: &mut TcpStream, status_line: &str, headers: &[(String, String)], body: &[u8],
 ) -> io::Result<()> {
     let mut out = format!("{status_line}\r\n");
     for (k, v) in headers {
@@ -778,10 +771,7 @@ async fn read_head<R: AsyncRead + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> io::Re
 /// Reads the body that follows `head`. A request without a length has no body; a response
 /// without one lasts until the connection closes.
 async fn read_body<R: AsyncRead + Unpin>(
-    r: &mut R,
-    buf: &mut Vec<u8>,
-    head: &Head,
-    is_request: bool,
+    r: &mut R, buf: &mut Vec<u8>, head: &Head, is_request: bool,
 ) -> io::Result<Vec<u8>> {
     if head.is_chunked() {
         return read_chunked(r, buf).await;

@@ -5,16 +5,16 @@ use crate::answer::Answer;
 use delete_user::DeleteApp;
 use deletion_worker::WorkerApp;
 use domain::audit::AuditLog;
-use domain::cascade::{Lookup, CASCADE_PLAN};
 use domain::deletion::DeletionSettings;
 use domain::job::{DeletionJob, Step};
 use domain::memory::{InMemoryBackend, State};
 use domain::messaging::{Messaging, MessagingSettings};
-use domain::model::{AdminMessage, MessageStatus, Profile, SecurityEvent};
+use domain::model::Profile;
 use domain::users::Directory;
+use fixtures::Part;
+pub use fixtures::{new_events, profile, put_user_data, tokens};
 use http_api::event::ApiEvent;
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,11 +41,6 @@ pub struct Apps {
     pub worker: WorkerApp,
     pub directory: Directory,
     pub audit: AuditLog,
-}
-
-/// What the functions require of a token: the app client of the events tests build.
-pub fn tokens() -> http_api::request::TokenRules {
-    http_api::request::TokenRules::new(http_api::event::CLIENT_ID)
 }
 
 impl Apps {
@@ -148,147 +143,58 @@ pub fn erasures(caller: Option<&str>, email: &str) -> ApiEvent {
     event("GET", ERASURES_ROUTE, caller, None).query("email", email)
 }
 
-pub fn profile(id: &str, role: &str, email: Option<&str>) -> Profile {
-    Profile::active(
-        id,
-        role,
-        email,
-        &format!("Name of {id}"),
-        "2025-01-01T00:00:00.000Z",
-    )
-}
-
 /// A profile as the delete routine leaves it.
 pub fn tombstone(id: &str, role: &str) -> Profile {
     Profile {
-        user_id: id.into(),
-        email: None,
-        display_name: Profile::TOMBSTONE_NAME.into(),
-        role: role.into(),
-        created_at: "2025-01-01T00:00:00.000Z".into(),
-        deleted_at: Some("2025-03-01T00:00:00.000Z".into()),
-        auth_username: None,
         deletion_job_id: Some(format!("job-{id}")),
-        tokens_valid_after: None,
+        ..fixtures::tombstone(id, role, "2025-03-01T00:00:00.000Z")
     }
 }
 
 /// The finished deletion job of a tombstone.
 pub fn completed_job(user_id: &str, role: &str) -> DeletionJob {
     DeletionJob {
-        user_id: user_id.into(),
-        job_id: format!("job-{user_id}"),
         step: Step::Done,
-        actor_id: "owner-0".into(),
-        target_role: role.into(),
         target_email_sha256: Some("0".repeat(64)),
-        auth_username: None,
-        created_at: "2025-03-01T00:00:00.000Z".into(),
         updated_at: "2025-03-01T00:00:01.000Z".into(),
         locked_out_at: Some("2025-03-01T00:00:00.500Z".into()),
         completed_at: Some("2025-03-01T00:00:01.000Z".into()),
         late_pass_due_at: Some("2025-03-01T01:00:00.500Z".into()),
         late_pass_done_at: Some("2025-03-01T01:00:05.000Z".into()),
         request_id: "req-0".into(),
-        source_ip: None,
-        user_agent: None,
-        progress: BTreeMap::new(),
-        late_progress: BTreeMap::new(),
         version: 9,
-        lease: None,
+        ..fixtures::job(user_id, role, "owner-0", "2025-03-01T00:00:00.000Z")
     }
 }
 
 /// A deletion job just created by `actor`, before any step ran (no lease).
 pub fn new_job(user_id: &str, role: &str, actor: &str) -> DeletionJob {
-    let now = domain::model::timestamp(chrono::Utc::now());
     DeletionJob {
-        user_id: user_id.into(),
-        job_id: format!("job-{user_id}"),
-        step: Step::Audit,
-        actor_id: actor.into(),
-        target_role: role.into(),
         target_email_sha256: Some("1".repeat(64)),
         auth_username: Some(user_id.into()),
-        created_at: now.clone(),
-        updated_at: now,
-        locked_out_at: None,
-        completed_at: None,
-        late_pass_due_at: None,
-        late_pass_done_at: None,
         request_id: "req-new".into(),
-        source_ip: None,
-        user_agent: None,
-        progress: BTreeMap::new(),
-        late_progress: BTreeMap::new(),
-        version: 1,
-        lease: None,
+        ..fixtures::job(
+            user_id,
+            role,
+            actor,
+            &domain::model::timestamp(chrono::Utc::now()),
+        )
     }
 }
 
-/// `n` items of `user` in every table of the cascade plan (messages included).
-pub fn put_user_data(b: &InMemoryBackend, user: &str, n: usize) {
-    for table in CASCADE_PLAN {
-        for i in 0..n {
-            if table.name == "admin_messages" {
-                let m = AdminMessage {
-                    message_id: format!("{user}-msg-{i:04}"),
-                    sender_id: "someone".into(),
-                    recipient_id: user.into(),
-                    subject: "s".into(),
-                    body: "b".into(),
-                    status: MessageStatus::Sent,
-                    ses_message_id: Some(format!("ses-{user}-{i}")),
-                    error_code: None,
-                    created_at: format!("2025-01-01T00:00:{:02}.000Z", i % 60),
-                    sent_at: None,
-                    updated_at: None,
-                    attempt: None,
-                };
-                b.state().messages.insert(m.message_id.clone(), m);
-                continue;
-            }
-            let attr = match table.lookup {
-                Lookup::PartitionKey { attr } | Lookup::Index { attr, .. } => attr,
-            };
-            let mut item = BTreeMap::from([(attr.to_owned(), user.to_owned())]);
-            for k in table.key {
-                item.entry((*k).to_owned())
-                    .or_insert_with(|| format!("{user}-{}-{i:04}", table.name));
-            }
-            b.put_item(table, item);
-        }
-    }
-}
-
-/// Where two states differ, table by table; `security_logs` is left to the caller.
+/// Where two states differ, part by part; the audit trail (`security_logs`, `refusals`), the
+/// mailer's calls and the suppression list are left to the caller.
 pub fn differences(before: &State, after: &State) -> Vec<&'static str> {
-    let mut out = Vec::new();
-    let mut check = |name: &'static str, same: bool| {
-        if !same {
-            out.push(name);
-        }
-    };
-    check("profiles", before.profiles == after.profiles);
-    check("send_leases", before.send_leases == after.send_leases);
-    check("admin_messages", before.messages == after.messages);
-    check("deletion_jobs", before.jobs == after.jobs);
-    check("user data tables", before.tables == after.tables);
-    check("idempotency", before.idempotency == after.idempotency);
-    check("cognito users", before.auth_users == after.auth_users);
-    check("sent mail", before.sent_mail == after.sent_mail);
-    check("deletion queue", before.queue == after.queue);
-    check("rate limits", before.rate == after.rate);
-    out
-}
-
-/// Security events written between two states.
-pub fn new_events(before: &State, after: &State) -> Vec<SecurityEvent> {
-    after
-        .security_logs
-        .iter()
-        .filter(|(id, _)| !before.security_logs.contains_key(*id))
-        .map(|(_, e)| e.clone())
+    const LEFT_TO_THE_CALLER: [Part; 4] = [
+        Part::SecurityLogs,
+        Part::Refusals,
+        Part::MailCalls,
+        Part::Suppressed,
+    ];
+    fixtures::changed_parts(before, after)
+        .into_iter()
+        .filter(|p| !LEFT_TO_THE_CALLER.contains(p))
+        .map(Part::name)
         .collect()
 }
 

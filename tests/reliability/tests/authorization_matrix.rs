@@ -195,10 +195,7 @@ fn parse_table() -> Vec<Row> {
 }
 
 fn event(
-    action: &str,
-    ack: &str,
-    caller: Option<&str>,
-    target: &str,
+    action: &str, ack: &str, caller: Option<&str>, target: &str,
 ) -> (Function, http_api::event::ApiEvent) {
     let ack_value = match ack {
         "absent" => None,
@@ -230,12 +227,7 @@ fn event(
 
 /// Checks what a cell's call did to the backend.
 fn check_effect(
-    effect: &str,
-    action: &str,
-    code: Option<&str>,
-    caller: Option<&str>,
-    target: &str,
-    before: &State,
+    effect: &str, action: &str, code: Option<&str>, caller: Option<&str>, target: &str, before: &State,
     after: &State,
 ) -> Result<(), String> {
     let changed = world::differences(before, after);

@@ -17,81 +17,61 @@ use reliability_tests::world;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;
+use test_support::settings::USER_DATA_TABLE_VARS;
 use test_support::{ses, sqs};
 
-/// What each function needs (the README's configuration table), written out here rather
-/// than read from the code under test. The deletion functions need
-/// IDEMPOTENCY_TABLE only when DELETIONS_PER_HOUR turns the per-admin limit on.
-const REQUIRED: &[(&str, &[&str])] = &[
-    (
-        "message-user",
-        &[
-            "PROFILES_TABLE",
-            "ADMIN_MESSAGES_TABLE",
-            "SECURITY_LOGS_TABLE",
-            "IDEMPOTENCY_TABLE",
-            "MAIL_FROM",
-            "APP_CLIENT_ID",
-        ],
-    ),
-    (
-        "delete-user",
-        &[
-            "PROFILES_TABLE",
-            "SECURITY_LOGS_TABLE",
-            "DELETION_JOBS_TABLE",
-            "TRANSACTIONS_TABLE",
-            "FOLLOWED_COMPANIES_TABLE",
-            "BILLING_RECORDS_TABLE",
-            "SESSIONS_TABLE",
-            "HELP_REQUESTS_TABLE",
-            "ADMIN_MESSAGES_TABLE",
-            "USER_POOL_ID",
-            "DELETION_QUEUE_URL",
-            "APP_CLIENT_ID",
-        ],
-    ),
-    (
-        "list-users",
-        &["PROFILES_TABLE", "SECURITY_LOGS_TABLE", "APP_CLIENT_ID"],
-    ),
-    (
-        "audit-log",
-        &[
-            "PROFILES_TABLE",
-            "SECURITY_LOGS_TABLE",
-            "DELETION_JOBS_TABLE",
-            "APP_CLIENT_ID",
-        ],
-    ),
-    (
-        "deletion-worker",
-        &[
-            "PROFILES_TABLE",
-            "SECURITY_LOGS_TABLE",
-            "DELETION_JOBS_TABLE",
-            "TRANSACTIONS_TABLE",
-            "FOLLOWED_COMPANIES_TABLE",
-            "BILLING_RECORDS_TABLE",
-            "SESSIONS_TABLE",
-            "HELP_REQUESTS_TABLE",
-            "ADMIN_MESSAGES_TABLE",
-            "USER_POOL_ID",
-            "DELETION_QUEUE_URL",
-        ],
-    ),
-    (
-        "sweeper",
-        &[
-            "DELETION_JOBS_TABLE",
-            "ADMIN_MESSAGES_TABLE",
-            "DELETION_QUEUE_URL",
-            "PROFILES_TABLE",
-            "SECURITY_LOGS_TABLE",
-        ],
-    ),
-    ("token-revocation", &["PROFILES_TABLE", "USER_POOL_ID"]),
-];
+/// What each function needs (the README's configuration table), written out by the tests
+/// rather than read from the code under test: the user-data tables' variables come from
+/// `test_support::settings`, which its own tests check against the template and the cascade
+/// plan. The deletion functions need IDEMPOTENCY_TABLE only when DELETIONS_PER_HOUR turns the
+/// per-admin limit on.
+fn required() -> Vec<(&'static str, Vec<&'static str>)> {
+    // The delete routine's: the tables it keeps, every user-data table, Cognito and the queue.
+    let deletion: Vec<&str> = ["PROFILES_TABLE", "SECURITY_LOGS_TABLE", "DELETION_JOBS_TABLE"]
+        .into_iter()
+        .chain(USER_DATA_TABLE_VARS.iter().copied())
+        .chain(["USER_POOL_ID", "DELETION_QUEUE_URL"])
+        .collect();
+    vec![
+        (
+            "message-user",
+            vec![
+                "PROFILES_TABLE",
+                "ADMIN_MESSAGES_TABLE",
+                "SECURITY_LOGS_TABLE",
+                "IDEMPOTENCY_TABLE",
+                "MAIL_FROM",
+                "APP_CLIENT_ID",
+            ],
+        ),
+        ("delete-user", [&deletion[..], &["APP_CLIENT_ID"]].concat()),
+        (
+            "list-users",
+            vec!["PROFILES_TABLE", "SECURITY_LOGS_TABLE", "APP_CLIENT_ID"],
+        ),
+        (
+            "audit-log",
+            vec![
+                "PROFILES_TABLE",
+                "SECURITY_LOGS_TABLE",
+                "DELETION_JOBS_TABLE",
+                "APP_CLIENT_ID",
+            ],
+        ),
+        ("deletion-worker", deletion),
+        (
+            "sweeper",
+            vec![
+                "DELETION_JOBS_TABLE",
+                "ADMIN_MESSAGES_TABLE",
+                "DELETION_QUEUE_URL",
+                "PROFILES_TABLE",
+                "SECURITY_LOGS_TABLE",
+            ],
+        ),
+        ("token-revocation", vec!["PROFILES_TABLE", "USER_POOL_ID"]),
+    ]
+}
 
 /// Optional numeric settings: an unusable value fails at init with the name, too.
 const NUMERIC: &[(&str, &str)] = &[
@@ -109,9 +89,9 @@ const NUMERIC: &[(&str, &str)] = &[
 /// runs end at init).
 fn placeholder_env() -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
-    for (_, vars) in REQUIRED {
-        for v in *vars {
-            env.insert((*v).to_owned(), format!("placeholder-{}", v.to_lowercase()));
+    for (_, vars) in required() {
+        for v in vars {
+            env.insert(v.to_owned(), format!("placeholder-{}", v.to_lowercase()));
         }
     }
     env.insert("MAIL_FROM".into(), "no-reply@teleperson.com".into());
@@ -468,14 +448,14 @@ async fn a_missing_or_unusable_setting_fails_the_function_at_init_with_its_name(
     let full = placeholder_env();
     // (function, environment, the variable its failure must name)
     let mut runs: Vec<(&str, BTreeMap<String, String>, &str)> = Vec::new();
-    for (name, vars) in REQUIRED {
-        for var in *vars {
+    for (name, vars) in required() {
+        for var in vars {
             let mut env = full.clone();
-            env.remove(*var);
+            env.remove(var);
             runs.push((name, env, var));
             // Blank counts as missing.
             let mut env = full.clone();
-            env.insert((*var).to_owned(), "   ".into());
+            env.insert(var.to_owned(), "   ".into());
             runs.push((name, env, var));
         }
     }

@@ -119,10 +119,7 @@ impl World {
     /// until the job is done (its late pass too). Returns the time to completed and to done,
     /// from `since`.
     async fn run_until_done(
-        &self,
-        worker: &Function,
-        sweeper: &Function,
-        since: Instant,
+        &self, worker: &Function, sweeper: &Function, since: Instant,
     ) -> (Duration, Duration) {
         let mut esm = EventSourceMapping::new(self.cloud.emulator.sqs(), &self.cloud.queue);
         let completed = std::sync::Mutex::new(None);
@@ -198,6 +195,16 @@ impl World {
         self.cloud.assert_security_logs_clean(&[]).await;
     }
 
+    /// delete-user, deletion-worker and sweeper, started with this world's environment.
+    async fn start_deletion_functions(&self) -> (Function, Function, Function) {
+        let env = self.env();
+        futures::join!(
+            start_with_timeout("delete-user", env.clone(), TIMEOUT),
+            start_with_timeout("deletion-worker", env.clone(), TIMEOUT),
+            start_with_timeout("sweeper", env.clone(), TIMEOUT),
+        )
+    }
+
     fn delete_event(&self) -> Value {
         ApiEvent::new("DELETE", world::USER_ROUTE)
             .path_param("userId", &self.target)
@@ -206,15 +213,22 @@ impl World {
     }
 }
 
+/// No log line of the three deletion functions, nor of this process, holds personal data.
+/// Returns the number of the functions' lines.
+fn assert_deletion_logs_clean(delete: &Function, worker: &Function, sweeper: &Function) -> usize {
+    let lines = assert_logs_clean(&[
+        ("delete-user", delete),
+        ("deletion-worker", worker),
+        ("sweeper", sweeper),
+    ]);
+    logs::assert_clean();
+    lines
+}
+
 #[tokio::test]
 async fn a_delete_user_process_killed_mid_cascade_is_finished_by_the_queue_with_no_second_request() {
     let w = World::new(ITEMS_PER_TABLE).await;
-    let env = w.env();
-    let (delete, worker, sweeper) = futures::join!(
-        start_with_timeout("delete-user", env.clone(), TIMEOUT),
-        start_with_timeout("deletion-worker", env.clone(), TIMEOUT),
-        start_with_timeout("sweeper", env.clone(), TIMEOUT),
-    );
+    let (delete, worker, sweeper) = w.start_deletion_functions().await;
     let event = w.delete_event();
     let (answer, (killed_at, left_at_kill)) = futures::join!(delete.invoke(&event), async {
         w.wait_mid_cascade().await;
@@ -238,24 +252,14 @@ async fn a_delete_user_process_killed_mid_cascade_is_finished_by_the_queue_with_
         done.as_secs_f64()
     );
     w.assert_erased_exactly().await;
-    let lines = assert_logs_clean(&[
-        ("delete-user", &delete),
-        ("deletion-worker", &worker),
-        ("sweeper", &sweeper),
-    ]);
+    let lines = assert_deletion_logs_clean(&delete, &worker, &sweeper);
     assert!(lines > 0);
-    logs::assert_clean();
 }
 
 #[tokio::test]
 async fn dynamodb_refusing_every_call_for_three_seconds_mid_cascade_does_not_stop_the_erasure() {
     let w = World::new(ITEMS_PER_TABLE).await;
-    let env = w.env();
-    let (delete, worker, sweeper) = futures::join!(
-        start_with_timeout("delete-user", env.clone(), TIMEOUT),
-        start_with_timeout("deletion-worker", env.clone(), TIMEOUT),
-        start_with_timeout("sweeper", env.clone(), TIMEOUT),
-    );
+    let (delete, worker, sweeper) = w.start_deletion_functions().await;
     let event = w.delete_event();
     let (answer, outage_at) = futures::join!(invoke(&delete, &event), async {
         w.wait_mid_cascade().await;
@@ -291,12 +295,7 @@ async fn dynamodb_refusing_every_call_for_three_seconds_mid_cascade_does_not_sto
     );
     assert!(refused > 0, "the outage refused calls");
     w.assert_erased_exactly().await;
-    assert_logs_clean(&[
-        ("delete-user", &delete),
-        ("deletion-worker", &worker),
-        ("sweeper", &sweeper),
-    ]);
-    logs::assert_clean();
+    assert_deletion_logs_clean(&delete, &worker, &sweeper);
 }
 
 #[tokio::test]

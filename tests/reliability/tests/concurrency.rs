@@ -18,21 +18,6 @@ fn unique(prefix: &str) -> String {
     test_support::unique(&format!("{prefix}-"))
 }
 
-/// Rows of the table behind `env_var` whose `attr` is `value`.
-async fn rows_where(
-    cloud: &Cloud,
-    env_var: &str,
-    attr: &str,
-    value: &str,
-) -> Vec<reliability_tests::cloud::Item> {
-    cloud
-        .scan(env_var)
-        .await
-        .into_iter()
-        .filter(|i| str_attr(i, attr) == Some(value))
-        .collect()
-}
-
 #[tokio::test]
 async fn fifty_concurrent_sends_with_one_idempotency_key_send_one_email_and_store_one_row() {
     logs::capture();
@@ -89,10 +74,14 @@ async fn fifty_concurrent_sends_with_one_idempotency_key_send_one_email_and_stor
         "every 409 names the message being sent: {in_progress_ids:?}"
     );
     assert_eq!(cloud.emails_to(&email).await.len(), 1, "exactly one email");
-    let rows = rows_where(&cloud, "ADMIN_MESSAGES_TABLE", "recipient_id", &target).await;
+    let rows = cloud
+        .rows_where("ADMIN_MESSAGES_TABLE", "recipient_id", &target)
+        .await;
     assert_eq!(rows.len(), 1, "exactly one admin_messages row");
     assert_eq!(str_attr(&rows[0], "status"), Some("sent"));
-    let events = rows_where(&cloud, "SECURITY_LOGS_TABLE", "target_id", &target).await;
+    let events = cloud
+        .rows_where("SECURITY_LOGS_TABLE", "target_id", &target)
+        .await;
     let sent = events
         .iter()
         .filter(|e| str_attr(e, "event_type") == Some("admin_sent_user_message"))
@@ -142,10 +131,11 @@ async fn ten_concurrent_deletes_of_one_user_make_one_job_and_one_audit_event() {
         .await;
     again.assert_problem(410, "user_deleted");
 
-    let jobs = rows_where(&cloud, "DELETION_JOBS_TABLE", "user_id", &target).await;
+    let jobs = cloud.rows_where("DELETION_JOBS_TABLE", "user_id", &target).await;
     assert_eq!(jobs.len(), 1, "one job");
     assert_eq!(str_attr(&jobs[0], "status"), Some("completed"));
-    let audits = rows_where(&cloud, "SECURITY_LOGS_TABLE", "target_id", &target)
+    let audits = cloud
+        .rows_where("SECURITY_LOGS_TABLE", "target_id", &target)
         .await
         .into_iter()
         .filter(|e| str_attr(e, "event_type") == Some("admin_deleted_user"))
@@ -203,7 +193,8 @@ async fn a_send_racing_the_deletion_of_its_recipient_is_sent_before_the_tombston
             .expect("the profile is a tombstone")
             .to_owned();
         let mails = cloud.emails_to(&email).await.len();
-        let sent_events: Vec<_> = rows_where(&cloud, "SECURITY_LOGS_TABLE", "target_id", &target)
+        let sent_events: Vec<_> = cloud
+            .rows_where("SECURITY_LOGS_TABLE", "target_id", &target)
             .await
             .into_iter()
             .filter(|e| str_attr(e, "event_type") == Some("admin_sent_user_message"))

@@ -90,10 +90,7 @@ fn send_event(key: &str) -> http_api::event::ApiEvent {
 
 /// Calls the handler; `None` when the injected crash hit (the invocation died there).
 async fn call_or_crash(
-    b: &InMemoryBackend,
-    apps: &Apps,
-    f: Function,
-    e: http_api::event::ApiEvent,
+    b: &InMemoryBackend, apps: &Apps, f: Function, e: http_api::event::ApiEvent,
 ) -> Option<Answer> {
     tokio::select! {
         a = apps.call(f, e) => Some(a),

@@ -10,7 +10,7 @@
 //! DELETE again. Needs the emulator: run with `scripts/test.sh`.
 
 use futures::StreamExt;
-use reliability_tests::cloud::{sdk_for, ses_send_event, str_attr, Cloud, Item};
+use reliability_tests::cloud::{sdk_for, ses_send_event, str_attr, Cloud};
 use reliability_tests::proxy::{self, Fault, FaultProxy};
 use reliability_tests::world::{self, Apps, Function};
 use reliability_tests::{logs, Answer};
@@ -18,6 +18,7 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use test_support::cognito;
+use test_support::rows::user_attr;
 
 /// The DynamoDB faults the SDK must retry: (HTTP status, error code).
 const DYNAMO_FAULTS: &[(u16, &str)] = &[
@@ -89,22 +90,15 @@ impl Case {
     }
 }
 
-async fn rows_where(cloud: &Cloud, env_var: &str, attr: &str, value: &str) -> Vec<Item> {
-    cloud
-        .scan(env_var)
-        .await
-        .into_iter()
-        .filter(|i| str_attr(i, attr) == Some(value))
-        .collect()
-}
-
 /// No record of a send is lost: a mail that went out has its row; every row is pending, sent
 /// or failed; a `201` has its mail, its `sent` row and its audit event; no row says sent
 /// without its mail. Returns the mails.
 async fn assert_send_lost_nothing(cloud: &Cloud, case: &Case, answer: &Answer, what: &str) -> usize {
     // Each case has its own proxy and recipient: what SES accepted through it went to them.
     let mails = case.proxy.accepted_emails();
-    let rows = rows_where(cloud, "ADMIN_MESSAGES_TABLE", "recipient_id", &case.target).await;
+    let rows = cloud
+        .rows_where("ADMIN_MESSAGES_TABLE", "recipient_id", &case.target)
+        .await;
     assert!(mails <= 1, "{what}: {mails} mails for one request");
     if mails == 1 {
         assert!(
@@ -130,7 +124,7 @@ async fn assert_send_lost_nothing(cloud: &Cloud, case: &Case, answer: &Answer, w
                 .any(|r| str_attr(r, "message_id") == Some(id) && str_attr(r, "status") == Some("sent")),
             "{what}: a 201 without its sent row"
         );
-        let events = rows_where(cloud, "SECURITY_LOGS_TABLE", "message_id", id).await;
+        let events = cloud.rows_where("SECURITY_LOGS_TABLE", "message_id", id).await;
         assert_eq!(events.len(), 1, "{what}: a 201 without its audit event");
     }
     mails
@@ -151,6 +145,24 @@ where
     ops
 }
 
+/// The calls a send makes with no fault.
+async fn send_baseline(cloud: &Cloud) -> BTreeMap<String, usize> {
+    baseline(cloud, 0, |c| async {
+        let a = c.send("base").await;
+        (c, a)
+    })
+    .await
+}
+
+/// No `security_logs` row holds an address or a subject or body of these tests, and no log
+/// line holds personal data.
+async fn assert_clean(cloud: &Cloud) {
+    cloud
+        .assert_security_logs_clean(&["Fault subject", "Fault body"])
+        .await;
+    logs::assert_clean();
+}
+
 /// Every (operation, call index) of a baseline, for the given services.
 fn calls(ops: &BTreeMap<String, usize>, services: &[&str]) -> Vec<(String, u32)> {
     ops.iter()
@@ -163,11 +175,7 @@ fn calls(ops: &BTreeMap<String, usize>, services: &[&str]) -> Vec<(String, u32)>
 async fn every_dynamodb_call_of_a_send_survives_one_fault_through_the_sdks_own_retry() {
     logs::capture();
     let cloud = Cloud::new().await;
-    let ops = baseline(&cloud, 0, |c| async {
-        let a = c.send("base").await;
-        (c, a)
-    })
-    .await;
+    let ops = send_baseline(&cloud).await;
     println!("a send makes these calls: {ops:?}");
     let mut cases = Vec::new();
     for (op, call) in calls(&ops, &["dynamodb"]) {
@@ -219,21 +227,14 @@ async fn every_dynamodb_call_of_a_send_survives_one_fault_through_the_sdks_own_r
         "send, one fault per DynamoDB call: {n} cases, {total} faults injected ({} in this binary)",
         proxy::total_injected()
     );
-    cloud
-        .assert_security_logs_clean(&["Fault subject", "Fault body"])
-        .await;
-    logs::assert_clean();
+    assert_clean(&cloud).await;
 }
 
 #[tokio::test]
 async fn a_dynamodb_call_of_a_send_that_keeps_failing_is_503_after_three_attempts_and_loses_no_record() {
     logs::capture();
     let cloud = Cloud::new().await;
-    let ops = baseline(&cloud, 0, |c| async {
-        let a = c.send("base").await;
-        (c, a)
-    })
-    .await;
+    let ops = send_baseline(&cloud).await;
     let cases: Vec<(String, u32, (u16, &str))> = calls(&ops, &["dynamodb"])
         .into_iter()
         .enumerate()
@@ -270,10 +271,7 @@ async fn a_dynamodb_call_of_a_send_that_keeps_failing_is_503_after_three_attempt
     println!(
         "send, a DynamoDB call failing {MAX_ATTEMPTS} times: {n} cases, {total} faults injected; {answers:?}"
     );
-    cloud
-        .assert_security_logs_clean(&["Fault subject", "Fault body"])
-        .await;
-    logs::assert_clean();
+    assert_clean(&cloud).await;
 }
 
 /// What SES's fault means for the send, and whether the mail reached SES.
@@ -288,71 +286,43 @@ struct SesCase {
 }
 
 fn ses_cases() -> Vec<SesCase> {
-    let case = |fault, status, code, delivered, row| SesCase {
+    // Nothing was sent and the key is released: the answer is this problem.
+    let refused = |fault, status, code| SesCase {
         fault,
         status,
         code,
-        delivered,
-        row,
+        delivered: false,
+        row: "failed",
     };
+    // It may have been sent (or was): 202 pending, and never sent again.
+    let pending = |fault, delivered| SesCase {
+        fault: Some(fault),
+        status: 202,
+        code: "-",
+        delivered,
+        row: "pending",
+    };
+    let hang = Duration::from_secs(15);
     vec![
         // Definite no: nothing was sent, the key is released.
-        case(
+        refused(
             Some(Fault::error(429, "TooManyRequestsException")),
             429,
             "rate_limited",
-            false,
-            "failed",
         ),
-        case(
-            Some(Fault::error(400, "MessageRejected")),
-            502,
-            "mail_rejected",
-            false,
-            "failed",
-        ),
+        refused(Some(Fault::error(400, "MessageRejected")), 502, "mail_rejected"),
         // The connection is never made (a closed port): nothing was sent.
-        case(None, 503, "dependency_unavailable", false, "failed"),
+        refused(None, 503, "dependency_unavailable"),
         // Anything else may have been sent: 202 pending, and never sent again.
-        case(
-            Some(Fault::error(500, "InternalFailure")),
-            202,
-            "-",
-            false,
-            "pending",
-        ),
-        case(
-            Some(Fault::error(503, "ServiceUnavailable")),
-            202,
-            "-",
-            false,
-            "pending",
-        ),
-        case(Some(Fault::Drop), 202, "-", false, "pending"),
+        pending(Fault::error(500, "InternalFailure"), false),
+        pending(Fault::error(503, "ServiceUnavailable"), false),
+        pending(Fault::Drop, false),
         // Past the 10 s SendEmail timeout, unforwarded.
-        case(
-            Some(Fault::Hang(Duration::from_secs(15))),
-            202,
-            "-",
-            false,
-            "pending",
-        ),
+        pending(Fault::Hang(hang), false),
         // SES accepted it, and the answer is lost: replaced by a 500, dropped, or held back.
-        case(
-            Some(Fault::forward_then_error(500, "InternalFailure")),
-            202,
-            "-",
-            true,
-            "pending",
-        ),
-        case(Some(Fault::ForwardThenDrop), 202, "-", true, "pending"),
-        case(
-            Some(Fault::ForwardThenHang(Duration::from_secs(15))),
-            202,
-            "-",
-            true,
-            "pending",
-        ),
+        pending(Fault::forward_then_error(500, "InternalFailure"), true),
+        pending(Fault::ForwardThenDrop, true),
+        pending(Fault::ForwardThenHang(hang), true),
     ]
 }
 
@@ -401,7 +371,9 @@ async fn ses_faults_get_their_documented_answers_and_nothing_is_ever_sent_twice(
                 );
                 let mails = assert_send_lost_nothing(cloud, &case, &answer, &what).await;
                 assert_eq!(mails, usize::from(c.delivered), "{what}");
-                let rows = rows_where(cloud, "ADMIN_MESSAGES_TABLE", "recipient_id", &case.target).await;
+                let rows = cloud
+                    .rows_where("ADMIN_MESSAGES_TABLE", "recipient_id", &case.target)
+                    .await;
                 assert_eq!(rows.len(), 1, "{what}: the attempt is recorded");
                 assert_eq!(str_attr(&rows[0], "status"), Some(c.row), "{what}");
 
@@ -437,10 +409,7 @@ async fn ses_faults_get_their_documented_answers_and_nothing_is_ever_sent_twice(
         injected.iter().sum::<u64>(),
         proxy::total_injected()
     );
-    cloud
-        .assert_security_logs_clean(&["Fault subject", "Fault body"])
-        .await;
-    logs::assert_clean();
+    assert_clean(&cloud).await;
 }
 
 #[tokio::test]
@@ -491,16 +460,16 @@ async fn a_pending_message_becomes_unconfirmed_after_the_sweep_and_sent_with_its
 /// After a delete: the job is completed, the data is gone, the Cognito user is gone and the
 /// deletion was audited once.
 async fn assert_deleted(cloud: &Cloud, case: &Case, what: &str) {
-    let jobs = rows_where(cloud, "DELETION_JOBS_TABLE", "user_id", &case.target).await;
+    let jobs = cloud
+        .rows_where("DELETION_JOBS_TABLE", "user_id", &case.target)
+        .await;
     assert_eq!(jobs.len(), 1, "{what}: one job");
     assert_eq!(str_attr(&jobs[0], "status"), Some("completed"), "{what}");
     for table in domain::cascade::CASCADE_PLAN {
-        let attr = match table.lookup {
-            domain::cascade::Lookup::PartitionKey { attr } | domain::cascade::Lookup::Index { attr, .. } => {
-                attr
-            }
-        };
-        let left = rows_where(cloud, table.env_var, attr, &case.target).await.len();
+        let left = cloud
+            .rows_where(table.env_var, user_attr(table), &case.target)
+            .await
+            .len();
         assert_eq!(left, 0, "{what}: {left} rows left in {}", table.name);
     }
     assert_eq!(
@@ -508,7 +477,8 @@ async fn assert_deleted(cloud: &Cloud, case: &Case, what: &str) {
         None,
         "{what}: the Cognito user is gone"
     );
-    let audits = rows_where(cloud, "SECURITY_LOGS_TABLE", "target_id", &case.target)
+    let audits = cloud
+        .rows_where("SECURITY_LOGS_TABLE", "target_id", &case.target)
         .await
         .into_iter()
         .filter(|e| str_attr(e, "event_type") == Some("admin_deleted_user"))
@@ -620,10 +590,7 @@ async fn every_call_of_a_delete_that_keeps_failing_is_finished_by_the_queue_with
         proxy::total_injected(),
         worst.as_secs_f64()
     );
-    cloud
-        .assert_security_logs_clean(&["Fault subject", "Fault body"])
-        .await;
-    logs::assert_clean();
+    assert_clean(&cloud).await;
 }
 
 #[tokio::test]
@@ -650,10 +617,7 @@ async fn one_cognito_fault_during_a_delete_is_retried_by_the_sdk() {
         cases.len(),
         proxy::total_injected()
     );
-    cloud
-        .assert_security_logs_clean(&["Fault subject", "Fault body"])
-        .await;
-    logs::assert_clean();
+    assert_clean(&cloud).await;
 }
 
 #[tokio::test]
@@ -704,8 +668,5 @@ async fn a_continuation_that_cannot_be_queued_is_503_and_the_sweep_finishes_the_
     cloud.finish_deletion(&case.apps.worker, &case.target).await;
     assert_deleted(&cloud, &case, "after one SQS fault").await;
     println!("sqs: {} faults injected", proxy::total_injected());
-    cloud
-        .assert_security_logs_clean(&["Fault subject", "Fault body"])
-        .await;
-    logs::assert_clean();
+    assert_clean(&cloud).await;
 }

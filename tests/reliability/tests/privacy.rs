@@ -43,13 +43,7 @@ async fn add(cloud: &Cloud, p: &Person, role: &str) {
 }
 
 async fn send(
-    cloud: &Cloud,
-    apps: &world::Apps,
-    from: &str,
-    to: &str,
-    subject: &str,
-    body: &str,
-    key: Option<&str>,
+    cloud: &Cloud, apps: &world::Apps, from: &str, to: &str, subject: &str, body: &str, key: Option<&str>,
 ) -> Answer {
     logs::forbid([subject, body]);
     let mut event = world::send(Some(from), to).json(&json!({ "subject": subject, "body": body }));

@@ -66,13 +66,13 @@ pub const PSEUDO: &[(&str, &str)] = &[
 // ---------------------------------------------------------------------------------------------
 
 pub fn parse(yaml: &str) -> Value {
-    let doc: serde_yaml::Value =
-        serde_yaml::from_str(yaml).unwrap_or_else(|e| panic!("template is not YAML: {e}"));
+    let doc: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(yaml).unwrap_or_else(|e| panic!("template is not YAML: {e}"));
     to_json(doc)
 }
 
-pub fn to_json(v: serde_yaml::Value) -> Value {
-    use serde_yaml::Value as Y;
+pub fn to_json(v: serde_yaml_ng::Value) -> Value {
+    use serde_yaml_ng::Value as Y;
     match v {
         Y::Null => Value::Null,
         Y::Bool(b) => Value::Bool(b),

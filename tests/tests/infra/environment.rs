@@ -6,24 +6,8 @@ use super::cfn::{assert_clean, assert_flags, env_var_for, template, Template};
 use super::references::check_references;
 use serde_json::{json, Value};
 
-/// Every setting of the environment contract. The functions share one configuration loader,
-/// so every function gets all of them (a missing one fails at start-up with its name).
-pub const REQUIRED_ENV: &[&str] = &[
-    "PROFILES_TABLE",
-    "ADMIN_MESSAGES_TABLE",
-    "SECURITY_LOGS_TABLE",
-    "DELETION_JOBS_TABLE",
-    "TRANSACTIONS_TABLE",
-    "FOLLOWED_COMPANIES_TABLE",
-    "BILLING_RECORDS_TABLE",
-    "SESSIONS_TABLE",
-    "HELP_REQUESTS_TABLE",
-    "IDEMPOTENCY_TABLE",
-    "USER_POOL_ID",
-    "MAIL_FROM",
-    "SUPPORT_REPLY_TO",
-    "SES_CONFIGURATION_SET",
-    "DELETION_QUEUE_URL",
+/// The numeric settings of the environment contract: whole numbers, or Number parameters.
+const NUMERIC_ENV: &[&str] = &[
     "DELETE_BUDGET_MS",
     "WORKER_BUDGET_MS",
     "MESSAGES_PER_MINUTE",
@@ -31,6 +15,26 @@ pub const REQUIRED_ENV: &[&str] = &[
     "ACCESS_TOKEN_LIFETIME_SECONDS",
     "DELETION_LEASE_MARGIN_MS",
 ];
+
+/// Every setting of the environment contract: every table's variable
+/// (`test_support::settings`), the references, and the numeric settings. The functions share
+/// one configuration loader, so every function gets all of them (a missing one fails at
+/// start-up with its name).
+pub fn required_env() -> Vec<&'static str> {
+    let references = [
+        "USER_POOL_ID",
+        "MAIL_FROM",
+        "SUPPORT_REPLY_TO",
+        "SES_CONFIGURATION_SET",
+        "DELETION_QUEUE_URL",
+    ];
+    let tables = test_support::settings::table_vars();
+    tables
+        .into_iter()
+        .chain(references)
+        .chain(NUMERIC_ENV.iter().copied())
+        .collect()
+}
 
 pub const WORKER_BIN: &str = "deletion-worker";
 
@@ -44,8 +48,8 @@ pub fn check_environment(t: &Template) -> Vec<String> {
     }
     for (id, f) in functions {
         let env = t.environment_of(f);
-        for var in REQUIRED_ENV {
-            if !env.contains_key(*var) {
+        for var in required_env() {
+            if !env.contains_key(var) {
                 problems.push(format!(
                     "{id}: environment variable {var} is not set (Globals or function)"
                 ));
@@ -94,14 +98,7 @@ pub fn check_environment(t: &Template) -> Vec<String> {
                 }
             }
         }
-        for var in [
-            "DELETE_BUDGET_MS",
-            "WORKER_BUDGET_MS",
-            "MESSAGES_PER_MINUTE",
-            "DELETIONS_PER_HOUR",
-            "ACCESS_TOKEN_LIFETIME_SECONDS",
-            "DELETION_LEASE_MARGIN_MS",
-        ] {
+        for &var in NUMERIC_ENV {
             if let Some(v) = env.get(var) {
                 let literal_ok = v.as_str().is_some_and(|s| s.parse::<u64>().is_ok());
                 let param_ok = v

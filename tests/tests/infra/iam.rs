@@ -139,8 +139,7 @@ pub fn effective(t: &Template, statements: &[Statement<'_>], action: &str, arn: 
 /// resource), with the limits of each statement that names it, merged. Statements with
 /// `NotAction` / `NotResource` are returned separately: they name nothing literally.
 pub fn literal_grants<'a>(
-    t: &Template,
-    statements: &'a [Statement<'a>],
+    t: &Template, statements: &'a [Statement<'a>],
 ) -> (BTreeMap<(String, String), Limits>, Vec<&'a Statement<'a>>) {
     let mut granted: BTreeMap<(String, String), Limits> = BTreeMap::new();
     let mut open_ended = Vec::new();

@@ -90,11 +90,7 @@ fn throttled<E: ProvideErrorMetadata>(err: &E) -> bool {
 
 /// One page of a user's keys.
 async fn page(
-    client: &Client,
-    physical: &str,
-    table: &CascadeTable,
-    user: &str,
-    start: Option<Key>,
+    client: &Client, physical: &str, table: &CascadeTable, user: &str, start: Option<Key>,
 ) -> anyhow::Result<(Vec<Key>, Option<Key>)> {
     let (index, attr) = lookup(table);
     let mut names = HashMap::from([("#u".to_owned(), attr.to_owned())]);
@@ -168,10 +164,7 @@ async fn batch(client: &Client, physical: &str, keys: Vec<Key>) -> anyhow::Resul
 
 /// One table's part of bare: pages of keys, `BatchWriteItem`s of 25, nothing else.
 async fn erase_bare_table(
-    client: &Client,
-    world: &World,
-    table: &CascadeTable,
-    user: &str,
+    client: &Client, world: &World, table: &CascadeTable, user: &str,
 ) -> anyhow::Result<()> {
     let physical = world.table(table.env_var);
     let mut start = None;
@@ -358,10 +351,7 @@ where
 
 /// The whole delete routine for `user`, checked: completed, and its counts add up.
 async fn erase_ours(
-    deletion: &domain::deletion::Deletion,
-    admin: &str,
-    user: &str,
-    items: usize,
+    deletion: &domain::deletion::Deletion, admin: &str, user: &str, items: usize,
 ) -> anyhow::Result<()> {
     let meta = RequestMeta {
         caller: Some(admin.to_owned()),
@@ -394,10 +384,7 @@ async fn erase_ours(
 /// The model's added latency as a client sees it: `GetItem` through the proxy vs straight
 /// to the emulator, p50 of `n` each.
 async fn calibrate(
-    world: &World,
-    proxied: &Client,
-    user: &str,
-    n: usize,
+    world: &World, proxied: &Client, user: &str, n: usize,
 ) -> anyhow::Result<(Duration, Duration)> {
     let table = world.table("PROFILES_TABLE");
     let mut direct = Vec::with_capacity(n);

@@ -289,11 +289,7 @@ fn function_env(world: &World) -> BTreeMap<String, String> {
 }
 
 async fn one_start(
-    subject: &Subject,
-    binary: &Path,
-    env: &BTreeMap<String, String>,
-    events: [Value; 2],
-    sample: &mut Sample,
+    subject: &Subject, binary: &Path, env: &BTreeMap<String, String>, events: [Value; 2], sample: &mut Sample,
 ) -> anyhow::Result<()> {
     let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".to_owned());
     let config = FunctionConfig::new(binary)

@@ -127,10 +127,7 @@ fn hash_of(schema: &[KeySchemaElement]) -> Option<String> {
 /// The partitions one write touches: the table's, and each index the item is in (`item`:
 /// the new item of a put, the old item of a delete).
 pub fn partitions_of(
-    table: &str,
-    meta: &TableMeta,
-    key_or_item: &Map<String, Value>,
-    item: Option<&Map<String, Value>>,
+    table: &str, meta: &TableMeta, key_or_item: &Map<String, Value>, item: Option<&Map<String, Value>>,
 ) -> Vec<Partition> {
     let mut out = vec![Partition {
         table: table.to_owned(),
@@ -243,9 +240,7 @@ impl Proxy {
     /// Listens on a free loopback port and forwards to `upstream` (the emulator, `http://...`);
     /// `direct` is a DynamoDB client of the emulator itself (table descriptions, old items).
     pub async fn start(
-        model: Model,
-        upstream: &str,
-        direct: aws_sdk_dynamodb::Client,
+        model: Model, upstream: &str, direct: aws_sdk_dynamodb::Client,
     ) -> anyhow::Result<Proxy> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -635,11 +630,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request<Body>) -> Re
 
 /// Sends the request to the emulator; merges `unprocessed` into a `BatchWriteItem` answer.
 async fn forward(
-    shared: &Shared,
-    method: &axum::http::Method,
-    uri: &axum::http::Uri,
-    headers: &HeaderMap,
-    body: Bytes,
+    shared: &Shared, method: &axum::http::Method, uri: &axum::http::Uri, headers: &HeaderMap, body: Bytes,
     unprocessed: Option<Map<String, Value>>,
 ) -> Response<Body> {
     let path = uri.path_and_query().map_or("/", |p| p.as_str());

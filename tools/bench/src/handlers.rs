@@ -40,6 +40,51 @@ fn parse(event: &str) -> anyhow::Result<lambda_http::Request> {
     lambda_http::request::from_str(event).map_err(|e| anyhow::anyhow!("not an API Gateway v2 event: {e}"))
 }
 
+/// One handler's timings: each call whole (the event parsed, then handled), and the event
+/// parsing alone; only the requests past the warm-up are kept.
+struct Timings {
+    handle: Vec<Duration>,
+    parse_only: Vec<Duration>,
+}
+
+impl Timings {
+    fn with_capacity(n: usize) -> Timings {
+        Timings {
+            handle: Vec::with_capacity(n),
+            parse_only: Vec::with_capacity(n),
+        }
+    }
+
+    /// Times request `i`: `event` parsed and handled by `call`, which must answer `expected`
+    /// (`name` says who did not), then the parsing alone.
+    async fn request<F, Fut>(
+        &mut self, i: usize, event: &str, name: &str, expected: u16, call: F,
+    ) -> anyhow::Result<()>
+    where
+        F: FnOnce(lambda_http::Request) -> Fut,
+        Fut: std::future::Future<Output = lambda_http::Response<lambda_http::Body>>,
+    {
+        let started = Instant::now();
+        let response = call(parse(event)?).await;
+        let took = started.elapsed();
+        if response.status() != expected {
+            bail!("{name} answered {}", response.status());
+        }
+        let started = Instant::now();
+        std::hint::black_box(parse(event)?);
+        let parsed = started.elapsed();
+        if i >= WARM_UP {
+            self.handle.push(took);
+            self.parse_only.push(parsed);
+        }
+        Ok(())
+    }
+
+    fn summaries(&self) -> (Summary, Summary) {
+        (summarize(&self.handle), summarize(&self.parse_only))
+    }
+}
+
 async fn message_user(n: usize) -> anyhow::Result<(Summary, Summary)> {
     let fresh = || {
         let backend = InMemoryBackend::new();
@@ -57,27 +102,18 @@ async fn message_user(n: usize) -> anyhow::Result<(Summary, Summary)> {
         .json(&json!({ "subject": "About your account", "body": "Hello,\n\nwe have updated your plan.\n\nThe Teleperson team" }))
         .to_value()
         .to_string();
-    let mut handle = Vec::with_capacity(n);
-    let mut parse_only = Vec::with_capacity(n);
+    let mut timings = Timings::with_capacity(n);
     for i in 0..WARM_UP + n {
         if i % PER_BACKEND == 0 {
             app = fresh();
         }
-        let started = Instant::now();
-        let response = message_user::handle(&app, parse(&event)?).await;
-        let took = started.elapsed();
-        if response.status() != 201 {
-            bail!("message_user::handle answered {}", response.status());
-        }
-        let started = Instant::now();
-        std::hint::black_box(parse(&event)?);
-        let parsed = started.elapsed();
-        if i >= WARM_UP {
-            handle.push(took);
-            parse_only.push(parsed);
-        }
+        timings
+            .request(i, &event, "message_user::handle", 201, |req| {
+                message_user::handle(&app, req)
+            })
+            .await?;
     }
-    Ok((summarize(&handle), summarize(&parse_only)))
+    Ok(timings.summaries())
 }
 
 async fn delete_user(n: usize) -> anyhow::Result<(Summary, Summary)> {
@@ -104,8 +140,7 @@ async fn delete_user(n: usize) -> anyhow::Result<(Summary, Summary)> {
         .iter()
         .filter(|t| t.name != "admin_messages")
         .collect();
-    let mut handle = Vec::with_capacity(n);
-    let mut parse_only = Vec::with_capacity(n);
+    let mut timings = Timings::with_capacity(n);
     for i in 0..WARM_UP + n {
         if i % PER_BACKEND == 0 {
             (backend, app) = fresh();
@@ -127,21 +162,13 @@ async fn delete_user(n: usize) -> anyhow::Result<(Summary, Summary)> {
             .caller("admin-1")
             .to_value()
             .to_string();
-        let started = Instant::now();
-        let response = delete_user::handle(&app, parse(&event)?).await;
-        let took = started.elapsed();
-        if response.status() != 200 {
-            bail!("delete_user::handle answered {}", response.status());
-        }
-        let started = Instant::now();
-        std::hint::black_box(parse(&event)?);
-        let parsed = started.elapsed();
-        if i >= WARM_UP {
-            handle.push(took);
-            parse_only.push(parsed);
-        }
+        timings
+            .request(i, &event, "delete_user::handle", 200, |req| {
+                delete_user::handle(&app, req)
+            })
+            .await?;
     }
-    Ok((summarize(&handle), summarize(&parse_only)))
+    Ok(timings.summaries())
 }
 
 pub async fn run(n: usize) -> anyhow::Result<Report> {

@@ -59,7 +59,7 @@ pub async fn probe(mode: Mode) -> anyhow::Result<()> {
     let user = std::env::var(USER_VAR).with_context(|| format!("{USER_VAR} is not set"))?;
     let mut out = serde_json::Map::new();
     let t = Instant::now();
-    http_api::telemetry::init();
+    aws_adapters::telemetry::init();
     out.insert("telemetry".into(), ms(t.elapsed()));
     let t = Instant::now();
     // The parent sets the switch-back setting for `SwitchedBack`; both go through the code
@@ -142,10 +142,7 @@ pub fn breakdown(env: &BTreeMap<String, String>, user: &str, runs: usize) -> any
 }
 
 fn medians(
-    mode: Mode,
-    env: &BTreeMap<String, String>,
-    user: &str,
-    runs: usize,
+    mode: Mode, env: &BTreeMap<String, String>, user: &str, runs: usize,
 ) -> anyhow::Result<BTreeMap<&'static str, Duration>> {
     let exe = std::env::current_exe()?;
     let mut samples: BTreeMap<&'static str, Vec<Duration>> = BTreeMap::new();

@@ -2,12 +2,12 @@
 //! (test-support), a Cognito pool, the deletion queue, a verified sender, seeded users.
 
 use anyhow::{bail, Context};
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, Select, WriteRequest};
+use aws_sdk_dynamodb::types::{AttributeValue, Select};
 use aws_sdk_dynamodb::Client;
 use domain::cascade::{CascadeTable, Lookup};
 use futures::{StreamExt, TryStreamExt};
 use std::collections::{BTreeMap, HashMap};
-use test_support::{cognito, create_tables, ses, sqs, Emulator, TableSet};
+use test_support::{cognito, create_tables, rows, ses, sqs, Emulator, TableSet};
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -101,47 +101,21 @@ impl World {
 
     /// Writes `items` with `BatchWriteItem`s of 25, several in flight.
     pub async fn seed(&self, table: &str, items: Vec<Item>) -> anyhow::Result<()> {
-        let batches: Vec<Vec<WriteRequest>> = items
-            .chunks(25)
-            .map(|chunk| {
-                chunk
-                    .iter()
-                    .map(|item| {
-                        let put = PutRequest::builder().set_item(Some(item.clone())).build()?;
-                        Ok(WriteRequest::builder().put_request(put).build())
-                    })
-                    .collect::<anyhow::Result<Vec<_>>>()
-            })
-            .collect::<anyhow::Result<_>>()?;
-        futures::stream::iter(batches.into_iter().map(|b| self.write_all(table, b)))
+        let writes = rows::put_batches(&items)
+            .into_iter()
+            .map(|batch| rows::write_batch(&self.dynamo, table, batch));
+        futures::stream::iter(writes)
             .buffer_unordered(SEED_IN_FLIGHT)
             .try_collect::<Vec<()>>()
-            .await?;
-        Ok(())
-    }
-
-    async fn write_all(&self, table: &str, mut batch: Vec<WriteRequest>) -> anyhow::Result<()> {
-        while !batch.is_empty() {
-            let out = self
-                .dynamo
-                .batch_write_item()
-                .request_items(table, batch)
-                .send()
-                .await
-                .context("BatchWriteItem (seeding)")?;
-            batch = out
-                .unprocessed_items()
-                .and_then(|m| m.get(table))
-                .cloned()
-                .unwrap_or_default();
-        }
+            .await
+            .map_err(|e| anyhow::anyhow!("BatchWriteItem (seeding): {e}"))?;
         Ok(())
     }
 
     /// Seeds `n` items of `user` into a cascade table (rows shaped like the real ones).
     pub async fn seed_user_items(&self, table: &CascadeTable, user: &str, n: usize) -> anyhow::Result<()> {
-        let rows = (0..n).map(|i| row(table, user, i)).collect();
-        self.seed(&self.table(table.env_var), rows).await
+        let items = (0..n).map(|i| row(table, user, i)).collect();
+        self.seed(&self.table(table.env_var), items).await
     }
 
     /// How many items of `user` a cascade table still holds.

@@ -175,10 +175,7 @@ impl Authorizer {
     /// The authorizer's decision on a request's `Authorization` header values for a route that
     /// requires `scope`, at `now` (seconds since the epoch).
     pub fn verify<'a>(
-        &self,
-        mut authorization: impl Iterator<Item = &'a [u8]>,
-        scope: &str,
-        now: i64,
+        &self, mut authorization: impl Iterator<Item = &'a [u8]>, scope: &str, now: i64,
     ) -> Result<Verified, Refusal> {
         let value = authorization.next().ok_or(Refusal::Missing)?;
         if authorization.next().is_some() {
@@ -374,7 +371,7 @@ mod tests {
     #[test]
     fn hmac_sha256_matches_the_rfc_4231_test_vector() {
         // RFC 4231, test case 2.
-        let mut mac = <HmacSha256 as Mac>::new_from_slice(b"Jefe").unwrap();
+        let mut mac = <HmacSha256 as hmac::digest::KeyInit>::new_from_slice(b"Jefe").unwrap();
         mac.update(b"what do ya want for nothing?");
         assert_eq!(
             hex_of(&mac.finalize().into_bytes()),

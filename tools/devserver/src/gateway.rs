@@ -153,8 +153,7 @@ pub fn event(req: &Incoming<'_>) -> Value {
 
 /// Parses the event JSON exactly as the Lambda runtime does, and attaches a Lambda context.
 pub fn lambda_request(
-    event_json: &str,
-    function_name: &str,
+    event_json: &str, function_name: &str,
 ) -> Result<lambda_http::Request, serde_json::Error> {
     use lambda_http::RequestExt as _;
     let request = lambda_http::request::from_str(event_json)?;
@@ -226,10 +225,7 @@ mod tests {
     use lambda_http::RequestExt as _;
 
     fn incoming<'a>(
-        headers: &'a HeaderMap,
-        body: &'a [u8],
-        method: &'a Method,
-        authorizer: Option<&'a Verified>,
+        headers: &'a HeaderMap, body: &'a [u8], method: &'a Method, authorizer: Option<&'a Verified>,
     ) -> Incoming<'a> {
         Incoming {
             authorizer,

@@ -20,9 +20,9 @@ pub mod ses;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path as AxumPath, Request, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, MethodRouter};
+use axum::routing::{get, MethodFilter, MethodRouter};
 use axum::{Json, Router};
 use domain::deletion::DeletionSettings;
 use domain::delivery::Delivery;
@@ -254,15 +254,14 @@ type PathParams = Option<AxumPath<BTreeMap<String, String>>>;
 
 /// The handler that runs `function` for requests API Gateway matches with `route_key`.
 fn handler_for(
-    route_key: &'static str,
-    function: Function,
+    route_key: Arc<str>, function: Function,
 ) -> impl Fn(State<App>, ConnectInfo<SocketAddr>, PathParams, Request) -> Reply + Clone + Send + Sync + 'static
 {
     move |State(app), ConnectInfo(peer), params, req| {
         Box::pin(invoke(
             app,
             function,
-            route_key,
+            route_key.clone(),
             peer,
             params.map(|p| p.0).unwrap_or_default(),
             req,
@@ -270,21 +269,44 @@ fn handler_for(
     }
 }
 
-/// One API route: the route key API Gateway would match and the function behind it.
-fn api(method: axum::http::Method, route_key: &'static str, function: Function) -> MethodRouter<App> {
-    axum::routing::on(
-        axum::routing::MethodFilter::try_from(method).unwrap_or(axum::routing::MethodFilter::GET),
-        handler_for(route_key, function),
-    )
+/// The API as API Gateway routes it: each path, the methods with a route of their own (route
+/// key `"{method} {path}"`) and the function behind the path. Any other method on the path goes
+/// to the same function (as an `ANY {path}` route sends it), which answers
+/// `405 method_not_allowed` with `Allow`.
+const API_PATHS: &[(&str, &[Method], Function)] = &[
+    ("/admin/users", &[Method::GET], Function::ListUsers),
+    ("/admin/users/{userId}", &[Method::DELETE], Function::DeleteUser),
+    (
+        "/admin/users/{userId}/messages",
+        &[Method::POST, Method::GET],
+        Function::MessageUser,
+    ),
+    (
+        "/admin/users/{userId}/deletion",
+        &[Method::GET],
+        Function::DeleteUser,
+    ),
+    (
+        "/admin/users/{userId}/deletion-preview",
+        &[Method::GET],
+        Function::DeleteUser,
+    ),
+    ("/admin/audit", &[Method::GET], Function::AuditLog),
+    ("/admin/erasures", &[Method::GET], Function::AuditLog),
+];
+
+/// The routes of one path of [`API_PATHS`].
+fn api_path(path: &str, methods: &[Method], function: Function) -> MethodRouter<App> {
+    let routes = methods.iter().fold(MethodRouter::new(), |routes, method| {
+        let filter = MethodFilter::try_from(method.clone()).expect("API Gateway routes standard methods");
+        routes.on(filter, handler_for(format!("{method} {path}").into(), function))
+    });
+    routes.fallback(handler_for(format!("ANY {path}").into(), function))
 }
 
 async fn invoke(
-    app: App,
-    function: Function,
-    route_key: &'static str,
-    peer: SocketAddr,
-    path_parameters: BTreeMap<String, String>,
-    req: Request,
+    app: App, function: Function, route_key: Arc<str>, peer: SocketAddr,
+    path_parameters: BTreeMap<String, String>, req: Request,
 ) -> Response {
     let started = std::time::Instant::now();
     let (parts, body) = req.into_parts();
@@ -297,7 +319,7 @@ async fn invoke(
     {
         Ok(v) => v,
         Err(refusal) => {
-            tracing::info!(route = route_key, status = refusal.status(), reason = %refusal, "authorizer refused the request");
+            tracing::info!(route = &*route_key, status = refusal.status(), reason = %refusal, "authorizer refused the request");
             return gateway::authorizer_refusal(refusal, auth::ADMIN_SCOPE);
         }
     };
@@ -311,7 +333,7 @@ async fn invoke(
     };
     let request_id = uuid::Uuid::new_v4().to_string();
     let event = gateway::event(&gateway::Incoming {
-        route_key,
+        route_key: &route_key,
         method: &parts.method,
         path: parts.uri.path(),
         raw_query: parts.uri.query(),
@@ -349,7 +371,7 @@ async fn invoke(
         }
     };
     tracing::info!(
-        route = route_key,
+        route = &*route_key,
         status = response.status().as_u16(),
         ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         %request_id,
@@ -513,58 +535,11 @@ async fn no_store(mut response: Response) -> Response {
 
 /// Every route: the API (as API Gateway routes it), the dev-only helpers and the page.
 pub fn router(app: App) -> Router {
-    use axum::http::Method;
-    use Function::*;
-    // Any other method on a path of the API goes to the function that owns the path (as an
-    // `ANY /path` route sends it), which answers `405 method_not_allowed` with `Allow`.
-    let api_routes = Router::new()
-        .route(
-            "/admin/users",
-            api(Method::GET, "GET /admin/users", ListUsers)
-                .fallback(handler_for("ANY /admin/users", ListUsers)),
-        )
-        .route(
-            "/admin/users/{userId}",
-            api(Method::DELETE, "DELETE /admin/users/{userId}", DeleteUser)
-                .fallback(handler_for("ANY /admin/users/{userId}", DeleteUser)),
-        )
-        .route(
-            "/admin/users/{userId}/messages",
-            api(Method::POST, "POST /admin/users/{userId}/messages", MessageUser)
-                .merge(api(
-                    Method::GET,
-                    "GET /admin/users/{userId}/messages",
-                    MessageUser,
-                ))
-                .fallback(handler_for("ANY /admin/users/{userId}/messages", MessageUser)),
-        )
-        .route(
-            "/admin/users/{userId}/deletion",
-            api(Method::GET, "GET /admin/users/{userId}/deletion", DeleteUser)
-                .fallback(handler_for("ANY /admin/users/{userId}/deletion", DeleteUser)),
-        )
-        .route(
-            "/admin/users/{userId}/deletion-preview",
-            api(
-                Method::GET,
-                "GET /admin/users/{userId}/deletion-preview",
-                DeleteUser,
-            )
-            .fallback(handler_for(
-                "ANY /admin/users/{userId}/deletion-preview",
-                DeleteUser,
-            )),
-        )
-        .route(
-            "/admin/audit",
-            api(Method::GET, "GET /admin/audit", AuditLog)
-                .fallback(handler_for("ANY /admin/audit", AuditLog)),
-        )
-        .route(
-            "/admin/erasures",
-            api(Method::GET, "GET /admin/erasures", AuditLog)
-                .fallback(handler_for("ANY /admin/erasures", AuditLog)),
-        )
+    let api_routes = API_PATHS
+        .iter()
+        .fold(Router::new(), |routes, &(path, methods, function)| {
+            routes.route(path, api_path(path, methods, function))
+        })
         .route("/admin/{*rest}", axum::routing::any(not_found));
     let dev_routes = Router::new()
         .route("/dev/identities", get(identities))

@@ -211,11 +211,7 @@ pub enum SimulateError {
 /// Publishes a simulated `kind` event about our message `message_id` through the
 /// delivery-events function, and reports the message's status before and after.
 pub async fn publish(
-    backend: &InMemoryBackend,
-    delivery: &Delivery,
-    message_id: &str,
-    kind: SesEventKind,
-    from: &str,
+    backend: &InMemoryBackend, delivery: &Delivery, message_id: &str, kind: SesEventKind, from: &str,
     reply_to: &str,
 ) -> Result<Outcome, SimulateError> {
     // Read what the event needs; the lock is released before anything awaits.
@@ -277,10 +273,7 @@ pub async fn publish(
 /// id; a message that ends up failed gets none). Runs on the current Tokio runtime; does
 /// nothing outside one.
 pub fn deliver_later(
-    backend: std::sync::Weak<InMemoryBackend>,
-    message_id: String,
-    delay: Duration,
-    from: String,
+    backend: std::sync::Weak<InMemoryBackend>, message_id: String, delay: Duration, from: String,
     reply_to: String,
 ) {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {

@@ -8,6 +8,7 @@
 import {
   MAX_SUBJECT, MAX_BODY, NOBODY, TABLE_LABELS, ERROR_TEXT, state, $, els, h, trashIcon, warnIcon, dateTimeFmt, fmtDate,
   plural, initials, avatarColor, fmtCount, isPrivileged, enc, toast, api, describe, errorNotice, currentIdentity, fetchIdentities,
+  addTableFoot, showTableMessage,
 } from './common.js';
 import { activitySection, initAudit, onIdentityChange } from './audit.js';
 
@@ -79,15 +80,7 @@ function renderIdentities() {
 // the users table
 // ---------------------------------------------------------------------------------------
 
-function setTableMessage(title, text) {
-  if (!title) {
-    els.tableMessage.hidden = true;
-    els.tableMessage.replaceChildren();
-    return;
-  }
-  els.tableMessage.hidden = false;
-  els.tableMessage.replaceChildren(h('strong', { text: title }), text ? h('span', { text }) : null);
-}
+const setTableMessage = (title, text) => showTableMessage(els.tableMessage, title, text);
 
 function updateCount() {
   const q = state.q ? ` matching “${state.q}”` : '';
@@ -839,6 +832,7 @@ async function main() {
   els.identity = $('#signed-in-as');
   els.search = $('#search');
   els.body = $('#users-body');
+  addTableFoot(els.body.closest('table'), { message: 'table-message', count: 'count', more: 'load-more' });
   els.loadMore = $('#load-more');
   els.count = $('#count');
   els.tableMessage = $('#table-message');

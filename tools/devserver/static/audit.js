@@ -7,7 +7,7 @@
 // query, as the API asks, with `cache: 'no-store'`), never put in the page URL, storage or the
 // console, and never shown back; the answer shows the hash the server echoes.
 
-import { TABLE_LABELS, state, $, els, h, fmtDate, plural, api, describe, errorNotice } from './common.js';
+import { TABLE_LABELS, state, $, els, h, fmtDate, plural, api, describe, errorNotice, addTableFoot, showTableMessage } from './common.js';
 
 const ACTIVITY_LIMIT = 20;
 const LOG_LIMIT = 50;
@@ -230,15 +230,7 @@ export function activitySection(user) {
 // the Audit log view
 // ---------------------------------------------------------------------------------------
 
-function setLogMessage(title, text) {
-  if (!title) {
-    els.auditMessage.hidden = true;
-    els.auditMessage.replaceChildren();
-    return;
-  }
-  els.auditMessage.hidden = false;
-  els.auditMessage.replaceChildren(h('strong', { text: title }), text ? h('span', { text }) : null);
-}
+const setLogMessage = (title, text) => showTableMessage(els.auditMessage, title, text);
 
 const filtered = () => Boolean(log.filters.actor || log.filters.target || log.filters.type);
 
@@ -447,6 +439,7 @@ export function initAudit() {
   els.auditTarget = $('#audit-target');
   els.auditType = $('#audit-type');
   els.auditBody = $('#audit-body');
+  addTableFoot(els.auditBody.closest('table'), { message: 'audit-message', count: 'audit-count', more: 'audit-load-more' });
   els.auditMessage = $('#audit-message');
   els.auditCount = $('#audit-count');
   els.auditMore = $('#audit-load-more');

@@ -86,6 +86,33 @@ export function h(tag, props = {}, ...children) {
   return el;
 }
 
+/**
+ * The message line and the foot (a count, a hidden "Load more" button) of a paged table, put
+ * right after `table`; `ids` names the three: `{ message, count, more }`.
+ */
+export function addTableFoot(table, ids) {
+  table.after(
+    h('div', { id: ids.message, class: 'table-message', hidden: true }),
+    h(
+      'div',
+      { class: 'table-foot' },
+      h('span', { id: ids.count, role: 'status', 'aria-live': 'polite' }),
+      h('button', { id: ids.more, type: 'button', class: 'btn secondary', hidden: true }, 'Load more'),
+    ),
+  );
+}
+
+/** Shows `title` (and `text` under it) in a table's message line `el`; no title hides the line. */
+export function showTableMessage(el, title, text) {
+  if (!title) {
+    el.hidden = true;
+    el.replaceChildren();
+    return;
+  }
+  el.hidden = false;
+  el.replaceChildren(h('strong', { text: title }), text ? h('span', { text }) : null);
+}
+
 export const svg = (markup) => {
   const t = document.createElement('template');
   t.innerHTML = markup.trim();

@@ -41,10 +41,7 @@ impl DynamoSecurityLog {
     /// The newest rows of one index partition that pass `read`'s filters and come after the
     /// query's cursor: at most `want`, and whether more follow.
     async fn read_partition(
-        &self,
-        read: &Read<'_>,
-        query: &AuditQuery,
-        want: usize,
+        &self, read: &Read<'_>, query: &AuditQuery, want: usize,
     ) -> StoreResult<(Vec<SecurityEvent>, bool)> {
         let mut names = HashMap::from([("#k".to_owned(), read.key_attr.to_owned())]);
         let mut values = HashMap::from([(":k".to_owned(), s(read.key))]);

@@ -10,11 +10,11 @@
 
 use super::outbox::{cancelled, cancelled_retryable, reason};
 use super::profiles::DELETION_JOB_ATTR;
+use super::{get_row, transact};
 use crate::attrs::{get_s, n, s, Item};
 use crate::deadline::WithinDeadline;
 use crate::errors::{build, malformed, sdk};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
@@ -159,39 +159,26 @@ impl DeletionJobs for DynamoDeletionJobs {
         // one with TransactionConflict: try again, so that the loser meets the winner's
         // write and is refused for it, instead of answering 503.
         let mut attempt = 0;
-        let (err, reasons) = loop {
+        let reasons = loop {
             attempt += 1;
-            let result = self
-                .client
-                .transact_write_items()
-                .transact_items(TransactWriteItem::builder().put(put.clone()).build())
-                .transact_items(TransactWriteItem::builder().update(mark.clone()).build())
-                .transact_items(
-                    TransactWriteItem::builder()
-                        .condition_check(actor.clone())
-                        .build(),
-                )
-                .send()
-                .within_deadline()
-                .await;
-            let err = match result {
-                Ok(_) => return Ok(Created::Created),
-                Err(err) => err,
+            let items = vec![
+                TransactWriteItem::builder().put(put.clone()).build(),
+                TransactWriteItem::builder().update(mark.clone()).build(),
+                TransactWriteItem::builder()
+                    .condition_check(actor.clone())
+                    .build(),
+            ];
+            let Some(reasons) = transact(&self.client, items, DEP, &what).await? else {
+                return Ok(Created::Created);
             };
-            let Some(TransactWriteItemsError::TransactionCanceledException(tce)) = err.as_service_error()
-            else {
-                return Err(sdk(DEP, what(), err));
-            };
-            let reasons = tce.cancellation_reasons().to_vec();
             let conflict = reasons.iter().any(|r| r.code() == Some("TransactionConflict"));
             if conflict && attempt < CREATE_ATTEMPTS {
                 tokio::time::sleep(std::time::Duration::from_millis(20 + fastrand::u64(0..80))).await;
                 continue;
             }
-            break (err, reasons);
+            break reasons;
         };
         let reasons = reasons.as_slice();
-        drop(err);
         if cancelled_retryable(reasons) {
             return Err(cancelled(DEP, what(), reasons));
         }
@@ -211,17 +198,8 @@ impl DeletionJobs for DynamoDeletionJobs {
     }
 
     async fn get(&self, user_id: &str) -> StoreResult<Option<DeletionJob>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("user_id", s(user_id))
-            .consistent_read(true)
-            .send()
-            .within_deadline()
-            .await
-            .map_err(|e| sdk(DEP, format!("GetItem on {}", self.table), e))?;
-        out.item().map(job_from).transpose()
+        let row = get_row(&self.client, &self.table, "user_id", user_id, DEP).await?;
+        row.as_ref().map(job_from).transpose()
     }
 
     async fn save(&self, job: &DeletionJob) -> StoreResult<Saved> {
@@ -254,35 +232,26 @@ impl DeletionJobs for DynamoDeletionJobs {
     async fn open(&self, limit: usize) -> StoreResult<Vec<OpenJob>> {
         let mut open = Vec::new();
         for state in [IN_PROGRESS, LATE_PASS] {
-            let mut start = None;
-            loop {
-                let out = self
-                    .client
-                    .query()
-                    .table_name(&self.table)
-                    .index_name(OPEN_INDEX)
-                    .key_condition_expression("#open = :state")
-                    .expression_attribute_names("#open", OPEN_ATTR)
-                    .expression_attribute_values(":state", s(state))
-                    .set_exclusive_start_key(start)
-                    .send()
-                    .within_deadline()
-                    .await
-                    .map_err(|e| sdk(DEP, format!("Query {OPEN_INDEX} on {}", self.table), e))?;
-                open.extend(out.items().iter().filter_map(|i| {
-                    Some(OpenJob {
-                        user_id: get_s(i, "user_id")?.to_owned(),
-                        job_id: get_s(i, "job_id")?.to_owned(),
-                        created_at: get_s(i, "created_at").unwrap_or_default().to_owned(),
-                        due_at: get_s(i, "due_at")?.to_owned(),
-                        completed: state == LATE_PASS,
-                    })
-                }));
-                match out.last_evaluated_key() {
-                    Some(k) if open.len() < limit => start = Some(k.clone()),
-                    _ => break,
-                }
-            }
+            let already = open.len();
+            let rows = super::query_index(
+                &self.client,
+                &self.table,
+                OPEN_INDEX,
+                OPEN_ATTR,
+                state,
+                DEP,
+                |n| already + n >= limit,
+            )
+            .await?;
+            open.extend(rows.iter().filter_map(|i| {
+                Some(OpenJob {
+                    user_id: get_s(i, "user_id")?.to_owned(),
+                    job_id: get_s(i, "job_id")?.to_owned(),
+                    created_at: get_s(i, "created_at").unwrap_or_default().to_owned(),
+                    due_at: get_s(i, "due_at")?.to_owned(),
+                    completed: state == LATE_PASS,
+                })
+            }));
         }
         open.sort_by(|a, b| a.due_at.cmp(&b.due_at));
         open.truncate(limit);

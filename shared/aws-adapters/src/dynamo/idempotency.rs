@@ -48,17 +48,7 @@ impl DynamoIdempotency {
     }
 
     async fn read(&self, pk: &str) -> StoreResult<Option<Item>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(pk))
-            .consistent_read(true)
-            .send()
-            .within_deadline()
-            .await
-            .map_err(|e| sdk(DEP, format!("GetItem on {}", self.table), e))?;
-        Ok(out.item().cloned())
+        super::get_row(&self.client, &self.table, "pk", pk, DEP).await
     }
 }
 
@@ -197,12 +187,7 @@ impl Idempotency for DynamoIdempotency {
     }
 
     async fn complete(
-        &self,
-        scope: &str,
-        key: &str,
-        owner: &str,
-        status: u16,
-        response: &str,
+        &self, scope: &str, key: &str, owner: &str, status: u16, response: &str,
     ) -> StoreResult<()> {
         let result = self
             .client
@@ -255,10 +240,7 @@ impl Idempotency for DynamoIdempotency {
     }
 
     async fn get(
-        &self,
-        scope: &str,
-        key: &str,
-        now: DateTime<Utc>,
+        &self, scope: &str, key: &str, now: DateTime<Utc>,
     ) -> StoreResult<Option<IdempotencyRecord>> {
         match self.read(&Self::pk(scope, key)).await? {
             Some(item) if live(&item, now) => Ok(Some(record_from(&item)?)),
@@ -292,12 +274,7 @@ const RATE_ATTEMPTS: usize = 6;
 #[async_trait]
 impl RateLimiter for DynamoRateLimiter {
     async fn take(
-        &self,
-        bucket: &str,
-        limit: u32,
-        window: Duration,
-        now: DateTime<Utc>,
-        use_id: &str,
+        &self, bucket: &str, limit: u32, window: Duration, now: DateTime<Utc>, use_id: &str,
     ) -> StoreResult<RateDecision> {
         let pk = format!("rate#{bucket}");
         let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);

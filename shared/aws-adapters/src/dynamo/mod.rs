@@ -10,7 +10,13 @@ pub(crate) mod security_log;
 pub(crate) mod user_data;
 
 use crate::attrs::{put_opt, s, Item};
+use crate::deadline::WithinDeadline;
+use crate::errors::sdk;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{CancellationReason, TransactWriteItem};
+use aws_sdk_dynamodb::Client;
 use domain::model::SecurityEvent;
+use domain::ports::StoreResult;
 
 /// Names that a `SecurityEvent` field may not overwrite.
 const EVENT_CORE: &[&str] = &[
@@ -48,6 +54,75 @@ pub(crate) fn event_item(event: &SecurityEvent) -> Item {
         item.insert("expires_at".into(), crate::attrs::n(at));
     }
     item
+}
+
+/// A strongly consistent `GetItem` of the row whose string key `key_name` is `key`.
+pub(crate) async fn get_row(
+    client: &Client, table: &str, key_name: &str, key: &str, dependency: &'static str,
+) -> StoreResult<Option<Item>> {
+    let out = client
+        .get_item()
+        .table_name(table)
+        .key(key_name, s(key))
+        .consistent_read(true)
+        .send()
+        .within_deadline()
+        .await
+        .map_err(|e| sdk(dependency, format!("GetItem on {table}"), e))?;
+    Ok(out.item().cloned())
+}
+
+/// Every row of an index whose partition key `key_attr` is `key`, page after page, until
+/// there is no next page or `enough` says the rows read so far are enough.
+pub(crate) async fn query_index(
+    client: &Client, table: &str, index: &str, key_attr: &str, key: &str, dependency: &'static str,
+    enough: impl Fn(usize) -> bool,
+) -> StoreResult<Vec<Item>> {
+    let mut rows = Vec::new();
+    let mut start = None;
+    loop {
+        let out = client
+            .query()
+            .table_name(table)
+            .index_name(index)
+            .key_condition_expression("#k = :k")
+            .expression_attribute_names("#k", key_attr)
+            .expression_attribute_values(":k", s(key))
+            .set_exclusive_start_key(start)
+            .send()
+            .within_deadline()
+            .await
+            .map_err(|e| sdk(dependency, format!("Query {index} on {table}"), e))?;
+        rows.extend_from_slice(out.items());
+        match out.last_evaluated_key() {
+            Some(k) if !enough(rows.len()) => start = Some(k.clone()),
+            _ => return Ok(rows),
+        }
+    }
+}
+
+/// One `TransactWriteItems`: `Ok(None)` when it applied; `Ok(Some(reasons))` when DynamoDB
+/// cancelled it (one reason per item, in order, for the caller to read); any other failure
+/// as a [`domain::ports::DependencyError`] named by `what`.
+pub(crate) async fn transact(
+    client: &Client, items: Vec<TransactWriteItem>, dependency: &'static str,
+    what: &(dyn Fn() -> String + Sync),
+) -> StoreResult<Option<Vec<CancellationReason>>> {
+    let result = client
+        .transact_write_items()
+        .set_transact_items(Some(items))
+        .send()
+        .within_deadline()
+        .await;
+    match result {
+        Ok(_) => Ok(None),
+        Err(err) => match err.as_service_error() {
+            Some(TransactWriteItemsError::TransactionCanceledException(tce)) => {
+                Ok(Some(tce.cancellation_reasons().to_vec()))
+            }
+            _ => Err(sdk(dependency, what(), err)),
+        },
+    }
 }
 
 #[cfg(test)]

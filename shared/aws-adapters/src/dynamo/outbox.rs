@@ -12,7 +12,6 @@ use crate::deadline::WithinDeadline;
 use crate::errors::{build, is_retryable_code, malformed, sdk};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
 use aws_sdk_dynamodb::types::{
     AttributeValue, CancellationReason, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
@@ -43,9 +42,7 @@ pub struct DynamoMessageOutbox {
 
 impl DynamoMessageOutbox {
     pub fn new(
-        client: Client,
-        messages_table: impl Into<String>,
-        profiles_table: impl Into<String>,
+        client: Client, messages_table: impl Into<String>, profiles_table: impl Into<String>,
         security_logs_table: impl Into<String>,
     ) -> Self {
         DynamoMessageOutbox {
@@ -60,12 +57,7 @@ impl DynamoMessageOutbox {
     /// index) to `status`, with `error_code` when given: only while the row is still pending
     /// and `also` (an extra condition, `" AND ..."`, or empty) holds.
     async fn leave_pending(
-        &self,
-        message_id: &str,
-        status: MessageStatus,
-        error_code: Option<&str>,
-        also: &str,
-        at: &str,
+        &self, message_id: &str, status: MessageStatus, error_code: Option<&str>, also: &str, at: &str,
     ) -> Result<UpdateItemOutput, SdkError<UpdateItemError, HttpResponse>> {
         let mut update = self
             .client
@@ -164,8 +156,7 @@ pub(crate) fn cancelled(dep: &'static str, what: String, reasons: &[Cancellation
 
 /// An update whose condition says the work is already done (or must not happen) is a success.
 fn condition_failed_is_done(
-    result: Result<UpdateItemOutput, SdkError<UpdateItemError, HttpResponse>>,
-    what: impl FnOnce() -> String,
+    result: Result<UpdateItemOutput, SdkError<UpdateItemError, HttpResponse>>, what: impl FnOnce() -> String,
 ) -> StoreResult<bool> {
     match result {
         Ok(_) => Ok(true),
@@ -215,22 +206,14 @@ impl MessageOutbox for DynamoMessageOutbox {
             .expression_attribute_values(":lease", crate::attrs::n(millis(lease_until)))
             .build()
             .map_err(|e| build(DEP, what(), e))?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .transact_items(TransactWriteItem::builder().update(lease).build())
-            .send()
-            .within_deadline()
-            .await;
-        let err = match result {
-            Ok(_) => return Ok(Reserved::Reserved),
-            Err(err) => err,
+        let items = vec![
+            TransactWriteItem::builder().put(put).build(),
+            TransactWriteItem::builder().update(lease).build(),
+        ];
+        let Some(reasons) = super::transact(&self.client, items, DEP, &what).await? else {
+            return Ok(Reserved::Reserved);
         };
-        let Some(TransactWriteItemsError::TransactionCanceledException(tce)) = err.as_service_error() else {
-            return Err(sdk(DEP, what(), err));
-        };
-        let reasons = tce.cancellation_reasons();
+        let reasons = reasons.as_slice();
         if reason(reasons, 0) == Some("ConditionalCheckFailed") {
             let row = match reasons[0].item() {
                 Some(item) => Some(item.clone()),
@@ -247,10 +230,7 @@ impl MessageOutbox for DynamoMessageOutbox {
     }
 
     async fn begin_attempt(
-        &self,
-        message_id: &str,
-        attempt: &str,
-        event: &SecurityEvent,
+        &self, message_id: &str, attempt: &str, event: &SecurityEvent,
     ) -> StoreResult<Attempt> {
         let what = || {
             format!(
@@ -279,22 +259,14 @@ impl MessageOutbox for DynamoMessageOutbox {
             .condition_expression("attribute_not_exists(event_id)")
             .build()
             .map_err(|e| build(DEP, what(), e))?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(mark).build())
-            .transact_items(TransactWriteItem::builder().put(audit).build())
-            .send()
-            .within_deadline()
-            .await;
-        let err = match result {
-            Ok(_) => return Ok(Attempt::Began),
-            Err(err) => err,
+        let items = vec![
+            TransactWriteItem::builder().update(mark).build(),
+            TransactWriteItem::builder().put(audit).build(),
+        ];
+        let Some(reasons) = super::transact(&self.client, items, DEP, &what).await? else {
+            return Ok(Attempt::Began);
         };
-        let Some(TransactWriteItemsError::TransactionCanceledException(tce)) = err.as_service_error() else {
-            return Err(sdk(DEP, what(), err));
-        };
-        let reasons = tce.cancellation_reasons();
+        let reasons = reasons.as_slice();
         if cancelled_retryable(reasons) {
             return Err(cancelled(DEP, what(), reasons));
         }
@@ -420,10 +392,7 @@ impl MessageOutbox for DynamoMessageOutbox {
     }
 
     async fn history(
-        &self,
-        recipient_id: &str,
-        limit: usize,
-        cursor: Option<&MessageCursor>,
+        &self, recipient_id: &str, limit: usize, cursor: Option<&MessageCursor>,
     ) -> StoreResult<Page<AdminMessage>> {
         let limit = limit.max(1);
         let start = cursor.map(|c| message_cursor_key(recipient_id, c));

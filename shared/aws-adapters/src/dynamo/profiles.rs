@@ -240,48 +240,20 @@ impl Profiles for DynamoProfiles {
     }
 
     async fn active_owners(&self) -> StoreResult<Vec<String>> {
-        let mut owners = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(BY_ROLE)
-                .key_condition_expression("#role = :owner")
-                .expression_attribute_names("#role", "role")
-                .expression_attribute_values(":owner", s("owner"))
-                .set_exclusive_start_key(start)
-                .send()
-                .within_deadline()
-                .await
-                .map_err(|e| sdk(DEP, format!("Query {BY_ROLE} on {}", self.table), e))?;
-            owners.extend(
-                out.items()
-                    .iter()
-                    .filter(|i| !i.contains_key("deleted_at") && !i.contains_key(DELETION_JOB_ATTR))
-                    .filter_map(|i| get_s(i, "user_id").map(str::to_owned)),
-            );
-            match out.last_evaluated_key() {
-                Some(k) => start = Some(k.clone()),
-                None => return Ok(owners),
-            }
-        }
+        let rows = super::query_index(&self.client, &self.table, BY_ROLE, "role", "owner", DEP, |_| {
+            false
+        })
+        .await?;
+        Ok(rows
+            .iter()
+            .filter(|i| !i.contains_key("deleted_at") && !i.contains_key(DELETION_JOB_ATTR))
+            .filter_map(|i| get_s(i, "user_id").map(str::to_owned))
+            .collect())
     }
 }
 
 impl DynamoProfiles {
     async fn raw_get(&self, user_id: &str) -> StoreResult<Option<Item>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("user_id", s(user_id))
-            .consistent_read(true)
-            .send()
-            .within_deadline()
-            .await
-            .map_err(|e| sdk(DEP, format!("GetItem on {}", self.table), e))?;
-        Ok(out.item().cloned())
+        super::get_row(&self.client, &self.table, "user_id", user_id, DEP).await
     }
 }

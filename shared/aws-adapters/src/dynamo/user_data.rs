@@ -77,10 +77,7 @@ impl DynamoUserData {
     /// Write one batch (≤ 25) until DynamoDB has processed every request. Sets `pushed_back`
     /// when DynamoDB handed items back (its capacity was exceeded).
     async fn write_batch(
-        &self,
-        dep: &'static str,
-        physical: &str,
-        mut requests: Vec<WriteRequest>,
+        &self, dep: &'static str, physical: &str, mut requests: Vec<WriteRequest>,
         pushed_back: &std::sync::atomic::AtomicBool,
     ) -> StoreResult<()> {
         // Attempts in a row in which DynamoDB processed nothing; an attempt that processed some
@@ -162,11 +159,7 @@ fn lookup_parts(table: &CascadeTable) -> (Option<&'static str>, &'static str) {
 #[async_trait]
 impl UserData for DynamoUserData {
     async fn page(
-        &self,
-        table: &CascadeTable,
-        user_id: &str,
-        cursor: Option<&ItemKey>,
-        limit: usize,
+        &self, table: &CascadeTable, user_id: &str, cursor: Option<&ItemKey>, limit: usize,
     ) -> StoreResult<KeysPage> {
         let physical = self.physical(table)?;
         let (index, attr) = lookup_parts(table);

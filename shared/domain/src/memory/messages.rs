@@ -34,10 +34,7 @@ impl MessageOutbox for InMemoryBackend {
     }
 
     async fn begin_attempt(
-        &self,
-        message_id: &str,
-        attempt: &str,
-        event: &SecurityEvent,
+        &self, message_id: &str, attempt: &str, event: &SecurityEvent,
     ) -> StoreResult<Attempt> {
         self.call("admin_messages", |st| {
             let Some(m) = st.messages.get_mut(message_id) else {
@@ -100,10 +97,7 @@ impl MessageOutbox for InMemoryBackend {
     }
 
     async fn history(
-        &self,
-        recipient_id: &str,
-        limit: usize,
-        cursor: Option<&MessageCursor>,
+        &self, recipient_id: &str, limit: usize, cursor: Option<&MessageCursor>,
     ) -> StoreResult<Page<AdminMessage>> {
         self.call("admin_messages", |st| {
             let mut all: Vec<&AdminMessage> = st
@@ -211,12 +205,7 @@ impl Idempotency for InMemoryBackend {
     }
 
     async fn complete(
-        &self,
-        scope: &str,
-        key: &str,
-        owner: &str,
-        status: u16,
-        response: &str,
+        &self, scope: &str, key: &str, owner: &str, status: u16, response: &str,
     ) -> StoreResult<()> {
         self.call("idempotency", |st| {
             if let Some(stored) = st.idempotency.get_mut(&format!("{scope}#{key}")) {
@@ -250,10 +239,7 @@ impl Idempotency for InMemoryBackend {
     }
 
     async fn get(
-        &self,
-        scope: &str,
-        key: &str,
-        now: DateTime<Utc>,
+        &self, scope: &str, key: &str, now: DateTime<Utc>,
     ) -> StoreResult<Option<IdempotencyRecord>> {
         self.call("idempotency", |st| {
             st.idempotency

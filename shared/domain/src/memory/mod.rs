@@ -460,8 +460,7 @@ impl InMemoryBackend {
 /// The text of the next page's cursor, from the last row of this page. A stored key outside
 /// the cursor's form is a broken row.
 fn next_cursor<C: std::fmt::Display>(
-    table: &'static str,
-    last: Option<Result<C, CursorError>>,
+    table: &'static str, last: Option<Result<C, CursorError>>,
 ) -> StoreResult<Option<String>> {
     last.transpose().map(|c| c.map(|c| c.to_string())).map_err(|e| {
         DependencyError::new(
@@ -750,11 +749,7 @@ impl DeletionJobs for InMemoryBackend {
 #[async_trait]
 impl UserData for InMemoryBackend {
     async fn page(
-        &self,
-        table: &CascadeTable,
-        user_id: &str,
-        cursor: Option<&ItemKey>,
-        limit: usize,
+        &self, table: &CascadeTable, user_id: &str, cursor: Option<&ItemKey>, limit: usize,
     ) -> StoreResult<KeysPage> {
         let now = self.now();
         self.call(table.name, |st| {
@@ -863,12 +858,7 @@ impl DeletionQueue for InMemoryBackend {
 #[async_trait]
 impl RateLimiter for InMemoryBackend {
     async fn take(
-        &self,
-        bucket: &str,
-        limit: u32,
-        window: Duration,
-        now: DateTime<Utc>,
-        use_id: &str,
+        &self, bucket: &str, limit: u32, window: Duration, now: DateTime<Utc>, use_id: &str,
     ) -> StoreResult<RateDecision> {
         self.call("rate_limits", |st| {
             let window = chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);

@@ -22,11 +22,7 @@ struct Answer {
 }
 
 fn call(
-    api: &str,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
+    api: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str,
 ) -> std::io::Result<Answer> {
     let mut stream = TcpStream::connect(api)?;
     let mut request = format!(
