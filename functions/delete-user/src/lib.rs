@@ -3,7 +3,7 @@
 //! `GET /admin/users/{userId}/deletion-preview` (what a deletion would remove).
 
 use domain::deletion::{DeleteOutcome, Deletion};
-use domain::job::DeletionJob;
+use domain::job::{DeletionJob, LatePassView};
 use domain::model::RequestMeta;
 use domain::policy::Action;
 use domain::types::UserId;
@@ -68,18 +68,7 @@ struct JobStatus<'a> {
     completed_at: Option<&'a str>,
     /// Once completed: the last pass, after the longest access-token lifetime.
     #[serde(skip_serializing_if = "Option::is_none")]
-    late_pass: Option<LatePass<'a>>,
-}
-
-/// The late pass of a completed job: when it is due, when it ran, what it found.
-#[derive(Debug, Serialize)]
-struct LatePass<'a> {
-    status: &'static str,
-    due_at: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    done_at: Option<&'a str>,
-    /// Rows written with a token issued before the lock-out, removed by the late pass.
-    late: BTreeMap<String, u64>,
+    late_pass: Option<LatePassView>,
 }
 
 enum Route {
@@ -197,16 +186,7 @@ async fn status(app: &DeleteApp, meta: &RequestMeta, req: &Request) -> Result<Re
             deleted: counts,
             created_at: Some(&job.created_at),
             completed_at: job.completed_at.as_deref(),
-            late_pass: job.is_completed().then(|| LatePass {
-                status: if job.late_pass_done_at.is_some() {
-                    "done"
-                } else {
-                    "pending"
-                },
-                due_at: job.late_pass_due_at.as_deref(),
-                done_at: job.late_pass_done_at.as_deref(),
-                late: job.late_counts(),
-            }),
+            late_pass: job.late_pass(),
         },
     };
     Ok(response::json(StatusCode::OK, &answer, &meta.request_id))
