@@ -163,6 +163,18 @@ def seed(ddb, cognito, pool_id, tables, users):
                 TableName=tables["HELP_REQUESTS_TABLE"],
                 Item={"request_id": {"S": f"{uid}-help-{i}"}, "user_id": {"S": uid}},
             )
+            ddb.put_item(
+                TableName=tables["ADMIN_MESSAGES_TABLE"],
+                Item={
+                    "message_id": {"S": f"{uid}-msg-{i}"},
+                    "recipient_id": {"S": uid},
+                    "sender_id": {"S": "owner-1"},
+                    "subject": {"S": "A seeded message"},
+                    "body": {"S": "Seeded for the erasure checks."},
+                    "status": {"S": "delivered"},
+                    "created_at": {"S": f"2025-01-01T00:00:0{i}.000Z"},
+                },
+            )
 
 
 def main():

@@ -213,24 +213,30 @@ def erased(env_file, *args):
     kept = args[args.index("--kept") + 1]
     deleted = [a for a in args[: args.index("--kept")]]
 
+    # Every table of the cascade plan: how a user's rows are found (the index, and its key).
+    lookups = {
+        "TRANSACTIONS_TABLE": (None, "user_id"),
+        "FOLLOWED_COMPANIES_TABLE": (None, "user_id"),
+        "BILLING_RECORDS_TABLE": (None, "user_id"),
+        "SESSIONS_TABLE": ("by_user", "user_id"),
+        "HELP_REQUESTS_TABLE": ("by_user", "user_id"),
+        "ADMIN_MESSAGES_TABLE": ("by_recipient", "recipient_id"),
+    }
+
     def count(var, user):
+        index, attr = lookups[var]
         query = {
             "TableName": env[var],
-            "KeyConditionExpression": "user_id = :u",
+            "KeyConditionExpression": "#u = :u",
+            "ExpressionAttributeNames": {"#u": attr},
             "ExpressionAttributeValues": {":u": {"S": user}},
             "Select": "COUNT",
         }
-        if var in ("SESSIONS_TABLE", "HELP_REQUESTS_TABLE"):
-            query["IndexName"] = "by_user"
+        if index:
+            query["IndexName"] = index
         return ddb.query(**query)["Count"]
 
-    tables = [
-        "TRANSACTIONS_TABLE",
-        "FOLLOWED_COMPANIES_TABLE",
-        "BILLING_RECORDS_TABLE",
-        "SESSIONS_TABLE",
-        "HELP_REQUESTS_TABLE",
-    ]
+    tables = list(lookups)
     problems = []
     for user in deleted:
         for var in tables:
