@@ -10,7 +10,7 @@
 use crate::access::{authorize, load_caller, target_state};
 use crate::cascade::CASCADE_PLAN;
 use crate::job::{DeletionJob, Lease, Step};
-use crate::model::{parse_timestamp, timestamp, EventType, RequestMeta, SecurityEvent};
+use crate::model::{chrono_duration, parse_timestamp, timestamp, EventType, RequestMeta, SecurityEvent};
 use crate::ports::*;
 use crate::types::{EmailAddress, UserId};
 use policy::{Action, Caller, Denial, Role, RoleName, Target};
@@ -767,8 +767,4 @@ fn late_pass_due(job: &DeletionJob, now: chrono::DateTime<chrono::Utc>) -> bool 
         .as_deref()
         .and_then(parse_timestamp)
         .is_none_or(|due| due <= now)
-}
-
-pub(crate) fn chrono_duration(d: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }

@@ -1,7 +1,9 @@
 //! Message a user: the use case behind `POST /admin/users/{id}/messages` and the history.
 
 use crate::access::{authorize, load_caller, target_state};
-use crate::model::{timestamp, AdminMessage, EventType, MessageStatus, Page, RequestMeta, SecurityEvent};
+use crate::model::{
+    chrono_duration, timestamp, AdminMessage, EventType, MessageStatus, Page, RequestMeta, SecurityEvent,
+};
 use crate::ports::*;
 use crate::types::{sha256_hex, EmailAddress, IdempotencyKey, MessageBody, Subject, UserId};
 use chrono::Duration as ChronoDuration;
@@ -596,8 +598,4 @@ fn fingerprint(input: &SendInput) -> String {
         bytes.extend_from_slice(part.as_bytes());
     }
     sha256_hex(&bytes)
-}
-
-fn chrono_duration(d: Duration) -> ChronoDuration {
-    ChronoDuration::from_std(d).unwrap_or(ChronoDuration::MAX)
 }

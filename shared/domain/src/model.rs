@@ -266,3 +266,9 @@ pub struct Page<T> {
 /// The key of one item, or a `LastEvaluatedKey`: attribute name → string value
 /// (every key attribute in this product is a string).
 pub type ItemKey = BTreeMap<String, String>;
+
+/// A std duration as a chrono one; one too long for chrono (never, for this product's
+/// settings) saturates instead of failing.
+pub fn chrono_duration(d: std::time::Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}

@@ -57,7 +57,7 @@ impl Schedule {
     {
         let clock = b.clock();
         let start = clock.now();
-        let every = chrono::Duration::from_std(self.sweep_every).expect("a short interval");
+        let every = crate::model::chrono_duration(self.sweep_every);
         let mut next_sweep = start + every;
         loop {
             let now = clock.now();

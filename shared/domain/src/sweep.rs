@@ -11,7 +11,7 @@
 //! a sweep that runs twice, or dies half-way, does no harm.
 
 use crate::deletion::Continuation;
-use crate::model::{parse_timestamp, timestamp, MessageStatus};
+use crate::model::{chrono_duration, parse_timestamp, timestamp, MessageStatus};
 use crate::ports::{Clock, DeletionJobs, DeletionQueue, DependencyError, MessageOutbox};
 use std::sync::Arc;
 use std::time::Duration;
@@ -121,8 +121,4 @@ impl Sweeper {
         }
         Ok(())
     }
-}
-
-fn chrono_duration(d: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
