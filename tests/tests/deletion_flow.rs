@@ -260,7 +260,6 @@ impl Flow {
                 )
             })
             .collect();
-        assert_eq!(job.counts(), want, "exact per-table counts");
 
         // Auth record gone; the bystander untouched.
         assert_eq!(
@@ -299,6 +298,9 @@ impl Flow {
                 t.name
             );
         }
+
+        // Only now the counts: a row left behind is the worse failure, so it is reported first.
+        assert_eq!(job.counts(), want, "exact per-table counts");
 
         // One deletion event with the hash, one completion event; no raw email anywhere.
         let events = self.security_events().await;
