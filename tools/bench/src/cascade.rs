@@ -269,6 +269,8 @@ async fn assert_erased(world: &World, user: &str) -> anyhow::Result<()> {
 /// One erase: its time, what the model saw, and how busy the emulator was.
 struct Measured {
     items: usize,
+    /// When the erase began, and how long it took.
+    started: Instant,
     took: Duration,
     model: Stats,
     emulator_cpu: Option<Duration>,
@@ -305,18 +307,38 @@ impl Measured {
         )
     }
 
-    /// Per table: first → last accepted write, in the order the tables were written.
+    /// Per table: first → last accepted write, in the order the tables were written; then the
+    /// time from the erase's start to its first delete and from its last delete to its end
+    /// (the routine's other steps, the index re-queries and the last saves).
     fn spans(&self, world: &World) -> String {
-        let mut spans: Vec<(Instant, String)> = tables()
+        let mut spans: Vec<(Instant, Instant, String)> = tables()
             .iter()
             .filter_map(|t| {
                 let s = self.model.tables.get(&world.table(t.env_var))?;
                 let (first, last) = (s.first?, s.last?);
-                Some((first, format!("{} {}", t.name, dur(last - first))))
+                Some((first, last, format!("{} {}", t.name, dur(last - first))))
             })
             .collect();
         spans.sort();
-        spans.into_iter().map(|(_, s)| s).collect::<Vec<_>>().join(", ")
+        let edges = spans
+            .iter()
+            .map(|(first, _, _)| *first)
+            .min()
+            .zip(spans.iter().map(|(_, last, _)| *last).max())
+            .map(|(first, last)| {
+                format!(
+                    " (first delete {} after the start, end {} after the last delete)",
+                    dur(first.saturating_duration_since(self.started)),
+                    dur((self.started + self.took).saturating_duration_since(last))
+                )
+            })
+            .unwrap_or_default();
+        let list = spans
+            .into_iter()
+            .map(|(_, _, s)| s)
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!("{list}{edges}")
     }
 }
 
@@ -337,6 +359,7 @@ where
         |before: Option<Duration>, now: Option<Duration>| before.zip(now).map(|(a, b)| b.saturating_sub(a));
     let measured = Measured {
         items: per_table * tables().len(),
+        started,
         took,
         model: proxy.stats().since(&before),
         emulator_cpu: cpu_since(
