@@ -5,8 +5,6 @@ use super::{Cascaded, Deletion};
 use crate::cascade::{CascadeTable, Lookup, CASCADE_PLAN};
 use crate::job::{DeletionJob, TableProgress};
 use crate::ports::*;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::PoisonError;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -14,30 +12,26 @@ impl Deletion {
     /// Step 5 (or the late pass): erase every table of the plan, all at once, into
     /// `job.progress` (or `job.late_progress`).
     ///
-    /// Each table runs its own loop, and the tables share the job: no table goes on from a page
-    /// until a save holding that page's progress is stored (one save at a time, each holding
-    /// every table's progress so far), so a crash anywhere resumes exactly: a page's keys are
-    /// saved as `pending` before they are deleted and counted once they are gone.
+    /// Each table runs its own loop, and the tables share the job, which is saved after every
+    /// page of any of them (one save at a time), so a crash anywhere resumes exactly: a page's
+    /// keys are saved as `pending` before they are deleted and counted once they are gone.
     /// While a page is deleted, the next one is read. DynamoDB's "slow down" (throttling,
     /// capacity exceeded) slows a table down; it never fails the erasure.
     pub(super) async fn cascade(
         &self, job: &mut DeletionJob, late: bool, deadline: Instant,
     ) -> Result<Cascaded, DependencyError> {
-        let shared = Shared {
-            job: std::sync::Mutex::new((job.clone(), 0)),
-            saved: tokio::sync::Mutex::new(0),
-            lost: AtomicBool::new(false),
-        };
+        let shared = tokio::sync::Mutex::new(job.clone());
+        let lost = std::sync::atomic::AtomicBool::new(false);
         let ends = futures::future::try_join_all(
             CASCADE_PLAN
                 .iter()
-                .map(|table| self.cascade_table(&shared, table, late, deadline)),
+                .map(|table| self.cascade_table(&shared, table, late, deadline, &lost)),
         )
         .await;
-        *job = shared.job.into_inner().unwrap_or_else(PoisonError::into_inner).0;
+        *job = shared.into_inner();
         let ends = ends?;
         Ok(
-            if shared.lost.load(Ordering::SeqCst) || ends.contains(&Cascaded::Lost) {
+            if lost.load(std::sync::atomic::Ordering::SeqCst) || ends.contains(&Cascaded::Lost) {
                 Cascaded::Lost
             } else if ends.contains(&Cascaded::OutOfTime) {
                 Cascaded::OutOfTime
@@ -56,16 +50,14 @@ impl Deletion {
     /// after its deletion is neither deleted nor counted), and once the first pass is over the
     /// index is queried again from the start until a query finds nothing.
     async fn cascade_table(
-        &self, shared: &Shared, table: &CascadeTable, late: bool, deadline: Instant,
+        &self, shared: &tokio::sync::Mutex<DeletionJob>, table: &CascadeTable, late: bool, deadline: Instant,
+        lost: &std::sync::atomic::AtomicBool,
     ) -> Result<Cascaded, DependencyError> {
-        let lost = &shared.lost;
+        use std::sync::atomic::Ordering;
         let by_index = matches!(table.lookup, Lookup::Index { .. });
         let (user_id, mut at) = {
-            let mut job = shared.job();
-            (
-                job.0.user_id.clone(),
-                progress_of(&mut job.0, table, late).clone(),
-            )
+            let mut job = shared.lock().await;
+            (job.user_id.clone(), progress_of(&mut job, table, late).clone())
         };
         let mut only_stale = false;
         let mut slow_down = Duration::ZERO;
@@ -182,61 +174,15 @@ impl Deletion {
                 }
                 None => {}
             }
-            if !self.save_progress(shared, table, late, &next).await? {
+            let mut job = shared.lock().await;
+            *progress_of(&mut job, table, late) = next.clone();
+            if !self.save(&mut job).await? {
                 lost.store(true, Ordering::SeqCst);
                 return Ok(Cascaded::Lost);
             }
+            drop(job);
             at = next;
         }
-    }
-}
-
-impl Deletion {
-    /// Puts one table's progress into the job and returns once a save that holds it has been
-    /// stored; false when the job moved on under us.
-    ///
-    /// Saves are one at a time, and each stores every table's progress put in so far (a group
-    /// commit): a table whose progress a save of another table already carried does not save
-    /// again, so the tables do not queue behind each other's saves and the job is written
-    /// less often.
-    async fn save_progress(
-        &self, shared: &Shared, table: &CascadeTable, late: bool, next: &TableProgress,
-    ) -> Result<bool, DependencyError> {
-        let mine = {
-            let mut job = shared.job();
-            *progress_of(&mut job.0, table, late) = next.clone();
-            job.1 += 1;
-            job.1
-        };
-        let mut saved = shared.saved.lock().await;
-        if *saved >= mine {
-            return Ok(true);
-        }
-        let (mut snapshot, covers) = shared.job().clone();
-        if !self.save(&mut snapshot).await? {
-            return Ok(false);
-        }
-        let mut job = shared.job();
-        job.0.version = snapshot.version;
-        job.0.updated_at = snapshot.updated_at;
-        *saved = covers;
-        Ok(true)
-    }
-}
-
-/// What the tables of one cascade share.
-struct Shared {
-    /// The job with every table's progress so far, and how many progress updates it holds.
-    job: std::sync::Mutex<(DeletionJob, u64)>,
-    /// Held while a save is under way: the number of updates the last stored save held.
-    saved: tokio::sync::Mutex<u64>,
-    /// A save found the job taken over: every table stops.
-    lost: AtomicBool,
-}
-
-impl Shared {
-    fn job(&self) -> std::sync::MutexGuard<'_, (DeletionJob, u64)> {
-        self.job.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
