@@ -750,3 +750,52 @@ async fn throttling_slows_the_cascade_down_and_never_fails_it() {
     assert!(sim.schedule.dead_letters.is_empty());
     assert_fully_deleted(&b, 40);
 }
+
+/// Simulated time admin-1 takes to delete user-1 (up to the late pass) when every table holds
+/// `items` of theirs, pages are `page` keys, every store call takes `latency` and deletes go at
+/// `rate` items a second; with the backend, to check the end state.
+async fn timed_erase(
+    items: usize, page: usize, latency: Duration, rate: f64,
+) -> (Duration, Arc<InMemoryBackend>) {
+    let b = sim_backend(items, latency);
+    b.set_write_rate(rate);
+    let sim = Sim::new(&b, paged(page));
+    let start = Instant::now();
+    delete_user_1(&sim.deletion, far()).await.unwrap();
+    (start.elapsed(), b)
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_tables_deletes_follow_each_other_without_waiting_for_the_jobs_saves() {
+    // Deleting is what takes time (100 items a second, like a partition at its capacity);
+    // every store call also takes 20 ms. Each table is 40 pages of 25.
+    const ITEMS: usize = 1_000;
+    const PAGE: usize = 25;
+    const RATE: f64 = 100.0;
+    let latency = Duration::from_millis(20);
+    // Everything but the deletes: the steps before and after the cascade, the first read and
+    // save, the last save, the re-query of the tables found through an index.
+    let (around, _) = timed_erase(1, PAGE, latency, RATE).await;
+    let (took, b) = timed_erase(ITEMS, PAGE, latency, RATE).await;
+    // The deletes of one table, back to back: each page's items at the rate, plus the call.
+    let pages = ITEMS.div_ceil(PAGE) as u32;
+    let deletes = Duration::from_secs_f64(ITEMS as f64 / RATE) + latency * pages;
+    // A save between one delete and the next would add 40 saves (0.8 s) per table, more with
+    // five tables sharing the job.
+    assert!(
+        took <= deletes + around,
+        "the erase took {took:?}: its deletes take {deletes:?}, all the rest {around:?}"
+    );
+    for table in CASCADE_PLAN {
+        assert_eq!(
+            b.count_user_items(table, "user-1"),
+            0,
+            "{} still holds items",
+            table.name
+        );
+    }
+    let job = b.snapshot().jobs["user-1"].clone();
+    for (table, n) in job.counts() {
+        assert_eq!(n, ITEMS as u64, "count for {table}");
+    }
+}
