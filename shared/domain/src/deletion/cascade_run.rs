@@ -4,7 +4,6 @@
 use super::{Cascaded, Deletion};
 use crate::cascade::{CascadeTable, Lookup, CASCADE_PLAN};
 use crate::job::{DeletionJob, TableProgress};
-use crate::model::ItemKey;
 use crate::ports::*;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -50,12 +49,6 @@ impl Deletion {
     /// through an index are checked against the table first (an item the index still shows
     /// after its deletion is neither deleted nor counted), and once the first pass is over the
     /// index is queried again from the start until a query finds nothing.
-    ///
-    /// On the first pass the job's save is off the table's critical path: while a page is
-    /// deleted, the next one is read and saved as pending together with the page still being
-    /// deleted, so the next delete starts as soon as this one ends. The page whose delete just
-    /// ended is counted by that next save: a key leaves `pending`, and is counted, only in a
-    /// save made after its delete succeeded.
     async fn cascade_table(
         &self, shared: &tokio::sync::Mutex<DeletionJob>, table: &CascadeTable, late: bool, deadline: Instant,
         lost: &std::sync::atomic::AtomicBool,
@@ -66,8 +59,6 @@ impl Deletion {
             let mut job = shared.lock().await;
             (job.user_id.clone(), progress_of(&mut job, table, late).clone())
         };
-        // How many keys at the front of `at.pending` are deleted already, not yet counted.
-        let mut gone = 0;
         let mut only_stale = false;
         let mut slow_down = Duration::ZERO;
         loop {
@@ -83,8 +74,10 @@ impl Deletion {
                 }
                 tokio::time::sleep(slow_down).await;
             }
-            // Deleted now: the saved keys not deleted yet.
-            let deleting = at.pending[gone.min(at.pending.len())..].to_vec();
+            let mut next = at.clone();
+            // Deleted and counted below: the keys saved as pending (read before a save).
+            let deleting = std::mem::take(&mut next.pending);
+            let deleted = deleting.len() as u64;
             // What to read now. A re-query must wait for the pending keys to be gone (it would
             // find them again), so only the first pass reads ahead.
             let read = if at.exhausted || Instant::now() >= deadline {
@@ -114,169 +107,83 @@ impl Deletion {
                     self.user_data.delete(table, &deleting).await
                 }
             };
-            let cursor = match read {
-                // Ahead of at most one page (after a failed delete, `pending` holds two), so
-                // `pending` never holds more than two pages.
-                Some(cursor)
-                    if !at.verifying && !deleting.is_empty() && deleting.len() <= self.settings.page_size =>
-                {
-                    cursor
-                }
-                read => {
-                    // Delete and read, then save: the re-query, the last page, or a delete that
-                    // has to catch up.
-                    let page = async {
-                        match &read {
-                            None => Ok(None),
-                            Some(cursor) => self
-                                .read_page(table, &user_id, cursor.as_ref(), by_index)
-                                .await
-                                .map(Some),
-                        }
-                    };
-                    let (deleted_now, read_now) = futures::join!(delete, page);
-                    if deleted_now.is_ok() {
-                        gone = at.pending.len();
-                    }
-                    if let Err(err) = deleted_now.as_ref().and(read_now.as_ref().map(drop)) {
-                        if err.throttled {
-                            // Slow down and try again (the pending keys are still saved).
-                            slow_down = slower(slow_down);
-                            tracing::debug!(table = table.name, "throttled; slowing down");
-                            continue;
+            let page = async {
+                match &read {
+                    None => Ok(None),
+                    Some(cursor) => {
+                        let page = self
+                            .user_data
+                            .page(table, &user_id, cursor.as_ref(), self.settings.page_size)
+                            .await?;
+                        let found = page.keys.len();
+                        if by_index && found > 0 {
+                            // An index can still show items already deleted: only the ones the
+                            // table itself holds are deleted and counted.
+                            let live = self.user_data.existing(table, &page.keys).await?;
+                            Ok(Some((
+                                found,
+                                KeysPage {
+                                    keys: live,
+                                    next: page.next,
+                                },
+                            )))
+                        } else {
+                            Ok(Some((found, page)))
                         }
                     }
-                    deleted_now?;
-                    let read_now = read_now?;
-                    slow_down = Duration::ZERO;
-                    let mut next = at.clone();
-                    next.deleted += gone as u64;
-                    next.pending.clear();
-                    match read_now {
-                        Some((found, page)) => {
-                            if next.verifying {
-                                // The last re-query is the one that finds nothing.
-                                next.exhausted = found == 0;
-                                only_stale = found > 0 && page.keys.is_empty();
-                                next.cursor = None;
-                            } else {
-                                next.exhausted = page.next.is_none();
-                                next.cursor = page.next;
-                            }
-                            next.pending = page.keys;
-                        }
-                        None if next.exhausted => {
-                            if by_index && !next.verifying {
-                                next.verifying = true;
-                                next.exhausted = false;
-                                only_stale = true;
-                            } else {
-                                next.done = true;
-                            }
-                            next.cursor = None;
-                        }
-                        None if deleting.is_empty() && Instant::now() >= deadline => {
-                            return Ok(Cascaded::OutOfTime);
-                        }
-                        None => {}
-                    }
-                    if !self.save_progress(shared, table, late, &next).await? {
-                        lost.store(true, Ordering::SeqCst);
-                        return Ok(Cascaded::Lost);
-                    }
-                    at = next;
-                    gone = 0;
-                    continue;
                 }
             };
-            // Read the next page and save it while this one is deleted: the save keeps the
-            // keys being deleted as pending, and counts those whose delete ended before.
-            let read_and_save = async {
-                let (_, page) = self.read_page(table, &user_id, cursor.as_ref(), by_index).await?;
-                let mut next = at.clone();
-                next.deleted += gone as u64;
-                next.exhausted = page.next.is_none();
-                next.cursor = page.next;
-                next.pending = deleting.iter().cloned().chain(page.keys).collect();
-                // A failed save ends the run (the job resumes from what is stored); a failed
-                // read only slows the table down.
-                let saved = self.save_progress(shared, table, late, &next).await;
-                Ok::<_, DependencyError>(saved.map(|saved| (saved, next)))
-            };
-            let (deleted_now, saved_now) = futures::join!(delete, read_and_save);
-            match saved_now {
-                Ok(saved) => {
-                    let (saved, next) = saved?;
-                    if !saved {
-                        lost.store(true, Ordering::SeqCst);
-                        return Ok(Cascaded::Lost);
-                    }
-                    at = next;
-                    gone = if deleted_now.is_ok() { deleting.len() } else { 0 };
-                }
-                Err(err) => {
-                    if deleted_now.is_ok() {
-                        gone = at.pending.len();
-                    }
-                    if !err.throttled {
-                        return Err(err);
-                    }
-                    slow_down = slower(slow_down);
+            let (deleted_now, read_now) = futures::join!(delete, page);
+            if let Err(err) = deleted_now.as_ref().and(read_now.as_ref().map(drop)) {
+                if err.throttled {
+                    // Slow down and try again (the pending keys are still saved).
+                    slow_down = (slow_down * 2).clamp(Duration::from_millis(50), Duration::from_secs(2));
                     tracing::debug!(table = table.name, "throttled; slowing down");
                     continue;
                 }
             }
-            match deleted_now {
-                Ok(()) => slow_down = Duration::ZERO,
-                Err(err) if err.throttled => {
-                    slow_down = slower(slow_down);
-                    tracing::debug!(table = table.name, "throttled; slowing down");
+            deleted_now?;
+            let read_now = read_now?;
+            slow_down = Duration::ZERO;
+            next.deleted += deleted;
+            match read_now {
+                Some((found, page)) => {
+                    if next.verifying {
+                        // The last re-query is the one that finds nothing.
+                        next.exhausted = found == 0;
+                        only_stale = found > 0 && page.keys.is_empty();
+                        next.cursor = None;
+                    } else {
+                        next.exhausted = page.next.is_none();
+                        next.cursor = page.next;
+                    }
+                    next.pending = page.keys;
                 }
-                Err(err) => return Err(err),
+                None if next.exhausted => {
+                    if by_index && !next.verifying {
+                        next.verifying = true;
+                        next.exhausted = false;
+                        only_stale = true;
+                    } else {
+                        next.done = true;
+                    }
+                    next.cursor = None;
+                }
+                None if deleting.is_empty() && Instant::now() >= deadline => {
+                    return Ok(Cascaded::OutOfTime);
+                }
+                None => {}
             }
+            let mut job = shared.lock().await;
+            *progress_of(&mut job, table, late) = next.clone();
+            if !self.save(&mut job).await? {
+                lost.store(true, Ordering::SeqCst);
+                return Ok(Cascaded::Lost);
+            }
+            drop(job);
+            at = next;
         }
     }
-
-    /// One page of `table`'s keys for the user, with the number of keys the query found. Read
-    /// through an index, it keeps only the keys the table itself still holds (an index can
-    /// still show items already deleted).
-    async fn read_page(
-        &self, table: &CascadeTable, user_id: &str, cursor: Option<&ItemKey>, by_index: bool,
-    ) -> Result<(usize, KeysPage), DependencyError> {
-        let page = self
-            .user_data
-            .page(table, user_id, cursor, self.settings.page_size)
-            .await?;
-        let found = page.keys.len();
-        if by_index && found > 0 {
-            let live = self.user_data.existing(table, &page.keys).await?;
-            Ok((
-                found,
-                KeysPage {
-                    keys: live,
-                    next: page.next,
-                },
-            ))
-        } else {
-            Ok((found, page))
-        }
-    }
-
-    /// Save the job with `next` as this table's progress (one save at a time); `false` when
-    /// another runner has taken the job over.
-    async fn save_progress(
-        &self, shared: &tokio::sync::Mutex<DeletionJob>, table: &CascadeTable, late: bool,
-        next: &TableProgress,
-    ) -> Result<bool, DependencyError> {
-        let mut job = shared.lock().await;
-        *progress_of(&mut job, table, late) = next.clone();
-        self.save(&mut job).await
-    }
-}
-
-/// The next pause of a table DynamoDB asked to slow down.
-fn slower(pause: Duration) -> Duration {
-    (pause * 2).clamp(Duration::from_millis(50), Duration::from_secs(2))
 }
 
 fn progress_of<'j>(job: &'j mut DeletionJob, table: &CascadeTable, late: bool) -> &'j mut TableProgress {

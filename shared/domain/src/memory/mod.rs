@@ -154,8 +154,6 @@ pub struct InMemoryBackend {
     mail_hook: Mutex<Option<MailHook>>,
     clock: Mutex<Arc<dyn Clock>>,
     latency: Mutex<Duration>,
-    /// Items a user-data delete removes per second (0 = no limit).
-    write_rate: Mutex<f64>,
     outage: Mutex<Option<(DateTime<Utc>, DateTime<Utc>)>>,
     suppression_list_down: std::sync::atomic::AtomicBool,
 }
@@ -171,7 +169,6 @@ impl Default for InMemoryBackend {
             mail_hook: Mutex::default(),
             clock: Mutex::new(Arc::new(SystemClock)),
             latency: Mutex::new(Duration::ZERO),
-            write_rate: Mutex::new(0.0),
             outage: Mutex::new(None),
             suppression_list_down: std::sync::atomic::AtomicBool::new(false),
         }
@@ -259,12 +256,6 @@ impl InMemoryBackend {
     /// Every store call takes this long (under `tokio::time::pause()`, simulated time passes).
     pub fn set_latency(&self, latency: Duration) {
         *lock(&self.latency) = latency;
-    }
-
-    /// A user-data delete of `n` keys takes `n / per_second` longer than other calls, like a
-    /// partition written at its capacity (under `tokio::time::pause()`, simulated time passes).
-    pub fn set_write_rate(&self, per_second: f64) {
-        *lock(&self.write_rate) = per_second;
     }
 
     /// Every store call between these two instants of the backend's clock fails (a store
@@ -813,10 +804,6 @@ impl UserData for InMemoryBackend {
     }
 
     async fn delete(&self, table: &CascadeTable, keys: &[ItemKey]) -> StoreResult<()> {
-        let rate = *lock(&self.write_rate);
-        if rate > 0.0 {
-            tokio::time::sleep(Duration::from_secs_f64(keys.len() as f64 / rate)).await;
-        }
         let now = self.now();
         self.call(table.name, |st| {
             for key in keys {
