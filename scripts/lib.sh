@@ -12,6 +12,8 @@
 #   start_emulator WHO STEM     the AWS emulator (scripts/emulator.py: moto server plus SESv2's
 #                               suppression list) on a free loopback port, stopped on exit
 #   use_emulator                points the AWS SDK at it (AWS_ENDPOINT_URL, test credentials)
+#   start_dynalite WHO          dynalite (tests/dynalite, npm ci), the second DynamoDB, on a
+#                               free loopback port, stopped on exit; stop_dynalite stops it
 #
 # The sourcing script keeps `set -euo pipefail`; this file sets no options.
 
@@ -129,4 +131,60 @@ use_emulator() {
     export AWS_DEFAULT_REGION=us-east-1
     unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL_DYNAMODB AWS_ENDPOINT_URL_SESV2 \
         AWS_ENDPOINT_URL_SQS AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER
+}
+
+# ---------------------------------------------------------------------------------------------
+# dynalite: a second, independent DynamoDB (npm, pinned in tests/dynalite/package-lock.json).
+# ---------------------------------------------------------------------------------------------
+# start_dynalite WHO: installs it (npm ci, which also applies tests/dynalite/patch-dynalite.js),
+# starts it on a free loopback port with its log in .tmp/dynalite-<port>.log and waits (15 s at
+# most) until it answers; messages start with "WHO:". Sets dynalite_pid, dynalite_endpoint,
+# dynalite_log; stopped on exit (or by stop_dynalite). Returns 1, with the reason on stderr,
+# when node or npm is missing or dynalite does not come up.
+dynalite_pid=""
+dynalite_endpoint=""
+dynalite_log=""
+dynalite_hooked=0
+start_dynalite() {
+    local who="$1" dir="$lib_root/tests/dynalite" bin port code deadline
+    command -v node >/dev/null || { echo "$who: dynalite: node is not installed (Node.js 20 or newer runs dynalite)" >&2; return 1; }
+    command -v npm >/dev/null || { echo "$who: dynalite: npm is not installed" >&2; return 1; }
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) ||
+        { echo "$who: dynalite: npm ci in tests/dynalite failed" >&2; return 1; }
+    bin="$dir/node_modules/.bin/dynalite"
+    [[ -x "$bin" ]] || { echo "$who: dynalite: npm ci left no $bin" >&2; return 1; }
+    mkdir -p "$lib_root/.tmp"
+    port="$(free_port)"
+    dynalite_log="$lib_root/.tmp/dynalite-$port.log"
+    node "$bin" --host 127.0.0.1 --port "$port" --createTableMs 0 --deleteTableMs 0 --updateTableMs 0 \
+        >"$dynalite_log" 2>&1 &
+    dynalite_pid=$!
+    if [[ $dynalite_hooked -eq 0 ]]; then
+        on_exit stop_dynalite
+        dynalite_hooked=1
+    fi
+    dynalite_endpoint="http://127.0.0.1:$port"
+    deadline=$((SECONDS + 15))
+    while :; do
+        # Any HTTP answer will do (dynalite refuses an unsigned request with a 400).
+        code="$(curl -s -o /dev/null -w '%{http_code}' -X POST "$dynalite_endpoint/" || true)"
+        [[ "$code" =~ ^[1-5][0-9][0-9]$ ]] && break
+        if ! kill -0 "$dynalite_pid" 2>/dev/null || ((SECONDS >= deadline)); then
+            cat "$dynalite_log" >&2
+            stop_dynalite
+            echo "$who: dynalite did not come up at $dynalite_endpoint (it exited, or gave no answer within 15 s; its log is above)" >&2
+            return 1
+        fi
+        sleep 0.2
+    done
+    echo "$who: dynalite up at $dynalite_endpoint (pid $dynalite_pid, log $dynalite_log)" >&2
+}
+
+# stop_dynalite: stops the dynalite start_dynalite started, if it runs (also its exit hook).
+stop_dynalite() {
+    if [[ -n "$dynalite_pid" ]] && kill -0 "$dynalite_pid" 2>/dev/null; then
+        kill "$dynalite_pid" 2>/dev/null || true
+        wait "$dynalite_pid" 2>/dev/null || true
+    fi
+    dynalite_pid=""
 }

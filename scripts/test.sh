@@ -57,15 +57,6 @@ ensure_venv
 # loopback port, stopped on exit whatever happens; its log is kept only when something failed.
 # ---------------------------------------------------------------------------------------------
 start_emulator test.sh moto
-dynalite_pid=""
-stop_dynalite() {
-    if [[ -n "$dynalite_pid" ]] && kill -0 "$dynalite_pid" 2>/dev/null; then
-        kill "$dynalite_pid" 2>/dev/null || true
-        wait "$dynalite_pid" 2>/dev/null || true
-    fi
-    dynalite_pid=""
-}
-on_exit stop_dynalite
 
 use_emulator
 # Never let a developer's own AWS profile or a real endpoint leak into the tests (use_emulator
@@ -93,37 +84,8 @@ stage cargo-test cargo "${cargo_args[@]}"
 # (batch limits, validation, pages, error shapes). It has no transactions, so profiles, jobs,
 # the audit log, Cognito and SQS stay on moto; see shared/test-support/src/dynalite.rs.
 # Arguments after `--` go to the test binaries here too.
-dynalite_fail() {
-    printf 'test.sh: dynalite: %s\n' "$*" >&2
-    return 1
-}
 dynalite_flows() {
-    command -v node >/dev/null || { dynalite_fail "node is not installed (Node.js 20 or newer runs dynalite)"; return 1; }
-    command -v npm >/dev/null || { dynalite_fail "npm is not installed"; return 1; }
-    (cd "$root/tests/dynalite" && npm ci --no-audit --no-fund --loglevel=error) ||
-        { dynalite_fail "npm ci in tests/dynalite failed"; return 1; }
-    local bin="$root/tests/dynalite/node_modules/.bin/dynalite"
-    [[ -x "$bin" ]] || { dynalite_fail "npm ci left no $bin"; return 1; }
-    local dport dlog
-    dport="$(free_port)"
-    dlog="$root/.tmp/dynalite-$dport.log"
-    node "$bin" --host 127.0.0.1 --port "$dport" --createTableMs 0 --deleteTableMs 0 --updateTableMs 0 \
-        >"$dlog" 2>&1 &
-    dynalite_pid=$!
-    local give_up=$((SECONDS + 15)) code
-    while :; do
-        # Any HTTP answer will do (dynalite refuses an unsigned request with a 400).
-        code="$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$dport/" || true)"
-        [[ "$code" =~ ^[1-5][0-9][0-9]$ ]] && break
-        if ! kill -0 "$dynalite_pid" 2>/dev/null || ((SECONDS >= give_up)); then
-            cat "$dlog" >&2
-            stop_dynalite
-            dynalite_fail "dynalite did not come up at http://127.0.0.1:$dport (it exited, or gave no answer within 15 s; its log is above)"
-            return 1
-        fi
-        sleep 0.2
-    done
-    echo "test.sh: dynalite up at http://127.0.0.1:$dport (pid $dynalite_pid, log $dlog)" >&2
+    start_dynalite test.sh || return 1
     local test_args=() after_dashes=0 arg status=0
     for arg in "$@"; do
         if [[ $after_dashes -eq 1 ]]; then
@@ -136,10 +98,10 @@ dynalite_flows() {
     # binaries built there are reused instead of built again.
     local scope=(--workspace)
     if [[ $selects_package -eq 1 ]]; then scope=(-p integration-tests); fi
-    DYNALITE_ENDPOINT="http://127.0.0.1:$dport" cargo test "${scope[@]}" \
+    DYNALITE_ENDPOINT="$dynalite_endpoint" cargo test "${scope[@]}" \
         --test deletion_flow --test user_data_store -- "${test_args[@]}" || status=$?
     stop_dynalite
-    if [[ $status -eq 0 ]]; then rm -f "$dlog"; else echo "test.sh: dynalite log kept at $dlog" >&2; fi
+    if [[ $status -eq 0 ]]; then rm -f "$dynalite_log"; else echo "test.sh: dynalite log kept at $dynalite_log" >&2; fi
     return "$status"
 }
 stage dynalite dynalite_flows "$@"
