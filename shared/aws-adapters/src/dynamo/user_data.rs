@@ -75,7 +75,12 @@ impl DynamoUserData {
     }
 
     /// Write one batch (≤ 25) until DynamoDB has processed every request. Sets `pushed_back`
-    /// when DynamoDB handed items back (its capacity was exceeded).
+    /// when DynamoDB handed items back or refused the whole call (its capacity was exceeded).
+    ///
+    /// A call refused as throttled (`ProvisionedThroughputExceededException` after the SDK's
+    /// own tries) is an attempt that processed nothing: the batch waits and is sent again
+    /// here. Failing it instead would fail the whole page, and the page's retry would send
+    /// again every key of the batches that had already gone through.
     async fn write_batch(
         &self, dep: &'static str, physical: &str, mut requests: Vec<WriteRequest>,
         pushed_back: &std::sync::atomic::AtomicBool,
@@ -88,14 +93,23 @@ impl DynamoUserData {
             attempt += 1;
             debug_assert!(requests.len() <= MAX_BATCH_WRITE);
             let sent = requests.len();
-            let out = self
+            let out = match self
                 .client
                 .batch_write_item()
-                .request_items(physical, requests)
+                .request_items(physical, requests.clone())
                 .send()
                 .within_deadline()
                 .await
-                .map_err(|e| sdk(dep, format!("BatchWriteItem on {physical}"), e))?;
+                .map_err(|e| sdk(dep, format!("BatchWriteItem on {physical}"), e))
+            {
+                Ok(out) => out,
+                Err(err) if err.throttled && attempt < MAX_ATTEMPTS => {
+                    pushed_back.store(true, std::sync::atomic::Ordering::Relaxed);
+                    tokio::time::sleep(full_jitter(attempt)).await;
+                    continue;
+                }
+                Err(err) => return Err(err),
+            };
             requests = out
                 .unprocessed_items()
                 .and_then(|m| m.get(physical))
@@ -339,9 +353,10 @@ mod tests {
     use serde_json::{json, Value};
     use std::sync::{Arc, Mutex};
 
-    type Responder = dyn Fn(&Value, usize) -> Value + Send + Sync;
+    type Responder = dyn Fn(&Value, usize) -> (u16, Value) + Send + Sync;
 
-    /// Records every request body and answers with `respond(body, call_number)`.
+    /// Records every request body and answers with `respond(body, call_number)`: a status
+    /// and a JSON body.
     #[derive(Clone)]
     struct Fake {
         bodies: Arc<Mutex<Vec<Value>>>,
@@ -366,8 +381,9 @@ mod tests {
                 bodies.push(body.clone());
                 bodies.len()
             };
-            let answer = (self.respond)(&body, n).to_string();
-            let status = StatusCode::try_from(200u16).unwrap();
+            let (status, answer) = (self.respond)(&body, n);
+            let answer = answer.to_string();
+            let status = StatusCode::try_from(status).unwrap();
             HttpConnectorFuture::ready(Ok(Response::new(status, SdkBody::from(answer))))
         }
     }
@@ -416,7 +432,7 @@ mod tests {
     async fn batch_write_item_requests_never_carry_more_than_25_deletes() {
         let fake = Fake {
             bodies: Arc::default(),
-            respond: Arc::new(|_, _| json!({ "UnprocessedItems": {} })),
+            respond: Arc::new(|_, _| (200, json!({ "UnprocessedItems": {} }))),
         };
         let user_data = adapter(fake.clone());
         let mut all = keys(1_003);
@@ -452,9 +468,9 @@ mod tests {
             let reqs = requests_in(body);
             if call <= 2 {
                 let left: Vec<Value> = reqs[reqs.len().saturating_sub(10)..].to_vec();
-                json!({ "UnprocessedItems": { "phys-transactions": left } })
+                (200, json!({ "UnprocessedItems": { "phys-transactions": left } }))
             } else {
-                json!({ "UnprocessedItems": {} })
+                (200, json!({ "UnprocessedItems": {} }))
             }
         };
         let fake = Fake {
@@ -477,8 +493,12 @@ mod tests {
 
     #[tokio::test]
     async fn items_that_stay_unprocessed_end_in_a_retryable_error() {
-        let respond =
-            |body: &Value, _| json!({ "UnprocessedItems": { "phys-transactions": requests_in(body) } });
+        let respond = |body: &Value, _| {
+            (
+                200,
+                json!({ "UnprocessedItems": { "phys-transactions": requests_in(body) } }),
+            )
+        };
         let fake = Fake {
             bodies: Arc::default(),
             respond: Arc::new(respond),
@@ -490,6 +510,79 @@ mod tests {
             .unwrap_err();
         assert!(err.retryable);
         assert_eq!(fake.bodies.lock().unwrap().len(), MAX_ATTEMPTS as usize);
+    }
+
+    fn transaction_ids(body: &Value) -> Vec<String> {
+        requests_in(body)
+            .iter()
+            .map(|r| {
+                r["DeleteRequest"]["Key"]["transaction_id"]["S"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_batch_refused_whole_as_throttled_is_sent_again_alone_and_the_delete_succeeds() {
+        // The second batch of three (t00025..t00049) is refused with HTTP 400
+        // ProvisionedThroughputExceededException on its first 4 calls (more than the SDK's own
+        // 3 tries); every other call goes through.
+        let refused = Arc::new(Mutex::new(0usize));
+        let respond = {
+            let refused = refused.clone();
+            move |body: &Value, _| {
+                let second = transaction_ids(body).first().is_some_and(|id| id == "t00025");
+                let mut n = refused.lock().unwrap();
+                if second && *n < 4 {
+                    *n += 1;
+                    (
+                        400,
+                        json!({
+                            "__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+                            "message": "The level of configured provisioned throughput for the table was exceeded."
+                        }),
+                    )
+                } else {
+                    (200, json!({ "UnprocessedItems": {} }))
+                }
+            }
+        };
+        let fake = Fake {
+            bodies: Arc::default(),
+            respond: Arc::new(respond),
+        };
+        tokio::time::pause();
+        let user_data = adapter(fake.clone());
+        user_data.delete(transactions(), &keys(75)).await.unwrap();
+
+        let bodies = fake.bodies.lock().unwrap();
+        assert_eq!(*refused.lock().unwrap(), 4);
+        assert_eq!(
+            bodies.len(),
+            3 + 4,
+            "three batches, and the refused one again four times"
+        );
+        let mut sent: BTreeMap<String, usize> = BTreeMap::new();
+        for id in bodies.iter().flat_map(transaction_ids) {
+            *sent.entry(id).or_default() += 1;
+        }
+        assert_eq!(sent.len(), 75);
+        for (id, times) in &sent {
+            let expected = if ("t00025".."t00050").contains(&id.as_str()) {
+                5
+            } else {
+                1
+            };
+            assert_eq!(*times, expected, "{id}: only the refused batch is sent again");
+        }
+        drop(bodies);
+        assert_eq!(
+            user_data.limit("phys-transactions"),
+            BATCHES_IN_FLIGHT / 2,
+            "the refusal counts as DynamoDB pushing back"
+        );
     }
 
     #[test]
