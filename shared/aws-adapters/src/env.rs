@@ -241,6 +241,24 @@ fn messaging_with_mailer(
     }
 }
 
+/// Each table of the cascade plan with its physical name (`TRANSACTIONS_TABLE`, ...).
+fn cascade_tables(lookup: Lookup<'_>) -> Result<Vec<(String, String)>, ConfigError> {
+    CASCADE_PLAN
+        .iter()
+        .map(|t| required(lookup, t.env_var).map(|physical| (t.name.to_owned(), physical)))
+        .collect()
+}
+
+/// The cascade's user-data adapter exactly as [`deletion_from`] builds it (its client and
+/// retry settings, the cascade plan's tables), on the DynamoDB of `sdk`: for a harness that
+/// keeps the user-data tables in a store of their own (the benchmark, on dynalite).
+pub fn user_data_from(lookup: Lookup<'_>, sdk: &SdkConfig) -> Result<DynamoUserData, ConfigError> {
+    Ok(DynamoUserData::new(
+        user_data_client(&dynamodb(sdk)),
+        cascade_tables(lookup)?,
+    ))
+}
+
 /// `DELETE /admin/users/{id}`, the deletion status and preview, and the deletion worker.
 ///
 /// Reads `PROFILES_TABLE`, `SECURITY_LOGS_TABLE`, `DELETION_JOBS_TABLE`, the table of every
@@ -254,10 +272,7 @@ pub fn deletion_from(lookup: Lookup<'_>, sdk: &SdkConfig) -> Result<Deletion, Co
     let profiles_table = required(lookup, "PROFILES_TABLE")?;
     let logs_table = required(lookup, "SECURITY_LOGS_TABLE")?;
     let jobs_table = required(lookup, "DELETION_JOBS_TABLE")?;
-    let cascade = CASCADE_PLAN
-        .iter()
-        .map(|t| required(lookup, t.env_var).map(|physical| (t.name.to_owned(), physical)))
-        .collect::<Result<Vec<_>, _>>()?;
+    let cascade = cascade_tables(lookup)?;
     let user_pool_id = required(lookup, "USER_POOL_ID")?;
     let queue_url = required(lookup, "DELETION_QUEUE_URL")?;
     let defaults = DeletionSettings::default();

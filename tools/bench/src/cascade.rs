@@ -27,7 +27,9 @@ use domain::model::RequestMeta;
 use domain::types::UserId;
 use futures::{StreamExt, TryStreamExt};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use test_support::dynalite::Dynalite;
 
 const AREA: &str = "cascade";
 /// The issue's target: our erase within 1.15x the partition floor.
@@ -42,8 +44,8 @@ const PAGE: i32 = 250;
 const IN_FLIGHT: usize = 4;
 const BACKOFF_BASE: Duration = Duration::from_millis(25);
 const BACKOFF_CAP: Duration = Duration::from_secs(2);
-/// Above this share of one core, the emulator (one Python process) is close enough to
-/// saturation that it, not the model, may be what limits an erase.
+/// Above this share of one core, a store (moto: one Python process; dynalite: one Node.js
+/// process) is close enough to saturation that it, not the model, may be what limits an erase.
 const EMULATOR_BUSY_LIMIT: f64 = 0.8;
 
 pub struct Options {
@@ -266,7 +268,31 @@ async fn assert_erased(world: &World, user: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One erase: its time, what the model saw, and how busy the emulator was.
+/// The capacity model in front of every store an erase writes to: the emulator, and the
+/// user-data tables' own store when they have one (dynalite).
+struct Models {
+    emulator: Proxy,
+    user_data: Option<Proxy>,
+}
+
+impl Models {
+    fn all(&self) -> impl Iterator<Item = &Proxy> {
+        std::iter::once(&self.emulator).chain(self.user_data.as_ref())
+    }
+
+    /// [`Proxy::start_span`] on every proxy; their counts as one.
+    fn start_span(&self) -> Stats {
+        self.all()
+            .map(Proxy::start_span)
+            .fold(Stats::default(), Stats::merged)
+    }
+
+    fn stats(&self) -> Stats {
+        self.all().map(Proxy::stats).fold(Stats::default(), Stats::merged)
+    }
+}
+
+/// One erase: its time, what the model saw, and how busy the stores were.
 struct Measured {
     items: usize,
     /// When the erase began, and how long it took.
@@ -274,24 +300,32 @@ struct Measured {
     took: Duration,
     model: Stats,
     emulator_cpu: Option<Duration>,
+    /// dynalite's, when it holds the user-data tables.
+    dynalite_cpu: Option<Duration>,
     own_cpu: Option<Duration>,
 }
 
 impl Measured {
-    /// "emulator 31% / bench 12% of a core" during the erase.
+    /// "moto 31% / dynalite 40% / bench 12% of a core" during the erase.
     fn load(&self) -> String {
         let pct = |cpu: Duration| 100.0 * cpu.as_secs_f64() / self.took.as_secs_f64();
-        match (self.emulator_cpu, self.own_cpu) {
-            (Some(e), Some(o)) => format!("emulator {:.0}% / bench {:.0}% of a core", pct(e), pct(o)),
-            (None, Some(o)) => format!("bench {:.0}% of a core", pct(o)),
-            _ => String::new(),
-        }
+        [
+            ("moto", self.emulator_cpu),
+            ("dynalite", self.dynalite_cpu),
+            ("bench", self.own_cpu),
+        ]
+        .into_iter()
+        .filter_map(|(who, cpu)| cpu.map(|c| format!("{who} {:.0}%", pct(c))))
+        .collect::<Vec<_>>()
+        .join(" / ")
+            + " of a core"
     }
 
-    /// The emulator's share of one core during the erase.
-    fn emulator_share(&self) -> Option<f64> {
-        self.emulator_cpu
-            .map(|cpu| cpu.as_secs_f64() / self.took.as_secs_f64())
+    /// The busiest store's share of one core during the erase (`None`: not measured).
+    fn busiest_store_share(&self) -> Option<f64> {
+        let share = |cpu: Duration| cpu.as_secs_f64() / self.took.as_secs_f64();
+        let emulator = self.emulator_cpu.map(share)?;
+        Some(self.dynalite_cpu.map(share).map_or(emulator, |d| d.max(emulator)))
     }
 
     fn writes_per_item(&self) -> f64 {
@@ -343,14 +377,17 @@ impl Measured {
 }
 
 /// Times `erase` on a freshly seeded user and checks that nothing is left.
-async fn measure<F, Fut>(world: &World, proxy: &Proxy, per_table: usize, erase: F) -> anyhow::Result<Measured>
+async fn measure<F, Fut>(
+    world: &World, models: &Models, per_table: usize, erase: F,
+) -> anyhow::Result<Measured>
 where
     F: FnOnce(String) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
     let user = seed(world, per_table).await?;
-    let before = proxy.start_span();
+    let before = models.start_span();
     let emulator_before = world::emulator_pid().and_then(|p| world::cpu_time(&p));
+    let dynalite_before = world::dynalite_pid().and_then(|p| world::cpu_time(&p));
     let own_before = world::cpu_time("self");
     let started = Instant::now();
     erase(user.clone()).await?;
@@ -361,10 +398,14 @@ where
         items: per_table * tables().len(),
         started,
         took,
-        model: proxy.stats().since(&before),
+        model: models.stats().since(&before),
         emulator_cpu: cpu_since(
             emulator_before,
             world::emulator_pid().and_then(|p| world::cpu_time(&p)),
+        ),
+        dynalite_cpu: cpu_since(
+            dynalite_before,
+            world::dynalite_pid().and_then(|p| world::cpu_time(&p)),
         ),
         own_cpu: cpu_since(own_before, world::cpu_time("self")),
     };
@@ -432,16 +473,42 @@ async fn calibrate(
 }
 
 pub async fn run(emulator: &test_support::Emulator, options: &Options) -> anyhow::Result<Report> {
-    let world = World::new(emulator).await;
+    // With `DYNALITE_ENDPOINT` (scripts/bench.sh starts it), the user-data tables live in
+    // dynalite, whose index queries are range reads and which keeps up with five partitions
+    // written at capacity; moto, which answers an index query by walking the whole table,
+    // keeps the job, the audit log, profiles, Cognito and SQS.
+    let dynalite = Dynalite::from_env();
+    let mut world = World::new(emulator).await;
+    if let Some(store) = &dynalite {
+        world.put_user_data_in(store).await;
+    }
     let model = options.model;
     let proxy = Proxy::start(model, emulator.endpoint(), emulator.dynamodb()).await?;
-    // Every client of the erase talks to the proxy (which forwards Cognito and SQS untouched
-    // but for the latency); seeding and checks go straight to the emulator.
+    // Every client of the erase talks to a proxy (the emulator's forwards Cognito and SQS
+    // untouched but for the latency); seeding and checks go straight to the stores.
     let proxied_sdk = emulator.sdk().to_builder().endpoint_url(proxy.endpoint()).build();
     let proxied = Client::new(&proxied_sdk);
+    let (user_data_proxy, user_data_sdk) = match &dynalite {
+        Some(store) => {
+            let p = Proxy::start(model, store.endpoint(), Client::new(store.sdk())).await?;
+            let sdk = store.sdk().to_builder().endpoint_url(p.endpoint()).build();
+            (Some(p), sdk)
+        }
+        None => (None, proxied_sdk.clone()),
+    };
+    let models = Models {
+        emulator: proxy,
+        user_data: user_data_proxy,
+    };
+    let proxied_user_data = Client::new(&user_data_sdk);
     let admin = world::fresh_id("bench-admin-");
     world.put_user(&admin, "admin", false).await?;
-    let deletion = aws_adapters::env::deletion_from(&world.lookup(), &proxied_sdk)?;
+    let mut deletion = aws_adapters::env::deletion_from(&world.lookup(), &proxied_sdk)?;
+    deletion.user_data = Arc::new(aws_adapters::env::user_data_from(
+        &world.lookup(),
+        &user_data_sdk,
+    )?);
+    let store = if dynalite.is_some() { "dynalite" } else { "moto" };
 
     let per_table = options.items / tables().len();
     let items = per_table * tables().len();
@@ -457,22 +524,22 @@ pub async fn run(emulator: &test_support::Emulator, options: &Options) -> anyhow
         floor.as_secs_f64()
     );
     eprintln!("bench: cascade: ours (the delete routine), {items} items");
-    let ours = measure(&world, &proxy, per_table, |u| {
+    let ours = measure(&world, &models, per_table, |u| {
         let (deletion, admin) = (&deletion, &admin);
         async move { erase_ours(deletion, admin, &u, items).await }
     })
     .await?;
     eprintln!("bench: cascade: ours took {:.1} s", ours.took.as_secs_f64());
     eprintln!("bench: cascade: bare BatchWriteItem loop, {items} items");
-    let bare = measure(&world, &proxy, per_table, |u| {
-        let (proxied, world) = (&proxied, &world);
+    let bare = measure(&world, &models, per_table, |u| {
+        let (proxied, world) = (&proxied_user_data, &world);
         async move { erase_bare(proxied, world, &u).await }
     })
     .await?;
     eprintln!("bench: cascade: bare took {:.1} s", bare.took.as_secs_f64());
     eprintln!("bench: cascade: bare loop on the five tables in parallel, {items} items");
-    let parallel = measure(&world, &proxy, per_table, |u| {
-        let (proxied, world) = (&proxied, &world);
+    let parallel = measure(&world, &models, per_table, |u| {
+        let (proxied, world) = (&proxied_user_data, &world);
         async move { erase_bare_parallel(proxied, world, &u).await }
     })
     .await?;
@@ -481,8 +548,8 @@ pub async fn run(emulator: &test_support::Emulator, options: &Options) -> anyhow
         parallel.took.as_secs_f64()
     );
     eprintln!("bench: cascade: naive DeleteItem loop, {naive_items} items");
-    let naive = measure(&world, &proxy, naive_per_table, |u| {
-        let (proxied, world) = (&proxied, &world);
+    let naive = measure(&world, &models, naive_per_table, |u| {
+        let (proxied, world) = (&proxied_user_data, &world);
         async move { erase_naive(proxied, world, &u).await }
     })
     .await?;
@@ -607,19 +674,25 @@ pub async fn run(emulator: &test_support::Emulator, options: &Options) -> anyhow
         )
         .target(
             format!(
-                "emulator < {:.0}% of a core in every erase (else the emulator, not the model, set the pace)",
+                "each store < {:.0}% of a core in every erase (else a store, not the model, set the pace)",
                 EMULATOR_BUSY_LIMIT * 100.0
             ),
             [&ours, &bare, &parallel, &naive]
                 .iter()
-                .all(|m| m.emulator_share().is_some_and(|s| s < EMULATOR_BUSY_LIMIT)),
+                .all(|m| m.busiest_store_share().is_some_and(|s| s < EMULATOR_BUSY_LIMIT)),
         ),
     );
+    let stores = if dynalite.is_some() {
+        "the user-data tables in dynalite (whose index queries are range reads), the job, audit log, \
+         profiles, Cognito and SQS in moto"
+    } else {
+        "every table in moto (no DYNALITE_ENDPOINT)"
+    };
     report.note(format!(
         "Cascade: {items} items ({per_table} in each of transactions, followed_companies, billing_records, sessions, \
-         help_requests) seeded afresh straight into the emulator before each erase; only the erase is timed, \
-         through the capacity model: a proxy in front of the emulator adding {} to every request and allowing \
-         {} WCU/s per partition (DynamoDB: {DYNAMODB_PARTITION_WCU}; scaled down so that the emulator is never \
+         help_requests) seeded afresh straight into {store} before each erase; only the erase is timed, \
+         through the capacity model: a proxy in front of each store ({stores}) adding {} to every request and \
+         allowing {} WCU/s per partition (DynamoDB: {DYNAMODB_PARTITION_WCU}; scaled down so that no store is \
          the limit) as a token bucket of {} per table + partition key value and per GSI + its partition key \
          value; what does not fit comes back in UnprocessedItems, or as ProvisionedThroughputExceededException \
          (HTTP 400) when nothing in the call fits. One user's rows share one partition in each table (its own \

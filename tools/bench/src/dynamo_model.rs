@@ -178,6 +178,14 @@ impl Stats {
         self.tables.values().map(|t| t.throttled).sum()
     }
 
+    /// The counts of two proxies (in front of different stores, so of different tables) as one.
+    pub fn merged(mut self, other: Stats) -> Stats {
+        self.tables.extend(other.tables);
+        self.exceptions += other.exceptions;
+        self.requests += other.requests;
+        self
+    }
+
     /// What happened between `before` (an earlier snapshot, taken right after
     /// [`Proxy::start_span`]) and `self`.
     pub fn since(&self, before: &Stats) -> Stats {
@@ -726,6 +734,34 @@ mod tests {
             25,
             "idle time banks only the depth"
         );
+    }
+
+    #[test]
+    fn the_counts_of_two_proxies_merge_into_one() {
+        let t = |accepted, throttled| TableStats {
+            accepted,
+            throttled,
+            first: None,
+            last: None,
+        };
+        let jobs = Stats {
+            tables: BTreeMap::from([("jobs".to_owned(), t(38, 0))]),
+            exceptions: 1,
+            requests: 60,
+        };
+        let user_data = Stats {
+            tables: BTreeMap::from([
+                ("transactions".to_owned(), t(4000, 900)),
+                ("sessions".to_owned(), t(4000, 10)),
+            ]),
+            exceptions: 2,
+            requests: 500,
+        };
+        let both = Stats::default().merged(jobs).merged(user_data);
+        assert_eq!(both.tables.len(), 3);
+        assert_eq!(both.accepted(), 8038);
+        assert_eq!(both.throttled(), 910);
+        assert_eq!((both.exceptions, both.requests), (3, 560));
     }
 
     #[test]

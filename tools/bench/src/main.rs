@@ -112,6 +112,14 @@ async fn main() -> anyhow::Result<()> {
         || "not used".to_owned(),
         |e| format!("moto server at {}", e.endpoint()),
     );
+    // The cascade keeps the user-data tables in dynalite when scripts/bench.sh started it.
+    let emulator_text = match test_support::dynalite::Dynalite::from_env() {
+        Some(d) if wants("cascade") => format!(
+            "{emulator_text}; the cascade's user-data tables in dynalite at {}",
+            d.endpoint()
+        ),
+        _ => emulator_text,
+    };
     let machine = Machine::detect(emulator_text);
     eprintln!(
         "bench: {} CPUs ({}), {}, {} profile{}",

@@ -7,7 +7,8 @@ use aws_sdk_dynamodb::Client;
 use domain::cascade::{CascadeTable, Lookup};
 use futures::{StreamExt, TryStreamExt};
 use std::collections::{BTreeMap, HashMap};
-use test_support::{cognito, create_tables, rows, ses, sqs, Emulator, TableSet};
+use test_support::dynalite::Dynalite;
+use test_support::{cognito, create_tables, create_user_data_tables, rows, ses, sqs, Emulator, TableSet};
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -34,7 +35,11 @@ pub struct World {
     pub tables: TableSet,
     pub pool: String,
     pub queue: String,
+    /// The emulator's DynamoDB: every table the functions use.
     pub dynamo: Client,
+    /// Where the user-data tables (the cascade plan's) are seeded and counted: the emulator,
+    /// unless [`World::put_user_data_in`] moved them.
+    pub user_data: Client,
 }
 
 impl World {
@@ -46,10 +51,18 @@ impl World {
         World {
             emulator: emulator.clone(),
             dynamo: emulator.dynamodb(),
+            user_data: emulator.dynamodb(),
             tables,
             pool,
             queue,
         }
+    }
+
+    /// Creates the user-data tables (same names) in `store` and seeds and counts them there
+    /// from now on; everything else stays in the emulator.
+    pub async fn put_user_data_in(&mut self, store: &Dynalite) {
+        create_user_data_tables(store.sdk(), &self.tables).await;
+        self.user_data = Client::new(store.sdk());
     }
 
     /// The function settings (`infra/template.yaml`'s environment) for these resources.
@@ -99,23 +112,10 @@ impl World {
         Ok(())
     }
 
-    /// Writes `items` with `BatchWriteItem`s of 25, several in flight.
-    pub async fn seed(&self, table: &str, items: Vec<Item>) -> anyhow::Result<()> {
-        let writes = rows::put_batches(&items)
-            .into_iter()
-            .map(|batch| rows::write_batch(&self.dynamo, table, batch));
-        futures::stream::iter(writes)
-            .buffer_unordered(SEED_IN_FLIGHT)
-            .try_collect::<Vec<()>>()
-            .await
-            .map_err(|e| anyhow::anyhow!("BatchWriteItem (seeding): {e}"))?;
-        Ok(())
-    }
-
     /// Seeds `n` items of `user` into a cascade table (rows shaped like the real ones).
     pub async fn seed_user_items(&self, table: &CascadeTable, user: &str, n: usize) -> anyhow::Result<()> {
         let items = (0..n).map(|i| row(table, user, i)).collect();
-        self.seed(&self.table(table.env_var), items).await
+        seed_into(&self.user_data, &self.table(table.env_var), items).await
     }
 
     /// How many items of `user` a cascade table still holds.
@@ -125,7 +125,7 @@ impl World {
         let mut start = None;
         loop {
             let out = self
-                .dynamo
+                .user_data
                 .query()
                 .table_name(self.table(table.env_var))
                 .set_index_name(index.map(str::to_owned))
@@ -144,6 +144,19 @@ impl World {
             }
         }
     }
+}
+
+/// Writes `items` with `BatchWriteItem`s of 25, several in flight.
+async fn seed_into(client: &Client, table: &str, items: Vec<Item>) -> anyhow::Result<()> {
+    let writes = rows::put_batches(&items)
+        .into_iter()
+        .map(|batch| rows::write_batch(client, table, batch));
+    futures::stream::iter(writes)
+        .buffer_unordered(SEED_IN_FLIGHT)
+        .try_collect::<Vec<()>>()
+        .await
+        .map_err(|e| anyhow::anyhow!("BatchWriteItem (seeding): {e}"))?;
+    Ok(())
 }
 
 pub fn lookup(table: &CascadeTable) -> (Option<&'static str>, &'static str) {
@@ -218,7 +231,17 @@ pub fn cpu_time(pid: &str) -> Option<std::time::Duration> {
 
 /// The emulator's pid, when `scripts/bench.sh` passes it (`BENCH_EMULATOR_PID`).
 pub fn emulator_pid() -> Option<String> {
-    std::env::var("BENCH_EMULATOR_PID")
+    pid_from("BENCH_EMULATOR_PID")
+}
+
+/// dynalite's pid, when `scripts/bench.sh` passes it (`BENCH_DYNALITE_PID`).
+pub fn dynalite_pid() -> Option<String> {
+    pid_from("BENCH_DYNALITE_PID")
+}
+
+fn pid_from(var: &str) -> Option<String> {
+    std::env::var(var)
         .ok()
-        .filter(|p| !p.trim().is_empty())
+        .map(|p| p.trim().to_owned())
+        .filter(|p| !p.is_empty())
 }
