@@ -309,16 +309,19 @@ impl Measured {
     /// "moto 31% / dynalite 40% / bench 12% of a core" during the erase.
     fn load(&self) -> String {
         let pct = |cpu: Duration| 100.0 * cpu.as_secs_f64() / self.took.as_secs_f64();
-        [
+        let measured = [
             ("moto", self.emulator_cpu),
             ("dynalite", self.dynalite_cpu),
             ("bench", self.own_cpu),
         ]
         .into_iter()
         .filter_map(|(who, cpu)| cpu.map(|c| format!("{who} {:.0}%", pct(c))))
-        .collect::<Vec<_>>()
-        .join(" / ")
-            + " of a core"
+        .collect::<Vec<_>>();
+        if measured.is_empty() {
+            String::new()
+        } else {
+            format!("{} of a core", measured.join(" / "))
+        }
     }
 
     /// The busiest store's share of one core during the erase (`None`: not measured).
@@ -472,14 +475,15 @@ async fn calibrate(
     ))
 }
 
-pub async fn run(emulator: &test_support::Emulator, options: &Options) -> anyhow::Result<Report> {
-    // With `DYNALITE_ENDPOINT` (scripts/bench.sh starts it), the user-data tables live in
-    // dynalite, whose index queries are range reads and which keeps up with five partitions
-    // written at capacity; moto, which answers an index query by walking the whole table,
-    // keeps the job, the audit log, profiles, Cognito and SQS.
-    let dynalite = Dynalite::from_env();
+/// With `dynalite` (`DYNALITE_ENDPOINT`, which scripts/bench.sh sets), the user-data tables
+/// live there: dynalite reads an index as a range and keeps up with five partitions written at
+/// capacity, while moto, which answers an index query by walking the whole table, keeps the
+/// job, the audit log, profiles, Cognito and SQS.
+pub async fn run(
+    emulator: &test_support::Emulator, dynalite: Option<&Dynalite>, options: &Options,
+) -> anyhow::Result<Report> {
     let mut world = World::new(emulator).await;
-    if let Some(store) = &dynalite {
+    if let Some(store) = dynalite {
         world.put_user_data_in(store).await;
     }
     let model = options.model;
@@ -488,7 +492,7 @@ pub async fn run(emulator: &test_support::Emulator, options: &Options) -> anyhow
     // untouched but for the latency); seeding and checks go straight to the stores.
     let proxied_sdk = emulator.sdk().to_builder().endpoint_url(proxy.endpoint()).build();
     let proxied = Client::new(&proxied_sdk);
-    let (user_data_proxy, user_data_sdk) = match &dynalite {
+    let (user_data_proxy, user_data_sdk) = match dynalite {
         Some(store) => {
             let p = Proxy::start(model, store.endpoint(), Client::new(store.sdk())).await?;
             let sdk = store.sdk().to_builder().endpoint_url(p.endpoint()).build();
@@ -504,10 +508,12 @@ pub async fn run(emulator: &test_support::Emulator, options: &Options) -> anyhow
     let admin = world::fresh_id("bench-admin-");
     world.put_user(&admin, "admin", false).await?;
     let mut deletion = aws_adapters::env::deletion_from(&world.lookup(), &proxied_sdk)?;
-    deletion.user_data = Arc::new(aws_adapters::env::user_data_from(
-        &world.lookup(),
-        &user_data_sdk,
-    )?);
+    if dynalite.is_some() {
+        deletion.user_data = Arc::new(aws_adapters::env::user_data_from(
+            &world.lookup(),
+            &user_data_sdk,
+        )?);
+    }
     let store = if dynalite.is_some() { "dynalite" } else { "moto" };
 
     let per_table = options.items / tables().len();

@@ -113,12 +113,17 @@ async fn main() -> anyhow::Result<()> {
         |e| format!("moto server at {}", e.endpoint()),
     );
     // The cascade keeps the user-data tables in dynalite when scripts/bench.sh started it.
-    let emulator_text = match test_support::dynalite::Dynalite::from_env() {
-        Some(d) if wants("cascade") => format!(
+    let dynalite = if wants("cascade") {
+        test_support::dynalite::Dynalite::from_env()
+    } else {
+        None
+    };
+    let emulator_text = match &dynalite {
+        Some(d) => format!(
             "{emulator_text}; the cascade's user-data tables in dynalite at {}",
             d.endpoint()
         ),
-        _ => emulator_text,
+        None => emulator_text,
     };
     let machine = Machine::detect(emulator_text);
     eprintln!(
@@ -166,6 +171,7 @@ async fn main() -> anyhow::Result<()> {
             report.extend(
                 cascade::run(
                     emulator,
+                    dynalite.as_ref(),
                     &cascade::Options {
                         items,
                         naive_items,
