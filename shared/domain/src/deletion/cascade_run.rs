@@ -12,9 +12,10 @@ impl Deletion {
     /// Step 5 (or the late pass): erase every table of the plan, all at once, into
     /// `job.progress` (or `job.late_progress`).
     ///
-    /// Each table runs its own loop, and the tables share the job, which is saved after every
-    /// page of any of them (one save at a time), so a crash anywhere resumes exactly: a page's
-    /// keys are saved as `pending` before they are deleted and counted once they are gone.
+    /// Each table runs its own loop, and the tables share the job, which is saved before the
+    /// keys of any page of any of them are deleted (one save at a time), so a crash anywhere
+    /// resumes exactly: a page's keys are saved as `pending` before they are deleted and
+    /// counted once they are gone.
     /// While a page is deleted, the next one is read. DynamoDB's "slow down" (throttling,
     /// capacity exceeded) slows a table down; it never fails the erasure.
     pub(super) async fn cascade(
@@ -174,9 +175,15 @@ impl Deletion {
                 }
                 None => {}
             }
+            // Saved only before keys are deleted: they must be stored as `pending` first. Any
+            // other change (a count, a cursor, a table done) is in the shared job, and goes out
+            // with the next save of any table or with the step's own save after the cascade; a
+            // crash before that redoes only what is harmless to redo (a read, a delete of keys
+            // still saved as pending, which are then counted once).
+            let must_save = !next.pending.is_empty();
             let mut job = shared.lock().await;
             *progress_of(&mut job, table, late) = next.clone();
-            if !self.save(&mut job).await? {
+            if must_save && !self.save(&mut job).await? {
                 lost.store(true, Ordering::SeqCst);
                 return Ok(Cascaded::Lost);
             }
