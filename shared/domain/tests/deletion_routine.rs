@@ -208,14 +208,14 @@ async fn at_every_store_call(fault: Fault) -> Duration {
     let mut worst = Duration::ZERO;
     let mut k = 1;
     loop {
-        match fault_then_finish(k, fault, 9).await {
+        match fault_then_finish(k, fault, 17).await {
             Faulted::Finished(took) => worst = worst.max(took),
             Faulted::BeforeTheJob => {}
             Faulted::NotReached => break,
         }
         k += 1;
     }
-    assert!(k > 110, "suspiciously few store calls: {k}");
+    assert!(k > 150, "suspiciously few store calls: {k}");
     eprintln!(
         "{fault:?} at each of the {} store calls of an erasure: every one finished; worst simulated time from the DELETE to completion {worst:?}",
         k - 1
