@@ -11,6 +11,19 @@ message-user asks GetSuppressedDestination about a recipient before sending (an 
 the list is answered with 422 recipient_suppressed); without these calls moto answers every one
 of them with a 404 HTML page, which the SDK cannot tell from a missing address.
 
+And one read for the tests, which moto has only as part of everything it holds:
+
+  GET /moto-api/emulator/ses-messages   the mail SES accepted, oldest first:
+                                        [{id, source, destinations, subject, body}, ...]
+
+The same records as `ses.Message` in `/moto-api/data.json`, read without serialising the
+whole emulator: data.json checks and encodes every attribute of every model instance of every
+service, which takes seconds once a test run has filled moto (7-9 s for 9-13 MB at the end of
+`cargo test`, measured 2026-12-03), holds the interpreter for much of that time, so every
+other request to the emulator waits, and fails (500) when a concurrent request changes a
+model in between. A test that reads the mail must not stall the requests of the tests running
+beside it: their SDK clients give up after 3 s per attempt, as in Lambda.
+
 Everything else is moto server as it is, with the same command line (`-H host -p port`, see
 `--help`):
 
@@ -40,12 +53,15 @@ from typing import Any
 from urllib.parse import unquote
 
 import moto
+import moto.moto_api._internal.urls
 import moto.server
 import moto.sesv2.urls
+from moto.ses.models import Message, ses_backends
 from moto.sesv2.responses import SESV2Response
 
 MOTO_VERSION = "5.2.5"
 REASONS = ("BOUNCE", "COMPLAINT")
+SES_MESSAGES_PATH = "{0}/moto-api/emulator/ses-messages$"
 SUPPRESSION_PATHS = (
     "{0}/v2/email/suppression/addresses$",
     "{0}/v2/email/suppression/addresses/(?P<EmailAddress>[^/]+)$",
@@ -129,8 +145,29 @@ def delete_suppressed_destination(self: SESV2Response) -> tuple[str, dict[str, A
     return _ok({})
 
 
+def ses_messages(request: Any, full_url: str, headers: Any) -> tuple[int, dict[str, str], str]:
+    """GET /moto-api/emulator/ses-messages: every simple mail SES accepted, in every account and
+    region, in the order each backend recorded them (what data.json lists as `ses.Message`)."""
+    records = []
+    for _account, regions in list(ses_backends.items()):
+        for _region, backend in list(regions.items()):
+            for message in list(backend.sent_messages):
+                if isinstance(message, Message):
+                    records.append(
+                        {
+                            "id": message.id,
+                            "source": message.source,
+                            "destinations": message.destinations,
+                            "subject": message.subject,
+                            "body": message.body,
+                        }
+                    )
+    return 200, {"Content-Type": "application/json"}, json.dumps(records)
+
+
 def install() -> None:
-    """Adds the three operations to moto's SESv2 handler and URL table (before the app exists)."""
+    """Adds the three operations to moto's SESv2 handler and URL table, and the mail read to
+    moto's own API (before the apps exist)."""
     if moto.__version__ != MOTO_VERSION:
         print(
             f"emulator.py: moto {moto.__version__} is installed, this file is written for "
@@ -142,6 +179,7 @@ def install() -> None:
     SESV2Response.delete_suppressed_destination = delete_suppressed_destination  # type: ignore[attr-defined]
     for path in SUPPRESSION_PATHS:
         moto.sesv2.urls.url_paths.setdefault(path, SESV2Response.dispatch)
+    moto.moto_api._internal.urls.url_paths.setdefault(SES_MESSAGES_PATH, ses_messages)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,7 +8,7 @@
 #   free_port                   prints a free loopback TCP port
 #   on_exit FUNCTION            calls FUNCTION (with the script's exit status as $1) when the
 #                               script exits, whatever happens; INT/TERM exit with 130
-#   emulator_answers URL        whether an emulator answers at URL (GET /moto-api/data.json)
+#   emulator_answers URL        whether our emulator answers at URL (GET /moto-api/emulator/ses-messages)
 #   start_emulator WHO STEM     the AWS emulator (scripts/emulator.py: moto server plus SESv2's
 #                               suppression list) on a free loopback port, stopped on exit
 #   use_emulator                points the AWS SDK at it (AWS_ENDPOINT_URL, test credentials)
@@ -66,8 +66,11 @@ on_exit() {
 # ---------------------------------------------------------------------------------------------
 # The emulator.
 # ---------------------------------------------------------------------------------------------
+# The cheapest read of scripts/emulator.py's own (a plain moto server answers it with 404, and
+# /moto-api/data.json, which builds a document of everything moto holds, takes seconds late in
+# a test run and holds up every other request meanwhile).
 emulator_answers() {
-    curl -s -o /dev/null "$1/moto-api/data.json"
+    curl -sf -o /dev/null "$1/moto-api/emulator/ses-messages"
 }
 
 # start_emulator WHO STEM [--keep-log]: starts scripts/emulator.py on a free loopback port with

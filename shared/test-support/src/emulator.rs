@@ -53,11 +53,11 @@ impl Emulator {
         aws_sdk_sesv2::Client::new(&self.sdk)
     }
 
-    /// `GET {endpoint}{path}` as text (moto's own API: `/moto-api/data.json`).
+    /// `GET {endpoint}{path}` as text (moto's own API, such as
+    /// [`crate::ses::SES_MESSAGES_PATH`]).
     ///
-    /// moto 5.2.5 answers `/moto-api/data.json` with a 500 now and then while other requests
-    /// change its state (it serialises every backend without a lock): read again, up to 20
-    /// times, before failing the test.
+    /// moto 5.2.5 reads its state without a lock, and a read that meets a concurrent change
+    /// can answer 500: read again, up to 20 times, before failing the test.
     pub async fn get_text(&self, path: &str) -> String {
         let mut last = String::new();
         for _ in 0..20 {

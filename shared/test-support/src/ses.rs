@@ -33,7 +33,7 @@ pub async fn verify_sender(emulator: &Emulator, identity: &str) {
     }
 }
 
-/// A mail as moto recorded it (`ses.Message` of `/moto-api/data.json`).
+/// A mail as moto recorded it (an entry of `/moto-api/emulator/ses-messages`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordedEmail {
     pub id: String,
@@ -43,15 +43,23 @@ pub struct RecordedEmail {
     pub body: String,
 }
 
+/// Where the emulator (scripts/emulator.py) lists the mail SES accepted: moto's own records,
+/// read alone. `/moto-api/data.json` holds them too, but builds a document of everything moto
+/// holds, which takes seconds late in a run and stalls every other request meanwhile.
+pub const SES_MESSAGES_PATH: &str = "/moto-api/emulator/ses-messages";
+
 /// Every mail the emulator has accepted so far (all tests; filter by recipient or id).
 pub async fn sent_emails(emulator: &Emulator) -> Vec<RecordedEmail> {
-    recorded_emails(&emulator.get_text("/moto-api/data.json").await)
+    recorded_emails(&emulator.get_text(SES_MESSAGES_PATH).await)
 }
 
-/// The mail in the text of moto's `/moto-api/data.json`.
+/// The mail in the text of the emulator's [`SES_MESSAGES_PATH`] answer.
 pub fn recorded_emails(data: &str) -> Vec<RecordedEmail> {
-    let data: Value = serde_json::from_str(data).expect("/moto-api/data.json is JSON");
-    let messages = data["ses"]["Message"].as_array().cloned().unwrap_or_default();
+    let data: Value = serde_json::from_str(data)
+        .unwrap_or_else(|e| panic!("{SES_MESSAGES_PATH} answered something other than JSON: {e}"));
+    let messages = data
+        .as_array()
+        .unwrap_or_else(|| panic!("{SES_MESSAGES_PATH} answered something other than a list"));
     messages
         .iter()
         .map(|m| RecordedEmail {

@@ -266,32 +266,14 @@ impl Cloud {
         rows.len()
     }
 
-    /// Mail the emulator accepted for `address` (`ses.Message` of `/moto-api/data.json`).
-    ///
-    /// moto 5.2.5 builds that document by checking each attribute of every model for JSON
-    /// and then serialising them all; an attribute that changes in between (Cognito users
-    /// being disabled or deleted by a concurrent test) makes it answer 500 once. So this reads
-    /// it again on a failure instead of `test_support::ses::emails_to`, which panics at once.
+    /// Mail the emulator accepted for `address` (see [`ses::SES_MESSAGES_PATH`]).
     pub async fn emails_to(&self, address: &str) -> Vec<RecordedEmail> {
-        self.emails()
-            .await
-            .into_iter()
-            .filter(|m| m.to.iter().any(|t| t == address))
-            .collect()
+        ses::emails_to(&self.emulator, address).await
     }
 
-    /// Every mail the emulator accepted, in one read of `/moto-api/data.json` (which holds
-    /// the whole emulator: it grows slow as the run goes on, so read it once for many checks).
+    /// Every mail the emulator accepted, in one read.
     pub async fn emails(&self) -> Vec<RecordedEmail> {
-        let mut last_error = String::new();
-        for attempt in 0..8u64 {
-            match self.emulator.try_get_text("/moto-api/data.json").await {
-                Ok(text) => return ses::recorded_emails(&text),
-                Err(e) => last_error = e,
-            }
-            tokio::time::sleep(Duration::from_millis(100 * (attempt + 1))).await;
-        }
-        panic!("GET /moto-api/data.json kept failing: {last_error}");
+        ses::sent_emails(&self.emulator).await
     }
 
     /// The deletion job row of `user_id` (consistent read).
