@@ -25,9 +25,9 @@ impl MessageOutbox for InMemoryBackend {
                 .or_insert_with(|| (BTreeSet::new(), lease_until));
             lease.0.insert(message.message_id.clone());
             lease.1 = lease_until;
-            st.messages
-                .entry(message.message_id.clone())
-                .or_insert_with(|| message.clone());
+            if !st.messages.contains_key(&message.message_id) {
+                st.messages.insert(message.message_id.clone(), message.clone());
+            }
             Reserved::Reserved
         })
         .await
@@ -37,7 +37,7 @@ impl MessageOutbox for InMemoryBackend {
         &self, message_id: &str, attempt: &str, event: &SecurityEvent,
     ) -> StoreResult<Attempt> {
         self.call("admin_messages", |st| {
-            let Some(m) = st.messages.get_mut(message_id) else {
+            let Some(mut m) = st.messages.get_mut(message_id) else {
                 return Attempt::NotPending;
             };
             if m.status != MessageStatus::Pending {
@@ -57,7 +57,7 @@ impl MessageOutbox for InMemoryBackend {
 
     async fn mark_sent(&self, message_id: &str, ses_message_id: &str, at: &str) -> StoreResult<()> {
         self.call("admin_messages", |st| {
-            if let Some(m) = st.messages.get_mut(message_id) {
+            if let Some(mut m) = st.messages.get_mut(message_id) {
                 if matches!(m.status, MessageStatus::Pending | MessageStatus::Unconfirmed) {
                     m.status = MessageStatus::Sent;
                     m.updated_at = Some(at.to_owned());
@@ -71,7 +71,7 @@ impl MessageOutbox for InMemoryBackend {
 
     async fn mark_failed(&self, message_id: &str, error_code: &str, at: &str) -> StoreResult<()> {
         self.call("admin_messages", |st| {
-            if let Some(m) = st.messages.get_mut(message_id) {
+            if let Some(mut m) = st.messages.get_mut(message_id) {
                 if m.status == MessageStatus::Pending {
                     m.status = MessageStatus::Failed;
                     m.error_code = Some(error_code.to_owned());
@@ -100,20 +100,11 @@ impl MessageOutbox for InMemoryBackend {
         &self, recipient_id: &str, limit: usize, cursor: Option<&MessageCursor>,
     ) -> StoreResult<Page<AdminMessage>> {
         self.call("admin_messages", |st| {
-            let mut all: Vec<&AdminMessage> = st
-                .messages
-                .values()
-                .filter(|m| m.recipient_id == recipient_id)
-                .collect();
-            all.sort_by(|a, b| (&b.created_at, &b.message_id).cmp(&(&a.created_at, &a.message_id)));
             // Newest first: a page continues with what sorts strictly after the cursor's message.
-            let start = cursor.map_or(0, |c| {
-                all.partition_point(|m| {
-                    (m.created_at.as_str(), m.message_id.as_str()) >= (c.created_at(), c.message_id())
-                })
-            });
-            let items: Vec<AdminMessage> = all.iter().skip(start).take(limit).map(|m| (*m).clone()).collect();
-            let next = if start + items.len() < all.len() {
+            let after = cursor.map(|c| (c.created_at(), c.message_id()));
+            let mut rows = st.messages.of_recipient(recipient_id, after);
+            let items: Vec<AdminMessage> = rows.by_ref().take(limit).cloned().collect();
+            let next = if rows.next().is_some() {
                 let last = items
                     .last()
                     .map(|m| MessageCursor::after(&m.created_at, &m.message_id));
@@ -145,7 +136,7 @@ impl MessageOutbox for InMemoryBackend {
 
     async fn settle_stale(&self, message_id: &str, at: &str) -> StoreResult<Option<MessageStatus>> {
         self.call("admin_messages", |st| match st.messages.get_mut(message_id) {
-            Some(m) if m.status == MessageStatus::Pending => {
+            Some(mut m) if m.status == MessageStatus::Pending => {
                 if m.attempt.is_some() {
                     m.status = MessageStatus::Unconfirmed;
                 } else {
@@ -255,14 +246,15 @@ impl Idempotency for InMemoryBackend {
 impl DeliveryLog for InMemoryBackend {
     async fn record_delivery(&self, record: &DeliveryRecord) -> StoreResult<Recorded> {
         self.call("admin_messages", |st| {
-            let found = match &record.message_id {
-                Some(id) => st.messages.get_mut(id),
+            let id = match &record.message_id {
+                Some(id) => Some(id.clone()),
                 None => st
                     .messages
-                    .values_mut()
-                    .find(|m| m.ses_message_id.as_deref() == Some(record.ses_message_id.as_str())),
+                    .values()
+                    .find(|m| m.ses_message_id.as_deref() == Some(record.ses_message_id.as_str()))
+                    .map(|m| m.message_id.clone()),
             };
-            let Some(m) = found else {
+            let Some(mut m) = id.and_then(|id| st.messages.get_mut(&id)) else {
                 return Recorded::UnknownMessage;
             };
             if m.ses_message_id

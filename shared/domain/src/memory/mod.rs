@@ -31,7 +31,10 @@ use std::time::Duration;
 pub use crate::model::NOT_SENT;
 
 mod audit;
+mod message_rows;
 mod messages;
+
+pub use message_rows::{MessageMut, Messages};
 
 /// How the in-memory mailer answers.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -103,7 +106,7 @@ pub struct State {
     pub profiles: BTreeMap<String, Profile>,
     /// Send leases per recipient: the message ids in flight and the latest lease expiry.
     pub send_leases: HashMap<String, (BTreeSet<String>, DateTime<Utc>)>,
-    pub messages: BTreeMap<String, AdminMessage>,
+    pub messages: Messages,
     pub security_logs: BTreeMap<String, SecurityEvent>,
     pub jobs: BTreeMap<String, DeletionJob>,
     /// Generic user-data tables (transactions, sessions, ...): table name → items by key.
@@ -496,7 +499,7 @@ fn key_of(table: &CascadeTable, item: &BTreeMap<String, String>) -> ItemKey {
 
 fn count_items(st: &State, table: &CascadeTable, user_id: &str) -> usize {
     if table.name == "admin_messages" {
-        return st.messages.values().filter(|m| m.recipient_id == user_id).count();
+        return st.messages.count_of_recipient(user_id);
     }
     let attr = lookup_attr(table);
     st.tables.get(table.name).map_or(0, |t| {
@@ -756,8 +759,7 @@ impl UserData for InMemoryBackend {
             let by_index = matches!(table.lookup, Lookup::Index { .. });
             let mut keys: Vec<ItemKey> = if table.name == "admin_messages" {
                 st.messages
-                    .values()
-                    .filter(|m| m.recipient_id == user_id)
+                    .of_recipient(user_id, None)
                     .map(|m| BTreeMap::from([("message_id".to_owned(), m.message_id.clone())]))
                     .collect()
             } else {
