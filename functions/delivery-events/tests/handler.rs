@@ -71,7 +71,11 @@ fn backend() -> Arc<InMemoryBackend> {
 }
 
 fn row(b: &InMemoryBackend) -> AdminMessage {
-    b.snapshot().messages[MESSAGE_ID].clone()
+    b.snapshot()
+        .messages
+        .get(MESSAGE_ID)
+        .expect("the message row")
+        .clone()
 }
 
 thread_local! {

@@ -27,7 +27,7 @@ async fn an_owner_sends_a_message_and_it_is_stored_audited_and_mailed() {
     assert!(doc["sent_at"].is_string());
 
     let st = b.snapshot();
-    let row = &st.messages[&message_id];
+    let row = &st.messages.get(&message_id).expect("the message row");
     assert_eq!(
         (row.sender_id.as_str(), row.recipient_id.as_str()),
         ("owner-1", "user-1")
@@ -461,7 +461,7 @@ async fn a_rejected_mail_is_mail_rejected_and_the_row_is_kept_failed() {
         .expect("the failed message's id")
         .to_owned();
     let st = b.snapshot();
-    let row = &st.messages[&message_id];
+    let row = &st.messages.get(&message_id).expect("the message row");
     assert_eq!(row.status, MessageStatus::Failed);
     assert_eq!(row.error_code.as_deref(), Some("MessageRejected"));
     assert!(st.sent_mail.is_empty());
@@ -551,7 +551,7 @@ async fn an_unconfirmed_send_is_202_pending_and_the_same_key_never_sends_again()
     let st = b.snapshot();
     assert_eq!(st.sent_mail.len(), 1);
     assert_eq!(
-        st.messages[&message_id].status,
+        st.messages.get(&message_id).expect("the message row").status,
         domain::model::MessageStatus::Pending
     );
 }

@@ -37,7 +37,7 @@ fn with_sent_message() -> Arc<InMemoryBackend> {
 }
 
 fn status(b: &InMemoryBackend) -> MessageStatus {
-    b.snapshot().messages["m-1"].status
+    b.snapshot().messages.get("m-1").expect("the message row").status
 }
 
 #[tokio::test]
@@ -48,7 +48,7 @@ async fn a_delivery_event_marks_the_message_delivered_with_its_time() {
         Recorded::Updated
     );
     assert_eq!(status(&b), MessageStatus::Delivered);
-    let m = b.snapshot().messages["m-1"].clone();
+    let m = b.snapshot().messages.get("m-1").expect("the message row").clone();
     assert_eq!(m.updated_at.as_deref(), Some("2026-11-25T10:00:01.500Z"));
 }
 
@@ -113,7 +113,7 @@ async fn a_send_event_confirms_a_pending_or_unconfirmed_row_found_by_its_tag() {
             b.delivery().apply(&fixture("send")).await.unwrap(),
             Recorded::Updated
         );
-        let m = b.snapshot().messages["m-1"].clone();
+        let m = b.snapshot().messages.get("m-1").expect("the message row").clone();
         assert_eq!(m.status, MessageStatus::Sent);
         assert_eq!(m.ses_message_id.as_deref(), Some("SES-MSG-1"));
         assert_eq!(m.sent_at.as_deref(), Some("2026-11-25T10:00:00.000Z"));
@@ -136,7 +136,12 @@ async fn a_delivery_that_overtakes_the_send_bookkeeping_is_not_dropped() {
     );
     assert_eq!(status(&b), MessageStatus::Delivered);
     assert_eq!(
-        b.snapshot().messages["m-1"].ses_message_id.as_deref(),
+        b.snapshot()
+            .messages
+            .get("m-1")
+            .expect("the message row")
+            .ses_message_id
+            .as_deref(),
         Some("SES-MSG-1")
     );
     // The late bookkeeping keeps the later status.

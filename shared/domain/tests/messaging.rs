@@ -89,7 +89,7 @@ async fn a_message_goes_to_the_address_as_stored_with_the_support_reply_to() {
     assert_eq!(mail.reply_to, "hello@teleperson.com");
     assert_eq!(mail.subject, "A message from Teleperson");
     assert_eq!(mail.body, "Hello there");
-    let row = &st.messages[&receipt.message_id];
+    let row = &st.messages.get(&receipt.message_id).expect("the message row");
     assert_eq!(row.status, MessageStatus::Sent);
     assert_eq!(
         row.ses_message_id.as_deref(),
@@ -204,7 +204,12 @@ async fn a_rejected_message_is_failed_and_its_key_is_free_for_a_retry() {
         panic!("{err:?}")
     };
     assert_eq!(code, "MessageRejected");
-    let row = b.snapshot().messages[&message_id].clone();
+    let row = b
+        .snapshot()
+        .messages
+        .get(&message_id)
+        .expect("the message row")
+        .clone();
     assert_eq!(row.status, MessageStatus::Failed);
     assert_eq!(row.error_code.as_deref(), Some("MessageRejected"));
     // A definite no sent nothing: the same key may try again, and this time it goes out.
@@ -251,7 +256,14 @@ async fn an_unconfirmed_send_is_pending_and_nothing_ever_sends_it_again() {
         };
         let gone = usize::from(behaviour == MailBehaviour::Unconfirmed);
         assert_eq!(b.snapshot().sent_mail.len(), gone);
-        assert_eq!(b.snapshot().messages[&message_id].status, MessageStatus::Pending);
+        assert_eq!(
+            b.snapshot()
+                .messages
+                .get(&message_id)
+                .expect("the message row")
+                .status,
+            MessageStatus::Pending
+        );
         // The lease is released: a deletion need not wait for it.
         assert!(b.snapshot().send_leases["user-1"].0.is_empty());
         b.set_mail_behaviour(MailBehaviour::Accept);
@@ -520,13 +532,16 @@ async fn the_sweep_turns_rows_pending_for_15_minutes_unconfirmed_and_a_later_eve
     assert!(sweeper.run().await.unwrap().unconfirmed.is_empty());
     clock.advance(chrono::Duration::minutes(2));
     assert_eq!(sweeper.run().await.unwrap().unconfirmed, vec![id.clone()]);
-    assert_eq!(b.snapshot().messages[&id].status, MessageStatus::Unconfirmed);
+    assert_eq!(
+        b.snapshot().messages.get(&id).expect("the message row").status,
+        MessageStatus::Unconfirmed
+    );
     // SES's Send event, late, still confirms it: found by the tag, the row had no provider id.
     let event = format!(
         r#"{{"eventType":"Send","mail":{{"messageId":"SES-LATE","timestamp":"2026-11-25T10:00:00.000Z","tags":{{"message_id":["{id}"]}}}},"send":{{}}}}"#
     );
     b.delivery().apply(&event).await.unwrap();
-    let row = b.snapshot().messages[&id].clone();
+    let row = b.snapshot().messages.get(&id).expect("the message row").clone();
     assert_eq!(row.status, MessageStatus::Sent);
     assert_eq!(row.ses_message_id.as_deref(), Some("SES-LATE"));
 }
@@ -547,7 +562,7 @@ async fn the_sweep_fails_a_row_whose_request_died_before_ses_was_called() {
     clock.advance(chrono::Duration::minutes(16));
     let report = b.sweeper(Default::default()).run().await.unwrap();
     assert_eq!(report.failed, vec![id.clone()]);
-    let row = b.snapshot().messages[&id].clone();
+    let row = b.snapshot().messages.get(&id).expect("the message row").clone();
     assert_eq!(row.status, MessageStatus::Failed);
     assert_eq!(row.error_code.as_deref(), Some("NotSent"));
     assert!(b.snapshot().mail_calls.is_empty());

@@ -576,7 +576,7 @@ async fn unknown_outcome(behaviour: MailBehaviour, went_out: bool) {
     assert_eq!(doc["status"], "pending", "{what}");
     let id = doc["message_id"].as_str().expect("the message id").to_owned();
     assert_eq!(
-        b.snapshot().messages[&id].status,
+        b.snapshot().messages.get(&id).expect("the message row").status,
         MessageStatus::Pending,
         "{what}"
     );

@@ -52,7 +52,13 @@ async fn a_simulated_hard_bounce_blocks_the_next_send_until_it_is_sent_anyway() 
     assert_eq!(outcome["previous_status"], "sent");
     assert_eq!(outcome["status"], "bounced");
     assert_eq!(outcome["changed"], true);
-    let ses_id = s.app.backend.state().messages[&message_id]
+    let ses_id = s
+        .app
+        .backend
+        .state()
+        .messages
+        .get(&message_id)
+        .expect("the message row")
         .ses_message_id
         .clone()
         .unwrap();
@@ -164,7 +170,13 @@ async fn the_dev_events_route_refuses_what_ses_could_not_report() {
         assert_eq!(answer.json()["code"], "invalid_body", "{body}");
     }
     assert_eq!(
-        s.app.backend.state().messages[&sent].status,
+        s.app
+            .backend
+            .state()
+            .messages
+            .get(&sent)
+            .expect("the message row")
+            .status,
         domain::model::MessageStatus::Sent
     );
 }

@@ -7,7 +7,7 @@ use crate::model::AdminMessage;
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::ops::{Deref, DerefMut, Index};
+use std::ops::{Deref, DerefMut};
 
 /// Per recipient: (created_at, message_id) of each of their rows.
 type ByRecipient = BTreeMap<String, BTreeSet<(String, String)>>;
@@ -122,18 +122,6 @@ impl Messages {
     }
 }
 
-impl<Q> Index<&Q> for Messages
-where
-    String: Borrow<Q>,
-    Q: Ord + ?Sized,
-{
-    type Output = AdminMessage;
-
-    fn index(&self, message_id: &Q) -> &AdminMessage {
-        self.get(message_id).expect("no message row with that id")
-    }
-}
-
 /// The rows alone: the index is derived from them.
 impl PartialEq for Messages {
     fn eq(&self, other: &Self) -> bool {
@@ -231,7 +219,7 @@ mod tests {
         assert_eq!(m.count_of_recipient("u2"), 0);
         assert_eq!(ids(m.of_recipient("u3", None)), ["a"]);
         m.get_mut("a").unwrap().status = MessageStatus::Sent;
-        assert_eq!(m["a"].status, MessageStatus::Sent);
+        assert_eq!(m.get("a").map(|r| r.status), Some(MessageStatus::Sent));
         assert_eq!(m.remove("a").map(|r| r.message_id), Some("a".into()));
         assert_eq!(m.count_of_recipient("u3"), 0);
         assert!(m.is_empty());
