@@ -16,6 +16,7 @@ mod cascade;
 mod coldstart;
 mod dynamo_model;
 mod handlers;
+mod interruptions;
 mod probe;
 mod report;
 mod send;
