@@ -29,15 +29,12 @@ impl Interruptions {
     /// From the gaps seen over `elapsed` of busy looping.
     pub fn from_gaps(gaps: &[Duration], elapsed: Duration) -> Interruptions {
         let secs = elapsed.as_secs_f64();
+        let per_busy_second = |x: f64| if secs > 0.0 { x / secs } else { 0.0 };
         let lost: Duration = gaps.iter().sum();
         Interruptions {
-            per_second: if secs > 0.0 { gaps.len() as f64 / secs } else { 0.0 },
+            per_second: per_busy_second(gaps.len() as f64),
             lengths: summarize(gaps),
-            share: if secs > 0.0 {
-                lost.as_secs_f64() / secs
-            } else {
-                0.0
-            },
+            share: per_busy_second(lost.as_secs_f64()),
         }
     }
 
